@@ -1,0 +1,5 @@
+"""``python -m mlre``."""
+
+from mlre.cli import main
+
+main()

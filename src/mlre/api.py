@@ -1,0 +1,242 @@
+"""The public Python API: what ``import mlre`` offers. Each CLI verb is one call here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlre.data.audit import AuditContext, run_checks
+from mlre.data.contract import DataContract, build_contract
+from mlre.data.load import Table, load_table
+from mlre.data.profile import ColumnProfile, profile_frame
+from mlre.data.roles import detect_task
+from mlre.errors import InputError, SpecError, did_you_mean
+from mlre.findings import Findings
+from mlre.spec import SPEC_FILE, Spec, load_spec, render_template
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class AuditReport:
+    """The outcome of ``mlre audit``: findings, profile, data contract and where they were recorded."""
+
+    findings: Findings
+    profiles: dict[str, ColumnProfile]
+    contract: DataContract
+    spec: Spec
+    task: str | None
+    source: str
+    data_sha256: str
+    n_rows: int
+    n_cols: int
+    test_source: str | None = None
+    run_id: str | None = None
+    tracking_uri: str | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any finding is an error (the data should not be learned from as is), else 0."""
+        return 1 if self.findings.has_errors else 0
+
+    def summary(self) -> dict[str, Any]:
+        """The headline facts of the audit."""
+        return {
+            "source": self.source, "test": self.test_source, "rows": self.n_rows,
+            "columns": self.n_cols, "target": self.spec.target, "task": self.task,
+            "data_sha256": self.data_sha256, "findings": self.findings.counts(),
+            "run_id": self.run_id, "tracking_uri": self.tracking_uri, "seconds": round(self.seconds, 2),
+        }  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (what ``mlre audit --json`` prints)."""
+        return {
+            "summary": self.summary(),
+            "findings": self.findings.to_list(),
+            "profile": [p.model_dump(mode="json") for p in self.profiles.values()],
+        }
+
+
+def _resolve_spec(spec: Spec | str | Path | None, overrides: dict[str, Any]) -> Spec:
+    if isinstance(spec, Spec):
+        values = spec.model_dump() | {k: v for k, v in overrides.items() if v not in (None, [], ())}
+        from mlre.spec import build_spec
+
+        return build_spec(values)
+    return load_spec(spec, **overrides)
+
+
+def _require_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
+    for name in names:
+        if name not in df.columns:
+            raise InputError(
+                f"{what} {name!r} is not a column of the data",
+                hint=did_you_mean(name, df.columns) or "columns: " + ", ".join(map(str, df.columns[:20])),
+            )
+
+
+def _prepare(table: Table, spec: Spec) -> pd.DataFrame:
+    """Apply the spec to a loaded table: drop ignored columns, check every named column exists."""
+    df = table.frame
+    _require_columns(df, spec.drop, "dropped column")
+    if spec.drop:
+        df = df.drop(columns=spec.drop)
+    if spec.target is not None:
+        _require_columns(df, [spec.target], "target")
+    _require_columns(df, spec.id_columns, "id column")
+    _require_columns(df, spec.sensitive, "sensitive column")
+    for key in ("time_column", "group_column"):
+        value = getattr(spec, key)
+        if value is not None:
+            _require_columns(df, [value], key.replace("_", " "))
+    return df
+
+
+def _task_of(df: pd.DataFrame, spec: Spec) -> str | None:
+    if spec.target is None:
+        return None
+    y = df[spec.target]
+    if y.notna().sum() == 0:
+        raise InputError(
+            f"target {spec.target!r} is missing in every row",
+            hint="check the column name and how missing values are written (na_values)",
+        )
+    detected = detect_task(y)  # raises on a single-valued target
+    task = spec.task or detected
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y.dtype):
+        raise SpecError(
+            f"task is regression but target {spec.target!r} is not numeric",
+            hint="set task: binary or multiclass, or clean the target's values",
+        )
+    if task == "binary" and detected != "binary":
+        raise SpecError(
+            f"task is binary but target {spec.target!r} has {y.nunique()} classes",
+            hint="set task: multiclass",
+        )
+    spec.resolved_metric(task)
+    return task
+
+
+def audit(
+    data: str | Path | pd.DataFrame | None = None,
+    *,
+    target: str | None = None,
+    test: str | Path | pd.DataFrame | None = None,
+    sql: str | None = None,
+    db: str | Path | None = None,
+    spec: Spec | str | Path | None = None,
+    track: bool = True,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    progress: Progress | None = None,
+    **spec_overrides: Any,
+) -> AuditReport:
+    """Check a table like a careful engineer and record the result in MLflow.
+
+    ``data`` is a file, a folder of files or a DataFrame; or give ``sql`` (and ``db``). Keyword
+    arguments not listed here override keys of the spec (``task``, ``seed``, ``id_columns``, ...).
+    """
+    started = time.perf_counter()
+    step = progress or (lambda _: None)
+    the_spec = _resolve_spec(spec, {"target": target, **spec_overrides})
+    step("loading data")
+    table = _as_table(data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, spec=the_spec)
+    df = _prepare(table, the_spec)
+    task = _task_of(df, the_spec)
+    test_table = None
+    if test is not None:
+        step("loading test data")
+        test_table = _as_table(test, encoding=encoding, delimiter=delimiter, spec=the_spec)
+
+    def body(run: Any | None) -> AuditReport:
+        step("profiling columns")
+        profiles = profile_frame(df, the_spec.id_columns)
+        ctx = AuditContext(
+            df=df, profiles=profiles, target=the_spec.target, task=task,
+            test=test_table.frame if test_table else None, seed=the_spec.seed,
+            declared_ids=tuple(the_spec.id_columns),
+        )  # fmt: skip
+        findings = run_checks(ctx, progress=step)
+        contract = build_contract(df, profiles, target=the_spec.target, task=task, data_sha256=table.sha256)
+        report = AuditReport(
+            findings=findings, profiles=profiles, contract=contract, spec=the_spec, task=task,
+            source=table.source, data_sha256=table.sha256, n_rows=len(df), n_cols=df.shape[1],
+            test_source=test_table.source if test_table else None, details=table.details,
+        )  # fmt: skip
+        if run is not None:
+            step("recording in MLflow")
+            _record(run, report, test_table)
+            report.run_id = run.run_id
+        report.seconds = time.perf_counter() - started
+        return report
+
+    if not track:
+        return body(None)
+    from mlre.track import tracked_run, tracking_uri
+
+    with tracked_run(the_spec.project_name, "audit", {"mlre.kind": "audit"}) as run:
+        report = body(run)
+    report.tracking_uri = tracking_uri()
+    return report
+
+
+def _as_table(
+    data: str | Path | pd.DataFrame | None,
+    *,
+    spec: Spec,
+    sql: str | None = None,
+    db: str | Path | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> Table:
+    if isinstance(data, pd.DataFrame):
+        if data.empty:
+            raise InputError("the DataFrame has no rows", hint="pass a table with data")
+        from mlre.data.audit.context import hash_rows
+
+        import hashlib
+
+        sha = hashlib.sha256(hash_rows(data).tobytes() + ",".join(map(str, data.columns)).encode()).hexdigest()
+        frame = data.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        return Table(frame, "DataFrame", "dataframe", sha, {})
+    return load_table(data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, na_values=spec.na_values)
+
+
+def _record(run: Any, report: AuditReport, test_table: Table | None) -> None:
+    counts = report.findings.counts()
+    run.set_tags({
+        "mlre.data_sha256": report.data_sha256, "mlre.source": report.source,
+        "mlre.test_sha256": test_table.sha256 if test_table else None,
+        "mlre.verdict": "fail" if report.findings.has_errors else "pass",
+    })  # fmt: skip
+    run.log_params({
+        "target": report.spec.target, "task": report.task, "rows": report.n_rows,
+        "columns": report.n_cols, "source": report.source,
+        "test_source": report.test_source, "seed": report.spec.seed,
+    })  # fmt: skip
+    run.log_metrics({f"findings_{k}": v for k, v in counts.items()})
+    run.log_json(report.findings.to_list(), "audit/findings.json")
+    run.log_json([p.model_dump(mode="json") for p in report.profiles.values()], "audit/profile.json")
+    run.log_text(report.contract.model_dump_json(indent=2), "audit/contract.json")
+    run.log_text(report.spec.model_dump_json(indent=2), "audit/spec.json")
+
+
+def init(path: str | Path = SPEC_FILE, *, target: str | None = None, project: str | None = None,
+         force: bool = False) -> Path:
+    """Write a commented objective spec (mlre.yaml); never overwrites one unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise InputError(f"{path} already exists", hint="edit it, or pass --force to overwrite it")
+    path.write_text(render_template(target=target, project=project), encoding="utf-8")
+    return path

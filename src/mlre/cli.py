@@ -1,0 +1,196 @@
+"""The ``mlre`` command line: parse, call the API, render with Rich. No logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="mlre",
+    help="A machine-learning research engineer you can run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _quiet_libraries() -> None:
+    for name in ("mlflow", "alembic", "urllib3", "git"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def guarded(fn: F) -> F:
+    """Turn an MlreError into a one-line message, a hint and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlre.errors import MlreError
+
+        try:
+            return fn(*args, **kwargs)
+        except MlreError as e:
+            err.print(f"[bold red]error:[/] {escape(e.message)}")
+            if e.hint:
+                err.print(f"[dim]hint:[/] {escape(e.hint)}")
+            raise typer.Exit(e.exit_code) from None
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except Exception as e:
+            if logging.getLogger().isEnabledFor(logging.INFO):
+                raise
+            err.print(f"[bold red]internal error:[/] {escape(type(e).__name__)}: {escape(str(e))}")
+            err.print("[dim]hint:[/] this is a bug in mlre; rerun with --verbose for the traceback and report it")
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def steps(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the step being worked on."""
+    if not enabled:
+        yield lambda _: None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("starting", total=None)
+        yield lambda label: bar.update(task, description=label)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mlre import __version__
+
+        out.print(f"mlre {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    """A machine-learning research engineer you can run."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        _quiet_libraries()
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """Accept both repeated options and comma-separated lists."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+@guarded
+def audit(
+    data: Annotated[Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    test: Annotated[Path | None, typer.Option(help="A test table to compare with (overlap, shift).")] = None,
+    db: Annotated[Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")] = None,
+    sql: Annotated[str | None, typer.Option(help="Query that selects the table.")] = None,
+    spec: Annotated[Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")] = None,
+    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression (default: detected).")] = None,
+    id_columns: Annotated[list[str] | None, typer.Option("--id-columns", help="Identifier columns.")] = None,
+    na_values: Annotated[list[str] | None, typer.Option("--na-values", help="Extra missing-value tokens.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable findings.")] = False,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Record the audit in MLflow.")] = True,
+) -> None:
+    """Check a table like a careful engineer. Exit 1 if any finding is an error."""
+    import mlre
+
+    with steps(enabled=not as_json) as step:
+        report = mlre.audit(
+            data, target=target, test=test, sql=sql, db=db, spec=spec, track=track,
+            encoding=encoding, delimiter=delimiter.encode().decode("unicode_escape") if delimiter else None,
+            progress=step, task=task, id_columns=_split(id_columns), na_values=_split(na_values), seed=seed,
+        )  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    else:
+        _render_audit(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _render_audit(report: Any) -> None:
+    s = report.summary()
+    out.print(
+        f"[bold]{escape(str(s['source']))}[/]: {s['rows']:,} rows × {s['columns']} columns"
+        + (f", target [bold]{escape(str(s['target']))}[/] ({s['task']})" if s["target"] else "")
+        + (f", compared with {escape(str(s['test']))}" if s["test"] else "")
+    )
+    if not len(report.findings):
+        out.print("[green]No findings: the data looks clean.[/]")
+    for severity in ("error", "warning", "info"):
+        items = report.findings.of(severity)
+        if not items:
+            continue
+        table = Table(
+            title=f"{severity.capitalize()}s ({len(items)})", title_justify="left",
+            title_style=SEVERITY_STYLE[severity], show_lines=False, expand=True,
+        )  # fmt: skip
+        table.add_column("check", style="bold", no_wrap=True)
+        table.add_column("column", overflow="fold", max_width=24)
+        table.add_column("finding", ratio=3)
+        table.add_column("how to fix", ratio=2, style="dim")
+        for f in items:
+            table.add_row(f.check, escape(f.column or ""), escape(f.message), escape(f.fix or ""))
+        out.print(table)
+    counts = s["findings"]
+    verdict = "[bold red]FAIL[/]" if report.exit_code else "[bold green]PASS[/]"
+    out.print(
+        f"{verdict}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info "
+        f"in {s['seconds']:.1f}s"
+    )
+    if report.run_id:
+        out.print(f"[dim]recorded as MLflow run {report.run_id} in {escape(str(report.tracking_uri))}[/]")
+
+
+@app.command()
+@guarded
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the spec.")] = Path("mlre.yaml"),
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    project: Annotated[str | None, typer.Option(help="Project name.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented objective spec (mlre.yaml) to edit."""
+    import mlre
+
+    written = mlre.init(path, target=target, project=project, force=force)
+    out.print(f"wrote {escape(str(written))}: edit it, then run [bold]mlre audit DATA[/]")
+
+
+def main() -> None:
+    """Entry point of the ``mlre`` console script."""
+    app()

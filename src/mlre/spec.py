@@ -1,0 +1,251 @@
+"""The objective spec: what to predict, how it is judged, and within which limits.
+
+It lives in ``mlre.yaml`` (written by ``mlre init``); CLI flags override its keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlre.errors import SpecError, did_you_mean
+
+Task = Literal["binary", "multiclass", "regression"]
+
+#: Every metric mlre knows, with the tasks it fits and whether larger is better.
+METRICS: dict[str, tuple[frozenset[str], bool]] = {
+    "roc_auc": (frozenset({"binary", "multiclass"}), True),
+    "log_loss": (frozenset({"binary", "multiclass"}), False),
+    "accuracy": (frozenset({"binary", "multiclass"}), True),
+    "balanced_accuracy": (frozenset({"binary", "multiclass"}), True),
+    "f1": (frozenset({"binary", "multiclass"}), True),
+    "rmse": (frozenset({"regression"}), False),
+    "mae": (frozenset({"regression"}), False),
+    "r2": (frozenset({"regression"}), True),
+    "mape": (frozenset({"regression"}), False),
+}
+
+DEFAULT_METRIC: dict[str, str] = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+
+SPEC_FILE = "mlre.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FairnessConstraint(_Strict):
+    """A bound on the disparity between groups of a sensitive column."""
+
+    metric: str = "demographic_parity_difference"
+    max_difference: float = Field(0.1, ge=0, le=1)
+
+
+class Constraints(_Strict):
+    """Limits the chosen model must respect; enforced by the search and the release gates."""
+
+    max_latency_ms: float | None = Field(None, gt=0)
+    max_model_mb: float | None = Field(None, gt=0)
+    interpretable: bool = False
+    fairness: FairnessConstraint | None = None
+
+
+class Spec(_Strict):
+    """The objective contract of a project."""
+
+    project: str | None = Field(None, description="name for experiments and the registered model")
+    target: str | None = None
+    task: Task | None = None
+    metric: str | None = None
+    time_budget: float = Field(300.0, gt=0, le=7 * 24 * 3600, description="seconds")
+    seed: int = Field(0, ge=0)
+    holdout: float = Field(0.2, gt=0, lt=0.9, description="fraction kept for honest evaluation")
+    id_columns: list[str] = Field(default_factory=list)
+    time_column: str | None = None
+    group_column: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list, description="columns ignored entirely")
+    na_values: list[str] = Field(default_factory=list, description="extra tokens read as missing")
+    constraints: Constraints = Field(default_factory=Constraints)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.lower()
+        if v not in METRICS:
+            hint = did_you_mean(v, METRICS) or "known metrics: " + ", ".join(METRICS)
+            raise ValueError(f"unknown metric {v!r}; {hint}")
+        return v
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Spec:
+        if self.metric and self.task:
+            check_metric_fits(self.metric, self.task)
+        return self
+
+    @property
+    def project_name(self) -> str:
+        """The project's name: given, or derived from the target."""
+        return self.project or (self.target or "mlre")
+
+    def resolved_metric(self, task: str) -> str:
+        """The metric to optimise for ``task``: the spec's, or the task's default."""
+        metric = self.metric or DEFAULT_METRIC[task]
+        check_metric_fits(metric, task)
+        return metric
+
+
+def check_metric_fits(metric: str, task: str) -> None:
+    """Raise a SpecError when ``metric`` cannot judge ``task``."""
+    tasks, _ = METRICS[metric]
+    if task not in tasks:
+        fitting = [m for m, (t, _) in METRICS.items() if task in t]
+        raise SpecError(
+            f"metric {metric!r} does not fit a {task} task",
+            hint="use one of " + ", ".join(fitting),
+        )
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys at the nesting level named by ``loc`` (for suggestions)."""
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        for candidate in getattr(ann, "__args__", (ann,)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+        else:
+            return []
+    return list(current.model_fields)
+
+
+def _explain(err: ValidationError, source: str) -> SpecError:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "spec"
+    if first["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        hint = did_you_mean(key, _field_names(Spec, loc)) or (
+            "valid keys: " + ", ".join(_field_names(Spec, loc))
+        )
+        return SpecError(f"unknown key {where!r} in {source}", hint=hint)
+    msg = first["msg"].removeprefix("Value error, ")
+    return SpecError(f"invalid value for {where!r} in {source}: {msg}", hint="see `mlre init`")
+
+
+def build_spec(values: dict[str, Any], source: str = "the spec") -> Spec:
+    """Validate a dict of spec values into a Spec, with errors a person can act on."""
+    try:
+        return Spec.model_validate(values)
+    except ValidationError as err:
+        raise _explain(err, source) from None
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The raw key/values of a spec file (validated later, after overrides are applied)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file {str(path)!r} not found", hint="create one with `mlre init`")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{path} is not valid YAML{where}", hint="check indentation and colons") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
+    if not isinstance(values, dict):
+        raise SpecError(f"{path} must hold a mapping of keys to values", hint="see `mlre init`")
+    return values
+
+
+def load_spec(path: str | Path | None = None, **overrides: Any) -> Spec:
+    """The spec from ``path`` (or ./mlre.yaml when present), with ``overrides`` applied on top.
+
+    Overrides whose value is None or an empty list are ignored, so CLI flags left unset never
+    clobber the file.
+    """
+    values: dict[str, Any] = {}
+    source = "the command-line options"
+    if path is not None:
+        values = read_spec_file(path)
+        source = str(path)
+    elif Path(SPEC_FILE).is_file():
+        values = read_spec_file(SPEC_FILE)
+        source = SPEC_FILE
+    for key, value in overrides.items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        values[key] = list(value) if isinstance(value, tuple) else value
+    return build_spec(values, source)
+
+
+SPEC_TEMPLATE = """\
+# mlre objective spec. Every key is optional; command-line flags override what is here.
+# Reference: `mlre init --help`. Unknown keys are an error, so typos never pass silently.
+
+# Name for the MLflow experiment and the registered model (default: the target's name).
+project: {project}
+
+# The column to predict.
+target: {target}
+
+# binary | multiclass | regression. Detected from the target when left empty.
+task: null
+
+# What "better" means. Classification: roc_auc, log_loss, accuracy, balanced_accuracy, f1.
+# Regression: rmse, mae, r2, mape. Default: roc_auc (binary), log_loss (multiclass), rmse.
+metric: null
+
+# Wall-clock seconds for a whole `mlre run`, audit to registered model.
+time_budget: 300
+
+# Drives every split, search and model, so a run can be replayed exactly.
+seed: 0
+
+# Fraction of rows kept aside, never seen by the search, for the honest score.
+holdout: 0.2
+
+# Columns that identify a row (never used as features).
+id_columns: []
+
+# A time column makes the holdout time-ordered (train on the past, test on the future).
+time_column: null
+
+# A group column keeps all rows of a group on the same side of every split.
+group_column: null
+
+# Protected attributes: every model is audited for disparities between their groups.
+sensitive: []
+
+# Columns to ignore entirely.
+drop: []
+
+# Extra text tokens to read as missing values, for example "?" or "unknown".
+na_values: []
+
+# Limits the chosen model must respect.
+constraints:
+  max_latency_ms: null      # p95 prediction latency for one row
+  max_model_mb: null        # size of the saved pipeline
+  interpretable: false      # only linear models and shallow trees
+  fairness: null            # e.g. {{metric: demographic_parity_difference, max_difference: 0.1}}
+"""
+
+
+def render_template(target: str | None = None, project: str | None = None) -> str:
+    """The commented mlre.yaml that ``mlre init`` writes."""
+
+    def scalar(v: str | None) -> str:
+        return "null" if v is None else yaml.safe_dump(v, default_style=None).strip().removesuffix(
+            "\n..."
+        )
+
+    return SPEC_TEMPLATE.format(target=scalar(target), project=scalar(project))
