@@ -350,7 +350,7 @@ def _finish(
                 f"{details.get('encoding', 'UTF-8')}",
                 hint="pass --encoding with the file's real encoding (for example latin-1)",
             )
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(date_as_object=False)
     return _finish_frame(frame, path, fmt, sha, details, source)
 
 

@@ -12,10 +12,11 @@ from mlre.data.audit.context import AuditContext
 from mlre.data.roles import Role, is_text_dtype, kind_fractions, value_sample
 from mlre.findings import Finding, Severity
 
-DISGUISED_MISSING = {
-    "?", "-", "--", "na", "n/a", "none", "null", "unknown", "missing", "nan", "not available",
-    "undefined", "#n/a", "(blank)", "blank", "empty", ".",
-}  # fmt: skip
+#: Tokens that almost always stand for "missing": reported as warnings.
+MISSING_SYMBOLS = {"?", "-", "--", ".", "na", "n/a", "null", "nan", "#n/a", "(blank)", "undefined"}
+#: Words that often mean "missing" but can be real categories: reported as info.
+MISSING_WORDS = {"unknown", "missing", "not available", "blank", "empty"}
+DISGUISED_MISSING = MISSING_SYMBOLS | MISSING_WORDS
 
 
 def _pct(x: float) -> str:
@@ -61,8 +62,9 @@ def disguised_missing(ctx: AuditContext) -> Iterator[Finding]:
         tokens = {str(k): int(v) for k, v in counts.items() if str(k).strip().lower() in DISGUISED_MISSING}
         if tokens:
             total = sum(tokens.values())
+            symbolic = any(t.strip().lower() in MISSING_SYMBOLS for t in tokens)
             yield Finding(
-                severity=Severity.WARNING, check="disguised_missing", column=col,
+                severity=Severity.WARNING if symbolic else Severity.INFO, check="disguised_missing", column=col,
                 message=f"{col!r} uses {', '.join(repr(t) for t in tokens)} for missing values ({total} rows)",
                 evidence={"tokens": tokens, "fraction": round(total / ctx.n_rows, 4)},
                 fix=f"declare them missing: na_values: {list(tokens)} in mlre.yaml (or --na-values)",
@@ -114,7 +116,7 @@ def duplicate_rows(ctx: AuditContext) -> Iterator[Finding]:
     if len(conflicted):
         rows = np.flatnonzero(labelled)[frame["h"].isin(conflicted.index).to_numpy()]
         yield Finding(
-            severity=Severity.WARNING, check="conflicting_duplicates",
+            severity=Severity.INFO, check="conflicting_duplicates",
             message=f"{len(conflicted)} group(s) of identical feature rows carry different labels ({len(rows)} rows)",
             evidence={"groups": len(conflicted), "rows": len(rows), "example_rows": [int(r) for r in rows[:10]]},
             fix="check the labels of these rows; if both are right, the features cannot separate them",
@@ -179,6 +181,8 @@ def mixed_types(ctx: AuditContext) -> Iterator[Finding]:
         p = ctx.profiles[col]
         if p.dtype == "mixed":
             kinds = s.dropna().map(lambda v: type(v).__name__).value_counts()
+            if len(kinds) < 2:
+                continue
             yield Finding(
                 severity=Severity.WARNING, check="mixed_types", column=col,
                 message=f"{col!r} mixes value types: " + ", ".join(f"{k} ({v})" for k, v in kinds.items()),
@@ -193,6 +197,8 @@ def mixed_types(ctx: AuditContext) -> Iterator[Finding]:
         kinds = kind_fractions(sample)
         if not kinds:
             continue
+        # yes/no tokens beside other words are ordinary categories, not a type mix
+        kinds["text"] = kinds.get("text", 0.0) + kinds.pop("boolean", 0.0)
         ranked = sorted(((v, k) for k, v in kinds.items() if v > 0), reverse=True)
         if len(ranked) < 2 or ranked[0][1] == "text" or ranked[1][0] < 0.001:
             continue

@@ -268,7 +268,7 @@ def label_issues(ctx: AuditContext) -> Iterator[Finding]:
     very_low = int((given[ranked] < 0.02).sum())
     sampled = len(idx) < int(ctx.labelled.sum())
     yield Finding(
-        severity=Severity.WARNING if very_low >= 0.001 * len(idx) and very_low >= 3 else Severity.INFO,
+        severity=Severity.WARNING if very_low >= max(3, 0.01 * len(idx)) else Severity.INFO,
         check="label_issues", column=ctx.target,
         message=f"{len(ranked)} row(s) ({100 * frac:.1f}%) may be mislabelled"
         + (f", {very_low} of them with a label probability under 2%" if very_low else "")
