@@ -30,6 +30,8 @@ err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+SEVERITY_MARK = {"error": "✖", "warning": "!", "info": "i"}
+SEVERITY_TITLE = {"error": "Errors", "warning": "Warnings", "info": "Info"}
 
 
 def _quiet_libraries() -> None:
@@ -155,17 +157,17 @@ def _render_audit(report: Any) -> None:
         items = report.findings.of(severity)
         if not items:
             continue
-        table = Table(
-            title=f"{severity.capitalize()}s ({len(items)})", title_justify="left",
-            title_style=SEVERITY_STYLE[severity], show_lines=False, expand=True,
-        )  # fmt: skip
-        table.add_column("check", style="bold", no_wrap=True)
-        table.add_column("column", overflow="fold", max_width=24)
-        table.add_column("finding", ratio=3)
-        table.add_column("how to fix", ratio=2, style="dim")
+        style = SEVERITY_STYLE[severity]
+        out.print(f"\n[{style}]{SEVERITY_TITLE[severity]} ({len(items)})[/]")
+        table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+        table.add_column(width=1)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(ratio=1)
         for f in items:
-            table.add_row(f.check, escape(f.column or ""), escape(f.message), escape(f.fix or ""))
+            text = escape(f.message) + (f"\n[dim]→ {escape(f.fix)}[/]" if f.fix else "")
+            table.add_row(f"[{style}]{SEVERITY_MARK[severity]}[/]", f.check, text)
         out.print(table)
+    out.print()
     counts = s["findings"]
     verdict = "[bold red]FAIL[/]" if report.exit_code else "[bold green]PASS[/]"
     out.print(

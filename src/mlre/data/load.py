@@ -144,6 +144,13 @@ def _load_csv(
         raise _explain_csv_error(err, path, compression, enc, delim) from None
     except (OSError, EOFError) as err:
         raise InputError(f"cannot read {path}: {err}", hint="check the file is complete") from None
+    try:
+        table.column_names  # noqa: B018 - Arrow decodes the header names only here
+    except UnicodeDecodeError:
+        raise InputError(
+            f"the header of {path} has text that is not valid {enc}",
+            hint="pass --encoding with the file's real encoding (for example latin-1)",
+        ) from None
     if enc == "utf-8-sig" and table.column_names and table.column_names[0].startswith("\ufeff"):
         table = table.rename_columns([table.column_names[0][1:], *table.column_names[1:]])
     details = {"encoding": enc, "delimiter": delim, "compression": compression}
@@ -175,6 +182,8 @@ def _explain_csv_error(
             f"{match.group(1)}{where}",
             hint="fix or quote that row; if the delimiter is wrong, pass --delimiter",
         )
+    if "Empty CSV file" in msg:  # Arrow's words for a header line with no line end and no rows
+        return InputError(f"{path} has a header but no data rows", hint="add rows below the header")
     if "UTF8" in msg or "decode" in msg.lower() or "encod" in msg.lower():
         return InputError(
             f"{path} has text that is not valid {enc}",
@@ -310,7 +319,10 @@ def _duckdb_query(sql: str, db: Path | None) -> pa.Table:
     except duckdb.Error as err:
         raise InputError(f"cannot open database {db}: {err}", hint="is it a DuckDB file?") from None
     try:
-        return con.execute(sql).to_arrow_table()
+        relation = con.sql(sql)  # a relation, not a DB-API result: no extra copy, no warning
+        if relation is None:
+            raise InputError("the query returns no table", hint='use "select * from my_table"')
+        return relation.to_arrow_table()
     except duckdb.Error as err:
         tables = [r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()]
         first = str(err).splitlines()[0]
@@ -328,8 +340,9 @@ def _sqlite_query(sql: str, db: Path) -> pd.DataFrame:
         return pd.read_sql_query(sql, con)
     except (sqlite3.Error, pd.errors.DatabaseError) as err:
         tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        first = str(err).splitlines()[0].removeprefix("Execution failed on sql").strip()
         raise InputError(
-            f"the query failed: {str(err).splitlines()[0].removeprefix('Execution failed on sql')}",
+            f"the query failed: {first}",
             hint=("tables in the database: " + ", ".join(tables)) if tables else "the database has no tables",
         ) from None
     finally:

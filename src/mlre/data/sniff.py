@@ -106,12 +106,18 @@ def detect_encoding(sample: bytes, path: Path) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample[:200_000]).best()
+    matches = from_bytes(sample[:200_000])
+    best = matches.best()
     if best is None:
         raise InputError(
             f"cannot tell the text encoding of {path}",
             hint="pass --encoding (for example latin-1 or cp1252)",
         )
+    # Many single-byte code pages decode a Western sample equally cleanly, and the statistics then
+    # often pick a rare one (cp775, cp1250) that garbles 'José' or 'Nuñez'. Among the cleanest
+    # candidates prefer cp1252, the usual encoding of tables that are not UTF-8.
+    if any("cp1252" in m.could_be_from_charset and m.chaos <= best.chaos for m in matches):
+        return "cp1252"
     return best.encoding
 
 
