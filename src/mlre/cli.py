@@ -49,9 +49,9 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except MlreError as e:
-            err.print(f"[bold red]error:[/] {escape(e.message)}")
+            err.print(f"[bold red]error:[/] {escape(e.message)}", soft_wrap=True)
             if e.hint:
-                err.print(f"[dim]hint:[/] {escape(e.hint)}")
+                err.print(f"[dim]hint:[/] {escape(e.hint)}", soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except typer.Exit:
             raise

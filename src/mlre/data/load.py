@@ -124,12 +124,13 @@ def _load_csv(
         raise InputError(f"{path} is empty", hint="the file holds no header and no rows")
     enc = encoding or sniff.detect_encoding(sample, path)
     try:
-        text = sample.decode(enc, errors="ignore")
+        text = sample.decode(enc, errors="replace")
     except LookupError:
         raise InputError(f"unknown encoding {enc!r}", hint="use a Python codec name such as latin-1") from None
     delim = delimiter or sniff.detect_delimiter(text, path)
     header = next(csv.reader(io.StringIO(text.splitlines()[0] if text else ""), delimiter=delim), [])
-    _check_header(header, path)
+    if not any("\ufffd" in name for name in header):  # undecodable names are reported after reading
+        _check_header(header, path)
 
     arrow_enc = "utf8" if enc in {"utf-8", "utf-8-sig", "ascii"} else enc
     read_opts = pacsv.ReadOptions(encoding=arrow_enc, block_size=16 << 20)
@@ -263,15 +264,23 @@ def _load_dir(
 ) -> Table:
     files = sorted(
         f for f in path.rglob("*")
-        if f.is_file() and not f.name.startswith((".", "_")) and sniff.logical_suffix(f) in sniff.DATA_SUFFIXES
+        if f.is_file() and sniff.logical_suffix(f) in sniff.DATA_SUFFIXES
+        and not any(part.startswith((".", "_")) for part in f.relative_to(path).parts)
     )  # fmt: skip
     parquet = [f for f in files if sniff.logical_suffix(f) in sniff.PARQUET_SUFFIXES]
+    if parquet and len(parquet) < len(files):
+        others = [f.name for f in files if f not in parquet][:3]
+        raise InputError(
+            f"{path} mixes Parquet files with other data files ({', '.join(others)})",
+            hint="put only files of the same table, in one format, in the folder",
+        )
     if parquet:
         import pyarrow.dataset as ds
 
         try:
-            table = ds.dataset(path, format="parquet", partitioning="hive",
-                               exclude_invalid_files=False).to_table()
+            # only the Parquet files found above: a README or _SUCCESS beside them is not data
+            table = ds.dataset([str(f) for f in parquet], format="parquet", partitioning="hive",
+                               partition_base_dir=str(path)).to_table()
         except (pa.ArrowException, OSError) as err:
             raise InputError(
                 f"the Parquet files in {path} cannot be read ({str(err).splitlines()[0]})",
