@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import ALL_DATASETS, DATASETS, audit, dataset, meta
 
 import mlre
+from helpers import ALL_DATASETS, DATASETS, audit, dataset, meta
 from mlre.errors import InputError, SpecError
 from mlre.findings import Severity
 

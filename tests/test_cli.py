@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import duckdb
-import pytest
-from helpers import DATASETS, dataset
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from helpers import DATASETS, dataset
 from mlre.cli import app
 
 ADULT = DATASETS / "adult" / "data.csv.gz"
@@ -58,7 +57,9 @@ def test_audit_with_a_test_file(store: Path):
     train, test = store / "train.parquet", store / "test.parquet"
     df.iloc[:4000].to_parquet(train)
     df.iloc[3000:].to_parquet(test)  # 1,000 rows shared
-    result = mlre("audit", train, "--target", "income-per-year", "--test", test, "--json", "--no-track")
+    result = mlre(
+        "audit", train, "--target", "income-per-year", "--test", test, "--json", "--no-track"
+    )
     assert result.exit_code == 1
     checks = {f["check"] for f in json.loads(result.stdout)["findings"]}
     assert "train_test_overlap" in checks
@@ -69,8 +70,16 @@ def test_audit_from_sql(store: Path):
     con = duckdb.connect(str(db))
     con.execute(f"create table customers as select * from read_csv_auto('{GERMAN}')")
     con.close()
-    result = mlre("audit", "--db", db, "--sql", "select * from customers where age > 20",
-                  "--target", "credit", "--no-track")  # fmt: skip
+    result = mlre(
+        "audit",
+        "--db",
+        db,
+        "--sql",
+        "select * from customers where age > 20",
+        "--target",
+        "credit",
+        "--no-track",
+    )
     assert result.exit_code == 0, result.output
     assert "customers" in result.stdout
 
@@ -105,7 +114,9 @@ def _bad_inputs(folder: Path) -> list[tuple[list[str], str]]:
     (folder / "header.csv").write_text("a,b,y\n")
     with gzip.open(folder / "ok.csv.gz", "wt") as fh:
         fh.write("a,b,y\n1,2,0\n3,4,1\n")
-    (folder / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    (folder / "binary.csv").write_bytes(
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+    )
     (folder / "latin.csv").write_bytes("name,y\ncaf\xe9,1\nna\xefve,0\n".encode("latin-1"))
     (folder / "ragged.csv").write_text("a,b,y\n1,2,0\n3,4,5,1\n")
     (folder / "dupes.csv").write_text("a,a,y\n1,2,0\n3,4,1\n")
@@ -131,13 +142,33 @@ def _bad_inputs(folder: Path) -> list[tuple[list[str], str]]:
         (["audit", folder / "ragged.csv", "--target", "y"], ["4 fields", "header has 3", "line 3"]),
         (["audit", folder / "dupes.csv", "--target", "y"], ["duplicate column names", "'a'"]),
         (["audit", folder / "broken.parquet", *german], ["not a readable Parquet"]),
-        (["audit", "--db", folder / "shop.sqlite", "--sql", "selec * from orders", "--target", "y"],
-         ["query failed", "orders"]),
-        (["audit", "--db", folder / "shop.sqlite", "--sql", "select * from customers", "--target", "y"],
-         ["no such table"]),
+        (
+            [
+                "audit",
+                "--db",
+                folder / "shop.sqlite",
+                "--sql",
+                "selec * from orders",
+                "--target",
+                "y",
+            ],
+            ["query failed", "orders"],
+        ),
+        (
+            [
+                "audit",
+                "--db",
+                folder / "shop.sqlite",
+                "--sql",
+                "select * from customers",
+                "--target",
+                "y",
+            ],
+            ["no such table"],
+        ),
         (["audit", folder / "nothing", *german], ["no data files"]),
         (["audit", GERMAN, *german, "--task", "regression", "--seed", "-3"], ["seed"]),
-    ]  # fmt: skip
+    ]
 
 
 def test_bad_input_gets_a_clear_message_and_leaves_the_store_intact(store: Path):
@@ -162,18 +193,34 @@ def test_bad_input_gets_a_clear_message_and_leaves_the_store_intact(store: Path)
     assert sqlite3.connect(db).execute("pragma integrity_check").fetchone() == ("ok",)
     runs = client.search_runs([before.info.experiment_id])
     assert [r.info.run_id for r in runs] == [before.info.run_id]
-    assert {a.path for a in client.list_artifacts(before.info.run_id, "audit")} >= {"audit/contract.json"}
+    assert {a.path for a in client.list_artifacts(before.info.run_id, "audit")} >= {
+        "audit/contract.json"
+    }
 
 
 def test_the_installed_command_and_python_m(store: Path):
     exe = Path(sys.executable).parent / "mlre"
-    done = subprocess.run([exe, "audit", GERMAN, "--target", "credit", "--json"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [exe, "audit", GERMAN, "--target", "credit", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["summary"]["run_id"]
     assert (store / "mlruns.db").is_file()
-    missing = subprocess.run([exe, "audit", store / "nope.csv", "--target", "y"],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "does not exist" in missing.stderr
-    version = subprocess.run([sys.executable, "-m", "mlre", "--version"], capture_output=True, text=True)
+    missing = subprocess.run(
+        [exe, "audit", store / "nope.csv", "--target", "y"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        missing.returncode == 2
+        and "Traceback" not in missing.stderr
+        and "does not exist" in missing.stderr
+    )
+    version = subprocess.run(
+        [sys.executable, "-m", "mlre", "--version"], capture_output=True, text=True
+    )
     assert version.returncode == 0 and version.stdout.startswith("mlre ")

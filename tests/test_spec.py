@@ -46,7 +46,9 @@ def test_flags_override_the_file_and_unset_flags_do_not(tmp_path: Path):
     assert spec.seed == 11 and spec.sensitive == ["sex"] and spec.target == "y"
 
 
-def test_mlre_yaml_in_the_working_directory_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_mlre_yaml_in_the_working_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mlre.yaml").write_text("target: churn\nmetric: log_loss\n")
     assert load_spec().metric == "log_loss"

@@ -7,14 +7,27 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from mlre.api import AuditReport, audit, init  # noqa: E402
-from mlre.data.contract import DataContract  # noqa: E402
-from mlre.data.load import load_table  # noqa: E402
-from mlre.errors import InputError, MlreError, SpecError, TrackingError  # noqa: E402
-from mlre.findings import Finding, Findings, Severity  # noqa: E402
-from mlre.spec import Spec, load_spec  # noqa: E402
+from mlre.api import AuditReport, audit, init
+from mlre.data.contract import DataContract
+from mlre.data.load import load_table
+from mlre.errors import InputError, MlreError, SpecError, TrackingError
+from mlre.findings import Finding, Findings, Severity
+from mlre.spec import Spec, load_spec
 
 __all__ = [
-    "AuditReport", "DataContract", "Finding", "Findings", "InputError", "MlreError", "Severity",
-    "Spec", "SpecError", "TrackingError", "__version__", "audit", "init", "load_spec", "load_table",
-]  # fmt: skip
+    "AuditReport",
+    "DataContract",
+    "Finding",
+    "Findings",
+    "InputError",
+    "MlreError",
+    "Severity",
+    "Spec",
+    "SpecError",
+    "TrackingError",
+    "__version__",
+    "audit",
+    "init",
+    "load_spec",
+    "load_table",
+]

@@ -52,11 +52,18 @@ class AuditReport:
     def summary(self) -> dict[str, Any]:
         """The headline facts of the audit."""
         return {
-            "source": self.source, "test": self.test_source, "rows": self.n_rows,
-            "columns": self.n_cols, "target": self.spec.target, "task": self.task,
-            "data_sha256": self.data_sha256, "findings": self.findings.counts(),
-            "run_id": self.run_id, "tracking_uri": self.tracking_uri, "seconds": round(self.seconds, 2),
-        }  # fmt: skip
+            "source": self.source,
+            "test": self.test_source,
+            "rows": self.n_rows,
+            "columns": self.n_cols,
+            "target": self.spec.target,
+            "task": self.task,
+            "data_sha256": self.data_sha256,
+            "findings": self.findings.counts(),
+            "run_id": self.run_id,
+            "tracking_uri": self.tracking_uri,
+            "seconds": round(self.seconds, 2),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready (what ``mlre audit --json`` prints)."""
@@ -81,7 +88,8 @@ def _require_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
         if name not in df.columns:
             raise InputError(
                 f"{what} {name!r} is not a column of the data",
-                hint=did_you_mean(name, df.columns) or "columns: " + ", ".join(map(str, df.columns[:20])),
+                hint=did_you_mean(name, df.columns)
+                or "columns: " + ", ".join(map(str, df.columns[:20])),
             )
 
 
@@ -162,17 +170,31 @@ def audit(
         step("profiling columns")
         profiles = profile_frame(df, the_spec.id_columns)
         ctx = AuditContext(
-            df=df, profiles=profiles, target=the_spec.target, task=task,
-            test=test_table.frame if test_table else None, seed=the_spec.seed,
+            df=df,
+            profiles=profiles,
+            target=the_spec.target,
+            task=task,
+            test=test_table.frame if test_table else None,
+            seed=the_spec.seed,
             declared_ids=tuple(the_spec.id_columns),
-        )  # fmt: skip
+        )
         findings = run_checks(ctx, progress=step)
-        contract = build_contract(df, profiles, target=the_spec.target, task=task, data_sha256=table.sha256)
+        contract = build_contract(
+            df, profiles, target=the_spec.target, task=task, data_sha256=table.sha256
+        )
         report = AuditReport(
-            findings=findings, profiles=profiles, contract=contract, spec=the_spec, task=task,
-            source=table.source, data_sha256=table.sha256, n_rows=len(df), n_cols=df.shape[1],
-            test_source=test_table.source if test_table else None, details=table.details,
-        )  # fmt: skip
+            findings=findings,
+            profiles=profiles,
+            contract=contract,
+            spec=the_spec,
+            task=task,
+            source=table.source,
+            data_sha256=table.sha256,
+            n_rows=len(df),
+            n_cols=df.shape[1],
+            test_source=test_table.source if test_table else None,
+            details=table.details,
+        )
         if run is not None:
             step("recording in MLflow")
             _record(run, report, test_table)
@@ -202,38 +224,58 @@ def _as_table(
     if isinstance(data, pd.DataFrame):
         if data.empty:
             raise InputError("the DataFrame has no rows", hint="pass a table with data")
-        from mlre.data.audit.context import hash_rows
-
         import hashlib
 
-        sha = hashlib.sha256(hash_rows(data).tobytes() + ",".join(map(str, data.columns)).encode()).hexdigest()
+        from mlre.data.audit.context import hash_rows
+
+        sha = hashlib.sha256(
+            hash_rows(data).tobytes() + ",".join(map(str, data.columns)).encode()
+        ).hexdigest()
         frame = data.copy()
         frame.columns = [str(c) for c in frame.columns]
         return Table(frame, "DataFrame", "dataframe", sha, {})
-    return load_table(data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, na_values=spec.na_values)
+    return load_table(
+        data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, na_values=spec.na_values
+    )
 
 
 def _record(run: Any, report: AuditReport, test_table: Table | None) -> None:
     counts = report.findings.counts()
-    run.set_tags({
-        "mlre.data_sha256": report.data_sha256, "mlre.source": report.source,
-        "mlre.test_sha256": test_table.sha256 if test_table else None,
-        "mlre.verdict": "fail" if report.findings.has_errors else "pass",
-    })  # fmt: skip
-    run.log_params({
-        "target": report.spec.target, "task": report.task, "rows": report.n_rows,
-        "columns": report.n_cols, "source": report.source,
-        "test_source": report.test_source, "seed": report.spec.seed,
-    })  # fmt: skip
+    run.set_tags(
+        {
+            "mlre.data_sha256": report.data_sha256,
+            "mlre.source": report.source,
+            "mlre.test_sha256": test_table.sha256 if test_table else None,
+            "mlre.verdict": "fail" if report.findings.has_errors else "pass",
+        }
+    )
+    run.log_params(
+        {
+            "target": report.spec.target,
+            "task": report.task,
+            "rows": report.n_rows,
+            "columns": report.n_cols,
+            "source": report.source,
+            "test_source": report.test_source,
+            "seed": report.spec.seed,
+        }
+    )
     run.log_metrics({f"findings_{k}": v for k, v in counts.items()})
     run.log_json(report.findings.to_list(), "audit/findings.json")
-    run.log_json([p.model_dump(mode="json") for p in report.profiles.values()], "audit/profile.json")
+    run.log_json(
+        [p.model_dump(mode="json") for p in report.profiles.values()], "audit/profile.json"
+    )
     run.log_text(report.contract.model_dump_json(indent=2), "audit/contract.json")
     run.log_text(report.spec.model_dump_json(indent=2), "audit/spec.json")
 
 
-def init(path: str | Path = SPEC_FILE, *, target: str | None = None, project: str | None = None,
-         force: bool = False) -> Path:
+def init(
+    path: str | Path = SPEC_FILE,
+    *,
+    target: str | None = None,
+    project: str | None = None,
+    force: bool = False,
+) -> Path:
     """Write a commented objective spec (mlre.yaml); never overwrites one unless ``force``."""
     path = Path(path)
     if path.exists() and not force:

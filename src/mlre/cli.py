@@ -62,7 +62,9 @@ def guarded(fn: F) -> F:
             if logging.getLogger().isEnabledFor(logging.INFO):
                 raise
             err.print(f"[bold red]internal error:[/] {escape(type(e).__name__)}: {escape(str(e))}")
-            err.print("[dim]hint:[/] this is a bug in mlre; rerun with --verbose for the traceback and report it")
+            err.print(
+                "[dim]hint:[/] this is a bug in mlre; rerun with --verbose for the traceback and report it"
+            )
             raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
@@ -75,9 +77,12 @@ def steps(enabled: bool) -> Iterator[Callable[[str], None]]:
         yield lambda _: None
         return
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=err, transient=True,
-    ) as bar:  # fmt: skip
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task("starting", total=None)
         yield lambda label: bar.update(task, description=label)
 
@@ -98,7 +103,10 @@ def root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
     """A machine-learning research engineer you can run."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not verbose:
         _quiet_libraries()
 
@@ -113,30 +121,61 @@ def _split(values: list[str] | None) -> list[str] | None:
 @app.command()
 @guarded
 def audit(
-    data: Annotated[Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")] = None,
+    data: Annotated[
+        Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")
+    ] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
-    test: Annotated[Path | None, typer.Option(help="A test table to compare with (overlap, shift).")] = None,
-    db: Annotated[Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")] = None,
+    test: Annotated[
+        Path | None, typer.Option(help="A test table to compare with (overlap, shift).")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")
+    ] = None,
     sql: Annotated[str | None, typer.Option(help="Query that selects the table.")] = None,
-    spec: Annotated[Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")] = None,
-    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression (default: detected).")] = None,
-    id_columns: Annotated[list[str] | None, typer.Option("--id-columns", help="Identifier columns.")] = None,
-    na_values: Annotated[list[str] | None, typer.Option("--na-values", help="Extra missing-value tokens.")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="binary, multiclass or regression (default: detected).")
+    ] = None,
+    id_columns: Annotated[
+        list[str] | None, typer.Option("--id-columns", help="Identifier columns.")
+    ] = None,
+    na_values: Annotated[
+        list[str] | None, typer.Option("--na-values", help="Extra missing-value tokens.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
-    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable findings.")] = False,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="Record the audit in MLflow.")] = True,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter (default: detected).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable findings.")
+    ] = False,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Record the audit in MLflow.")
+    ] = True,
 ) -> None:
     """Check a table like a careful engineer. Exit 1 if any finding is an error."""
     import mlre
 
     with steps(enabled=not as_json) as step:
         report = mlre.audit(
-            data, target=target, test=test, sql=sql, db=db, spec=spec, track=track,
-            encoding=encoding, delimiter=delimiter.encode().decode("unicode_escape") if delimiter else None,
-            progress=step, task=task, id_columns=_split(id_columns), na_values=_split(na_values), seed=seed,
-        )  # fmt: skip
+            data,
+            target=target,
+            test=test,
+            sql=sql,
+            db=db,
+            spec=spec,
+            track=track,
+            encoding=encoding,
+            delimiter=delimiter.encode().decode("unicode_escape") if delimiter else None,
+            progress=step,
+            task=task,
+            id_columns=_split(id_columns),
+            na_values=_split(na_values),
+            seed=seed,
+        )
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     else:
@@ -175,7 +214,9 @@ def _render_audit(report: Any) -> None:
         f"in {s['seconds']:.1f}s"
     )
     if report.run_id:
-        out.print(f"[dim]recorded as MLflow run {report.run_id} in {escape(str(report.tracking_uri))}[/]")
+        out.print(
+            f"[dim]recorded as MLflow run {report.run_id} in {escape(str(report.tracking_uri))}[/]"
+        )
 
 
 @app.command()

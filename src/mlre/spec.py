@@ -28,7 +28,11 @@ METRICS: dict[str, tuple[frozenset[str], bool]] = {
     "mape": (frozenset({"regression"}), False),
 }
 
-DEFAULT_METRIC: dict[str, str] = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+DEFAULT_METRIC: dict[str, str] = {
+    "binary": "roc_auc",
+    "multiclass": "log_loss",
+    "regression": "rmse",
+}
 
 SPEC_FILE = "mlre.yaml"
 
@@ -158,7 +162,9 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path} is not valid YAML{where}", hint="check indentation and colons") from None
+        raise SpecError(
+            f"{path} is not valid YAML{where}", hint="check indentation and colons"
+        ) from None
     except UnicodeDecodeError:
         raise SpecError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
     if not isinstance(values, dict):
@@ -244,8 +250,10 @@ def render_template(target: str | None = None, project: str | None = None) -> st
     """The commented mlre.yaml that ``mlre init`` writes."""
 
     def scalar(v: str | None) -> str:
-        return "null" if v is None else yaml.safe_dump(v, default_style=None).strip().removesuffix(
-            "\n..."
+        return (
+            "null"
+            if v is None
+            else yaml.safe_dump(v, default_style=None).strip().removesuffix("\n...")
         )
 
     return SPEC_TEMPLATE.format(target=scalar(target), project=scalar(project))

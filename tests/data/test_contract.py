@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import audit, dataset
 
+from helpers import audit, dataset
 from mlre.data.contract import DataContract
 from mlre.errors import InputError
 

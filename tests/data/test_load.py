@@ -31,10 +31,22 @@ GERMAN = DATASETS / "german_credit" / "data.csv.gz"
 FISHING = DATASETS / "fishing_mode" / "data.csv.gz"
 
 ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-    "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week",
-    "native-country", "income-per-year",
-]  # fmt: skip
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income-per-year",
+]
 SAMPLE_ROWS = 2_000
 
 
@@ -197,8 +209,11 @@ def test_quoted_fields_keep_delimiters_quotes_and_newlines(tmp_path: Path) -> No
 
     assert table.frame.shape == (4, 3)
     assert table.frame["comment"].tolist() == [
-        "Smith, John", "first line\nsecond line", 'she said "hi", then left', "plain",
-    ]  # fmt: skip
+        "Smith, John",
+        "first line\nsecond line",
+        'she said "hi", then left',
+        "plain",
+    ]
     assert table.frame["id"].tolist() == [1, 2, 3, 4]
     assert table.frame["score"].tolist() == [3.5, 4.0, 5.5, 6.0]
 
@@ -433,6 +448,8 @@ def test_folder_of_parquet_parts(tmp_path: Path, adult: pd.DataFrame) -> None:
         adult.iloc[i * 500 : (i + 1) * 500].to_parquet(folder / f"part-{i}.parquet", index=False)
     write(folder / "_SUCCESS", b"")
     write(folder / ".hidden.parquet", b"not parquet")
+    write(folder / "_temporary" / "0" / "part-9.parquet", b"PAR1 half-written")
+    write(folder / "README.md", "# Adult, in four parts")
 
     table = load_table(folder)
 
@@ -756,8 +773,15 @@ def test_forced_utf8_on_latin1_values(tmp_path: Path, adult: pd.DataFrame) -> No
     assert load_table(path).frame.loc[17, "native-country"] == "México"  # detection gets it right
 
 
-def test_forced_utf8_on_latin1_header(tmp_path: Path) -> None:
-    path = write(tmp_path / "header_latin1.csv", "nom,caf\xe9,n\n1,2,3\n", encoding="latin-1")
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("nom,caf\xe9,n", id="one-bad-name"),
+        pytest.param("caf\xe9,caf\xe8,n", id="names-equal-once-bad-bytes-dropped"),
+    ],
+)
+def test_forced_utf8_on_latin1_header(tmp_path: Path, header: str) -> None:
+    path = write(tmp_path / "header_latin1.csv", header + "\n1,2,3\n", encoding="latin-1")
 
     err = input_error(lambda: load_table(path, encoding="utf-8"), "header", "not valid", "utf-8")
 
@@ -905,6 +929,17 @@ def test_empty_folder(tmp_path: Path) -> None:
     folder.mkdir()
 
     input_error(lambda: load_table(folder), "no data files")
+
+
+def test_folder_mixing_parquet_and_csv(tmp_path: Path, adult: pd.DataFrame) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    adult.head(50).to_parquet(folder / "part-0.parquet", index=False)
+    write(folder / "part-1.csv", csv_text(adult.iloc[50:100]))
+
+    err = input_error(lambda: load_table(folder), "mixes parquet", "part-1.csv")
+
+    assert "one format" in err.hint
 
 
 def test_folder_of_csvs_with_different_headers(tmp_path: Path, adult: pd.DataFrame) -> None:

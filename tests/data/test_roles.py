@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ALL_DATASETS, dataset, meta
 
+from helpers import ALL_DATASETS, dataset, meta
 from mlre.data.profile import profile_frame
 from mlre.data.roles import Role, detect_task, is_id_name
 from mlre.errors import InputError
@@ -37,14 +37,21 @@ def test_dates_identifiers_booleans_and_text():
 def test_free_text_and_numbers_stored_as_text():
     rng = np.random.default_rng(0)
     words = ["late", "payment", "customer", "called", "about", "the", "invoice", "refund", "again"]
-    df = pd.DataFrame({
-        "note": [" ".join(rng.choice(words, 8)) + f" #{i}" for i in range(500)],
-        "amount": [f"{v:.2f}" for v in rng.normal(100, 10, 500)],
-        "flag": rng.choice(["yes", "no"], 500),
-        "when": pd.date_range("2020-01-01", periods=500, freq="D").strftime("%Y-%m-%d"),
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "note": [" ".join(rng.choice(words, 8)) + f" #{i}" for i in range(500)],
+            "amount": [f"{v:.2f}" for v in rng.normal(100, 10, 500)],
+            "flag": rng.choice(["yes", "no"], 500),
+            "when": pd.date_range("2020-01-01", periods=500, freq="D").strftime("%Y-%m-%d"),
+        }
+    )
     r = roles(df)
-    assert r == {"note": Role.TEXT, "amount": Role.NUMERIC, "flag": Role.BOOLEAN, "when": Role.DATETIME}
+    assert r == {
+        "note": Role.TEXT,
+        "amount": Role.NUMERIC,
+        "flag": Role.BOOLEAN,
+        "when": Role.DATETIME,
+    }
 
 
 @pytest.mark.parametrize("name", ALL_DATASETS)
@@ -61,8 +68,17 @@ def test_single_valued_target_is_refused():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("id", True), ("customer_id", True), ("customerID", True), ("uuid", True), ("PID", True),
-     ("paid", False), ("idea", False), ("valid", False), ("width", False)],
-)  # fmt: skip
+    [
+        ("id", True),
+        ("customer_id", True),
+        ("customerID", True),
+        ("uuid", True),
+        ("PID", True),
+        ("paid", False),
+        ("idea", False),
+        ("valid", False),
+        ("width", False),
+    ],
+)
 def test_identifier_names(name: str, expected: bool):
     assert is_id_name(name) is expected

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import DATASETS
 from mlflow import MlflowClient
 
 import mlre
+from helpers import DATASETS
 from mlre.errors import TrackingError
 from mlre.track import tracked_run, tracking_uri
 
@@ -29,11 +29,20 @@ def test_an_audit_is_an_mlflow_run_with_its_artifacts(store: Path):
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.name == "credit"
     listed = {a.path for a in client.list_artifacts(report.run_id, "audit")}
-    assert listed == {"audit/findings.json", "audit/profile.json", "audit/contract.json", "audit/spec.json"}
+    assert listed == {
+        "audit/findings.json",
+        "audit/profile.json",
+        "audit/contract.json",
+        "audit/spec.json",
+    }
     local = Path(client.download_artifacts(report.run_id, "audit/contract.json", str(store)))
     contract = mlre.DataContract.load(local)
     assert contract == report.contract
-    findings = json.loads(Path(client.download_artifacts(report.run_id, "audit/findings.json", str(store))).read_text())
+    findings = json.loads(
+        Path(
+            client.download_artifacts(report.run_id, "audit/findings.json", str(store))
+        ).read_text()
+    )
     assert findings == report.findings.to_list()
     assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(store / "mlruns")
 

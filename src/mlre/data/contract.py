@@ -36,7 +36,9 @@ class Violation(BaseModel):
     """One way a table breaks the contract."""
 
     column: str | None
-    kind: Literal["missing_column", "wrong_type", "unexpected_null", "unseen_category", "extra_column"]
+    kind: Literal[
+        "missing_column", "wrong_type", "unexpected_null", "unseen_category", "extra_column"
+    ]
     message: str
     blocking: bool
     rows: list[int] = Field(default_factory=list)
@@ -78,7 +80,9 @@ class DataContract(BaseModel):
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise InputError(f"cannot read data contract {path}: {err}", hint="was it written by mlre?") from None
+            raise InputError(
+                f"cannot read data contract {path}: {err}", hint="was it written by mlre?"
+            ) from None
         if raw.get("contract_version", 0) > CONTRACT_VERSION:
             raise InputError(
                 f"data contract {path} is version {raw['contract_version']}, newer than this mlre understands",
@@ -93,14 +97,26 @@ class DataContract(BaseModel):
         names = {c.name for c in expected}
         for col in expected:
             if col.name not in df.columns:
-                out.append(Violation(column=col.name, kind="missing_column", blocking=True,
-                                     message=f"column {col.name!r} is missing"))
+                out.append(
+                    Violation(
+                        column=col.name,
+                        kind="missing_column",
+                        blocking=True,
+                        message=f"column {col.name!r} is missing",
+                    )
+                )
                 continue
             out.extend(_check_column(col, df[col.name]))
         for extra in df.columns:
             if extra not in names and extra != self.target:
-                out.append(Violation(column=str(extra), kind="extra_column", blocking=False,
-                                     message=f"column {extra!r} is not used by the model and is ignored"))
+                out.append(
+                    Violation(
+                        column=str(extra),
+                        kind="extra_column",
+                        blocking=False,
+                        message=f"column {extra!r} is not used by the model and is ignored",
+                    )
+                )
         return out
 
 
@@ -112,34 +128,65 @@ def _check_column(col: ColumnContract, s: pd.Series) -> list[Violation]:
     out: list[Violation] = []
     missing = s.isna().to_numpy()
     if not col.nullable and missing.any():
-        out.append(Violation(column=col.name, kind="unexpected_null", blocking=False, rows=_rows(missing),
-                             message=f"column {col.name!r} has missing values but had none in training"))
+        out.append(
+            Violation(
+                column=col.name,
+                kind="unexpected_null",
+                blocking=False,
+                rows=_rows(missing),
+                message=f"column {col.name!r} has missing values but had none in training",
+            )
+        )
     if col.dtype in {"integer", "float"}:
-        coerced = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_numeric_dtype(s.dtype) else s
+        coerced = (
+            pd.to_numeric(s, errors="coerce") if not pd.api.types.is_numeric_dtype(s.dtype) else s
+        )
         bad = (coerced.isna().to_numpy() & ~missing) | np.isinf(
             pd.Series(coerced, dtype="float64").to_numpy(na_value=np.nan)
         )
         if bad.any():
             example = s[bad].iloc[0]
-            out.append(Violation(column=col.name, kind="wrong_type", blocking=True, rows=_rows(bad),
-                                 message=f"column {col.name!r} expects numbers but got {example!r}"))
+            out.append(
+                Violation(
+                    column=col.name,
+                    kind="wrong_type",
+                    blocking=True,
+                    rows=_rows(bad),
+                    message=f"column {col.name!r} expects numbers but got {example!r}",
+                )
+            )
     elif col.dtype == "datetime":
-        parsed = pd.to_datetime(s, errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(s.dtype) else s
+        parsed = (
+            pd.to_datetime(s, errors="coerce", format="mixed")
+            if not pd.api.types.is_datetime64_any_dtype(s.dtype)
+            else s
+        )
         bad = parsed.isna().to_numpy() & ~missing
         if bad.any():
-            out.append(Violation(column=col.name, kind="wrong_type", blocking=True, rows=_rows(bad),
-                                 message=f"column {col.name!r} expects dates but got {s[bad].iloc[0]!r}"))
+            out.append(
+                Violation(
+                    column=col.name,
+                    kind="wrong_type",
+                    blocking=True,
+                    rows=_rows(bad),
+                    message=f"column {col.name!r} expects dates but got {s[bad].iloc[0]!r}",
+                )
+            )
     if col.categories is not None:
         allowed = {str(v) for v in col.categories}
         present = s[~missing]
         unseen = ~present.astype(str).isin(allowed).to_numpy()
         if unseen.any():
             values = sorted({str(v) for v in present[unseen].head(1000)})[:5]
-            out.append(Violation(
-                column=col.name, kind="unseen_category", blocking=False,
-                rows=[int(i) for i in np.flatnonzero(~missing)[unseen][:10]],
-                message=f"column {col.name!r} has values never seen in training: {', '.join(values)}",
-            ))  # fmt: skip
+            out.append(
+                Violation(
+                    column=col.name,
+                    kind="unseen_category",
+                    blocking=False,
+                    rows=[int(i) for i in np.flatnonzero(~missing)[unseen][:10]],
+                    message=f"column {col.name!r} has values never seen in training: {', '.join(values)}",
+                )
+            )
     return out
 
 
@@ -159,16 +206,31 @@ def build_contract(
         categories = None
         if prof.role in (Role.CATEGORICAL, Role.BOOLEAN) and prof.n_unique <= MAX_CATEGORIES:
             values = pd.unique(df[name].dropna())
-            categories = sorted((v.item() if isinstance(v, np.generic) else v for v in values), key=str)
-        lo, hi = (prof.min, prof.max) if prof.role in (Role.NUMERIC, Role.DATETIME) else (None, None)
-        columns.append(ColumnContract(
-            name=name, role=prof.role, dtype=prof.dtype if prof.dtype != "mixed" else "string",
-            nullable=prof.n_missing > 0, categories=categories, min=lo, max=hi,
-        ))  # fmt: skip
+            categories = sorted(
+                (v.item() if isinstance(v, np.generic) else v for v in values), key=str
+            )
+        lo, hi = (
+            (prof.min, prof.max) if prof.role in (Role.NUMERIC, Role.DATETIME) else (None, None)
+        )
+        columns.append(
+            ColumnContract(
+                name=name,
+                role=prof.role,
+                dtype=prof.dtype if prof.dtype != "mixed" else "string",
+                nullable=prof.n_missing > 0,
+                categories=categories,
+                min=lo,
+                max=hi,
+            )
+        )
     return DataContract(
-        mlre_version=__version__, target=target, task=task, n_rows=len(df),
-        data_sha256=data_sha256, columns=columns,
-    )  # fmt: skip
+        mlre_version=__version__,
+        target=target,
+        task=task,
+        n_rows=len(df),
+        data_sha256=data_sha256,
+        columns=columns,
+    )
 
 
 __all__ = ["ColumnContract", "DataContract", "Violation", "build_contract", "logical_dtype"]

@@ -25,9 +25,26 @@ log = logging.getLogger(__name__)
 
 # Text read as missing, in addition to the spec's na_values; the same set pandas uses.
 DEFAULT_NA = [
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-]  # fmt: skip
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 
 
 @dataclass
@@ -88,7 +105,9 @@ def load_table(
     if p.is_dir():
         return _load_dir(p, encoding=encoding, delimiter=delimiter, na_values=na_values)
     if p.stat().st_size == 0:
-        raise InputError(f"{p} is empty", hint="the file has no bytes at all; was it written fully?")
+        raise InputError(
+            f"{p} is empty", hint="the file has no bytes at all; was it written fully?"
+        )
     fmt = sniff.detect_format(p)
     if fmt == "parquet":
         return _load_parquet(p)
@@ -126,9 +145,13 @@ def _load_csv(
     try:
         text = sample.decode(enc, errors="replace")
     except LookupError:
-        raise InputError(f"unknown encoding {enc!r}", hint="use a Python codec name such as latin-1") from None
+        raise InputError(
+            f"unknown encoding {enc!r}", hint="use a Python codec name such as latin-1"
+        ) from None
     delim = delimiter or sniff.detect_delimiter(text, path)
-    header = next(csv.reader(io.StringIO(text.splitlines()[0] if text else ""), delimiter=delim), [])
+    header = next(
+        csv.reader(io.StringIO(text.splitlines()[0] if text else ""), delimiter=delim), []
+    )
     if not any("\ufffd" in name for name in header):  # undecodable names are reported after reading
         _check_header(header, path)
 
@@ -198,8 +221,9 @@ def _first_ragged_line(
 ) -> int | None:
     """The 1-based line number of the first row whose field count differs from the header's."""
     with sniff.open_decompressed(path, compression) as raw:
-        reader = csv.reader(io.TextIOWrapper(raw, encoding=enc, errors="replace", newline=""),
-                            delimiter=delim)
+        reader = csv.reader(
+            io.TextIOWrapper(raw, encoding=enc, errors="replace", newline=""), delimiter=delim
+        )
         for row in reader:
             if row and len(row) != width:
                 return reader.line_num
@@ -263,10 +287,12 @@ def _load_dir(
     path: Path, *, encoding: str | None, delimiter: str | None, na_values: Sequence[str]
 ) -> Table:
     files = sorted(
-        f for f in path.rglob("*")
-        if f.is_file() and sniff.logical_suffix(f) in sniff.DATA_SUFFIXES
+        f
+        for f in path.rglob("*")
+        if f.is_file()
+        and sniff.logical_suffix(f) in sniff.DATA_SUFFIXES
         and not any(part.startswith((".", "_")) for part in f.relative_to(path).parts)
-    )  # fmt: skip
+    )
     parquet = [f for f in files if sniff.logical_suffix(f) in sniff.PARQUET_SUFFIXES]
     if parquet and len(parquet) < len(files):
         others = [f.name for f in files if f not in parquet][:3]
@@ -279,8 +305,12 @@ def _load_dir(
 
         try:
             # only the Parquet files found above: a README or _SUCCESS beside them is not data
-            table = ds.dataset([str(f) for f in parquet], format="parquet", partitioning="hive",
-                               partition_base_dir=str(path)).to_table()
+            table = ds.dataset(
+                [str(f) for f in parquet],
+                format="parquet",
+                partitioning="hive",
+                partition_base_dir=str(path),
+            ).to_table()
         except (pa.ArrowException, OSError) as err:
             raise InputError(
                 f"the Parquet files in {path} cannot be read ({str(err).splitlines()[0]})",
@@ -292,7 +322,9 @@ def _load_dir(
             f"{path} is a folder with no data files",
             hint="expected .csv, .tsv, .parquet or .jsonl files (optionally .gz/.zst)",
         )
-    parts = [load_table(f, encoding=encoding, delimiter=delimiter, na_values=na_values) for f in files]
+    parts = [
+        load_table(f, encoding=encoding, delimiter=delimiter, na_values=na_values) for f in files
+    ]
     columns = list(parts[0].frame.columns)
     for part in parts[1:]:
         if list(part.frame.columns) != columns:
@@ -317,7 +349,9 @@ def _load_sql(sql: str, db: Path | None) -> Table:
         raise InputError(f"{db} is not a DuckDB or SQLite database", hint="check the --db path")
     source = f"{db or 'duckdb'}: {sql}"
     sha = file_sha256([db] if db else [], extra=sql.encode())
-    return _finish(table, Path(str(db or "query")), "sql", sha, {"sql": sql, "engine": kind}, source)
+    return _finish(
+        table, Path(str(db or "query")), "sql", sha, {"sql": sql, "engine": kind}, source
+    )
 
 
 def _duckdb_query(sql: str, db: Path | None) -> pa.Table:
@@ -333,11 +367,15 @@ def _duckdb_query(sql: str, db: Path | None) -> pa.Table:
             raise InputError("the query returns no table", hint='use "select * from my_table"')
         return relation.to_arrow_table()
     except duckdb.Error as err:
-        tables = [r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()]
+        tables = [
+            r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()
+        ]
         first = str(err).splitlines()[0]
         raise InputError(
             f"the query failed: {first}",
-            hint=("tables in the database: " + ", ".join(tables)) if tables else "the database has no tables",
+            hint=("tables in the database: " + ", ".join(tables))
+            if tables
+            else "the database has no tables",
         ) from None
     finally:
         con.close()
@@ -352,7 +390,9 @@ def _sqlite_query(sql: str, db: Path) -> pd.DataFrame:
         first = str(err).splitlines()[0].removeprefix("Execution failed on sql").strip()
         raise InputError(
             f"the query failed: {first}",
-            hint=("tables in the database: " + ", ".join(tables)) if tables else "the database has no tables",
+            hint=("tables in the database: " + ", ".join(tables))
+            if tables
+            else "the database has no tables",
         ) from None
     finally:
         con.close()
@@ -362,7 +402,12 @@ def _sqlite_query(sql: str, db: Path) -> pd.DataFrame:
 
 
 def _finish(
-    table: pa.Table, path: Path, fmt: str, sha: str, details: dict[str, Any], source: str | None = None
+    table: pa.Table,
+    path: Path,
+    fmt: str,
+    sha: str,
+    details: dict[str, Any],
+    source: str | None = None,
 ) -> Table:
     _check_header(table.column_names, path)
     for name, col in zip(table.column_names, table.columns, strict=True):
@@ -377,11 +422,18 @@ def _finish(
 
 
 def _finish_frame(
-    frame: pd.DataFrame, path: Path, fmt: str, sha: str, details: dict[str, Any], source: str | None = None
+    frame: pd.DataFrame,
+    path: Path,
+    fmt: str,
+    sha: str,
+    details: dict[str, Any],
+    source: str | None = None,
 ) -> Table:
     if frame.shape[1] == 0:
         raise InputError(f"{path} has no columns", hint="the first line must be a header")
     if len(frame) == 0:
-        raise InputError(f"{path} has a header but no data rows", hint="add rows, or check the query")
+        raise InputError(
+            f"{path} has a header but no data rows", hint="add rows, or check the query"
+        )
     frame.columns = [str(c) for c in frame.columns]
     return Table(frame, source or str(path), fmt, sha, details)

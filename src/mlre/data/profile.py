@@ -78,10 +78,14 @@ def profile_column(s: pd.Series, name: str, declared_id: bool = False) -> Column
         dtype = "mixed"
     role = infer_role(s, name, n_unique, declared_id)
     prof: dict[str, Any] = {
-        "name": name, "role": role, "dtype": dtype, "n_missing": n_missing,
-        "missing_frac": n_missing / n if n else 0.0, "n_unique": n_unique,
+        "name": name,
+        "role": role,
+        "dtype": dtype,
+        "n_missing": n_missing,
+        "missing_frac": n_missing / n if n else 0.0,
+        "n_unique": n_unique,
         "unique_frac": n_unique / present if present else 0.0,
-    }  # fmt: skip
+    }
     numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
     if present and (not numeric or n_unique <= COUNTS_LIMIT) and dtype != "mixed":
         counts = s.value_counts(dropna=True)
@@ -94,9 +98,14 @@ def profile_column(s: pd.Series, name: str, declared_id: bool = False) -> Column
         if finite.size:
             q = np.quantile(finite, [0.25, 0.5, 0.75])
             prof.update(
-                mean=float(finite.mean()), std=float(finite.std()), min=float(finite.min()),
-                q1=float(q[0]), median=float(q[1]), q3=float(q[2]), max=float(finite.max()),
-            )  # fmt: skip
+                mean=float(finite.mean()),
+                std=float(finite.std()),
+                min=float(finite.min()),
+                q1=float(q[0]),
+                median=float(q[1]),
+                q3=float(q[2]),
+                max=float(finite.max()),
+            )
             if prof.get("top_frac") is None:
                 # a value held by over half the rows is the median: count it directly
                 share = float((finite == q[1]).sum()) / present
@@ -111,7 +120,9 @@ def profile_column(s: pd.Series, name: str, declared_id: bool = False) -> Column
     return ColumnProfile(**prof)
 
 
-def profile_frame(df: pd.DataFrame, id_columns: tuple[str, ...] | list[str] = ()) -> dict[str, ColumnProfile]:
+def profile_frame(
+    df: pd.DataFrame, id_columns: tuple[str, ...] | list[str] = ()
+) -> dict[str, ColumnProfile]:
     """Profile every column of a table."""
     ids = set(id_columns)
     return {c: profile_column(df[c], c, c in ids) for c in df.columns}

@@ -87,9 +87,9 @@ def infer_role(s: pd.Series, name: str, n_unique: int, declared_id: bool = False
     if pd.api.types.is_numeric_dtype(s.dtype):
         if n_unique == 2 and set(pd.unique(s.dropna())) <= {0, 1}:
             return Role.BOOLEAN
-        if pd.api.types.is_integer_dtype(s.dtype) and n >= 100:
-            if unique_frac == 1.0 or (is_id_name(name) and unique_frac > 0.5):
-                return Role.IDENTIFIER
+        integer = pd.api.types.is_integer_dtype(s.dtype) and n >= 100
+        if integer and (unique_frac == 1.0 or (is_id_name(name) and unique_frac > 0.5)):
+            return Role.IDENTIFIER
         return Role.NUMERIC
     if not is_text_dtype(s.dtype):
         return Role.CATEGORICAL

@@ -133,7 +133,9 @@ def detect_delimiter(text: str, path: Path) -> str:
     best, best_score = ",", (0.0, 0)
     for delim in CANDIDATE_DELIMITERS:
         try:
-            counts = [len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=delim)]
+            counts = [
+                len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=delim)
+            ]
         except csv.Error:
             continue
         if not counts:

@@ -117,7 +117,9 @@ class RunHandle:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / path.name
             local.write_text(text, encoding="utf-8")
-            self.client.log_artifact(self.run_id, str(local), str(path.parent) if str(path.parent) != "." else None)
+            self.client.log_artifact(
+                self.run_id, str(local), str(path.parent) if str(path.parent) != "." else None
+            )
 
 
 @contextmanager

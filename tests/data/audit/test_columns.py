@@ -6,8 +6,8 @@ import uuid
 
 import numpy as np
 import pandas as pd
-from helpers import audit, dataset, findings
 
+from helpers import audit, dataset, findings
 from mlre.findings import Severity
 
 ADULT = "income-per-year"
@@ -74,7 +74,9 @@ def test_identical_features_with_different_labels_are_reported():
     df = dataset("german_credit")
     flipped = df.iloc[:20].copy()
     flipped["credit"] = 3 - flipped["credit"]
-    found = findings(audit(pd.concat([df, flipped], ignore_index=True), "credit"), "conflicting_duplicates")
+    found = findings(
+        audit(pd.concat([df, flipped], ignore_index=True), "credit"), "conflicting_duplicates"
+    )
     assert found and found[0].evidence["groups"] >= 20
 
 
@@ -138,7 +140,9 @@ def test_extreme_outliers_are_warnings_with_their_rows():
     found = findings(audit(df, ADULT), "outliers", "age")
     assert found and found[0].severity is Severity.WARNING
     assert {e["row"] for e in found[0].evidence["examples"]} >= {10, 20, 30}
-    assert not [f for f in findings(audit(adult(), ADULT), "outliers") if f.severity is Severity.WARNING]
+    assert not [
+        f for f in findings(audit(adult(), ADULT), "outliers") if f.severity is Severity.WARNING
+    ]
 
 
 def test_datetime_problems_unparsable_future_and_placeholder_dates():

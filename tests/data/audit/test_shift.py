@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-from helpers import audit, dataset, findings
 
+from helpers import audit, dataset, findings
 from mlre.findings import Severity
 
 ADULT = "income-per-year"
@@ -12,7 +12,9 @@ ADULT = "income-per-year"
 
 def halves() -> tuple[pd.DataFrame, pd.DataFrame]:
     df = dataset("adult", rows=8000).drop_duplicates().reset_index(drop=True)
-    return df.iloc[: len(df) // 2].reset_index(drop=True), df.iloc[len(df) // 2 :].reset_index(drop=True)
+    return df.iloc[: len(df) // 2].reset_index(drop=True), df.iloc[len(df) // 2 :].reset_index(
+        drop=True
+    )
 
 
 def test_a_random_split_raises_no_shift_and_no_overlap():
@@ -72,7 +74,11 @@ def test_unseen_categories_in_test():
     train, test = halves()
     test.loc[test.index[:200], "workclass"] = "Astronaut"
     found = findings(audit(train, ADULT, test=test), "unseen_categories", "workclass")
-    assert found and found[0].evidence["values"][0] == "Astronaut" and found[0].severity is Severity.WARNING
+    assert (
+        found
+        and found[0].evidence["values"][0] == "Astronaut"
+        and found[0].severity is Severity.WARNING
+    )
 
 
 def test_unlabelled_test_table_is_fine():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from helpers import audit, dataset, findings
 
+from helpers import audit, dataset, findings
 from mlre.findings import Severity
 
 ADULT = "income-per-year"
@@ -53,7 +53,9 @@ def test_a_leaked_copy_of_the_target_is_an_error():
     df["approved_flag"] = (df[ADULT] == ">50K").astype(int)
     df["bracket"] = df[ADULT].map({">50K": "high", "<=50K": "low"})
     report = audit(df, ADULT)
-    leaked = {f.column: f for f in findings(report, "target_leakage") if f.severity is Severity.ERROR}
+    leaked = {
+        f.column: f for f in findings(report, "target_leakage") if f.severity is Severity.ERROR
+    }
     assert set(leaked) == {"approved_flag", "bracket"}
     assert report.exit_code == 1
 
@@ -71,7 +73,11 @@ def test_a_transform_of_a_regression_target_is_an_error():
     df = dataset("diamonds", rows=5000)
     df["price_eur"] = df["price"] * 0.92
     df["log_price"] = np.log(df["price"])
-    leaked = {f.column for f in findings(audit(df, "price"), "target_leakage") if f.severity is Severity.ERROR}
+    leaked = {
+        f.column
+        for f in findings(audit(df, "price"), "target_leakage")
+        if f.severity is Severity.ERROR
+    }
     assert leaked == {"price_eur", "log_price"}
 
 
@@ -79,7 +85,9 @@ def test_strong_but_honest_features_are_not_called_leakage():
     # carat explains most of a diamond's price, yet it is known before the sale
     for name, target in [("diamonds", "price"), ("adult", ADULT), ("telco_churn", "churn")]:
         report = audit(dataset(name, rows=5000), target)
-        assert not [f for f in findings(report, "target_leakage") if f.severity is Severity.ERROR], name
+        assert not [
+            f for f in findings(report, "target_leakage") if f.severity is Severity.ERROR
+        ], name
 
 
 def test_flipped_labels_are_among_the_top_suspects():

@@ -33,21 +33,26 @@ def missing_values(ctx: AuditContext) -> Iterator[Finding]:
         if p.missing_frac >= 0.5:
             empty = p.missing_frac == 1.0
             yield Finding(
-                severity=Severity.WARNING, check="missing_values", column=col,
+                severity=Severity.WARNING,
+                check="missing_values",
+                column=col,
                 message=f"{col!r} is {'entirely empty' if empty else _pct(p.missing_frac) + ' missing'}",
                 evidence={"missing": p.n_missing, "fraction": round(p.missing_frac, 4)},
-                fix="drop the column" if empty else "check why it is missing; drop it or add a 'was missing' indicator",
-            )  # fmt: skip
+                fix="drop the column"
+                if empty
+                else "check why it is missing; drop it or add a 'was missing' indicator",
+            )
         else:
             light[col] = round(p.missing_frac, 4)
     if light:
         worst = sorted(light.items(), key=lambda kv: -kv[1])
         yield Finding(
-            severity=Severity.INFO, check="missing_values",
+            severity=Severity.INFO,
+            check="missing_values",
             message=f"{len(light)} column(s) have some missing values (most: {worst[0][0]!r}, {_pct(worst[0][1])})",
             evidence={"fraction_by_column": dict(worst)},
             fix="models impute them; check that missingness is not itself a data error",
-        )  # fmt: skip
+        )
 
 
 def disguised_missing(ctx: AuditContext) -> Iterator[Finding]:
@@ -59,16 +64,20 @@ def disguised_missing(ctx: AuditContext) -> Iterator[Finding]:
         if p.n_unique > 5000:
             continue
         counts = ctx.df[col].value_counts(dropna=True)
-        tokens = {str(k): int(v) for k, v in counts.items() if str(k).strip().lower() in DISGUISED_MISSING}
+        tokens = {
+            str(k): int(v) for k, v in counts.items() if str(k).strip().lower() in DISGUISED_MISSING
+        }
         if tokens:
             total = sum(tokens.values())
             symbolic = any(t.strip().lower() in MISSING_SYMBOLS for t in tokens)
             yield Finding(
-                severity=Severity.WARNING if symbolic else Severity.INFO, check="disguised_missing", column=col,
+                severity=Severity.WARNING if symbolic else Severity.INFO,
+                check="disguised_missing",
+                column=col,
                 message=f"{col!r} uses {', '.join(repr(t) for t in tokens)} for missing values ({total} rows)",
                 evidence={"tokens": tokens, "fraction": round(total / ctx.n_rows, 4)},
                 fix=f"declare them missing: na_values: {list(tokens)} in mlre.yaml (or --na-values)",
-            )  # fmt: skip
+            )
 
 
 def constant_columns(ctx: AuditContext) -> Iterator[Finding]:
@@ -77,19 +86,23 @@ def constant_columns(ctx: AuditContext) -> Iterator[Finding]:
         p = ctx.profiles[col]
         if p.n_unique <= 1 and p.missing_frac < 1.0:
             yield Finding(
-                severity=Severity.WARNING, check="constant", column=col,
+                severity=Severity.WARNING,
+                check="constant",
+                column=col,
                 message=f"{col!r} has a single value" + (f" ({p.top[0][0]!r})" if p.top else ""),
                 evidence={"value": p.top[0][0] if p.top else None, "missing": p.n_missing},
                 fix="drop the column: it carries no information",
-            )  # fmt: skip
+            )
         elif p.top_frac is not None and p.top_frac >= 0.99 and p.n_unique > 1:
             value = p.top[0][0] if p.top else p.median
             yield Finding(
-                severity=Severity.INFO, check="near_constant", column=col,
+                severity=Severity.INFO,
+                check="near_constant",
+                column=col,
                 message=f"{col!r} is {value!r} in {_pct(p.top_frac)} of rows",
                 evidence={"value": value, "fraction": round(p.top_frac, 5), "distinct": p.n_unique},
                 fix="keep it only if the rare values matter; it can destabilise linear models",
-            )  # fmt: skip
+            )
 
 
 def duplicate_rows(ctx: AuditContext) -> Iterator[Finding]:
@@ -98,29 +111,43 @@ def duplicate_rows(ctx: AuditContext) -> Iterator[Finding]:
     dup = hashes.duplicated(keep="first").to_numpy()
     n_dup = int(dup.sum())
     if n_dup:
-        first_of = pd.Series(np.arange(len(hashes))).groupby(hashes.to_numpy()).transform("min").to_numpy()
+        first_of = (
+            pd.Series(np.arange(len(hashes))).groupby(hashes.to_numpy()).transform("min").to_numpy()
+        )
         examples = [[int(first_of[i]), int(i)] for i in np.flatnonzero(dup)[:5]]
         frac = n_dup / ctx.n_rows
         yield Finding(
-            severity=Severity.WARNING if frac >= 0.01 else Severity.INFO, check="duplicate_rows",
+            severity=Severity.WARNING if frac >= 0.01 else Severity.INFO,
+            check="duplicate_rows",
             message=f"{n_dup} row(s) ({_pct(frac)}) repeat an earlier row exactly",
-            evidence={"duplicates": n_dup, "fraction": round(frac, 5), "examples_first_and_copy": examples},
+            evidence={
+                "duplicates": n_dup,
+                "fraction": round(frac, 5),
+                "examples_first_and_copy": examples,
+            },
             fix="drop the copies unless repeated rows are real events; copies inflate cross-validation scores",
-        )  # fmt: skip
+        )
     if ctx.target is None:
         return
     labelled = ctx.labelled.to_numpy()
-    frame = pd.DataFrame({"h": ctx.feature_row_hashes[labelled], "y": ctx.df[ctx.target][labelled].to_numpy()})
+    frame = pd.DataFrame(
+        {"h": ctx.feature_row_hashes[labelled], "y": ctx.df[ctx.target][labelled].to_numpy()}
+    )
     labels_per_row = frame.groupby("h")["y"].nunique()
     conflicted = labels_per_row[labels_per_row > 1]
     if len(conflicted):
         rows = np.flatnonzero(labelled)[frame["h"].isin(conflicted.index).to_numpy()]
         yield Finding(
-            severity=Severity.INFO, check="conflicting_duplicates",
+            severity=Severity.INFO,
+            check="conflicting_duplicates",
             message=f"{len(conflicted)} group(s) of identical feature rows carry different labels ({len(rows)} rows)",
-            evidence={"groups": len(conflicted), "rows": len(rows), "example_rows": [int(r) for r in rows[:10]]},
+            evidence={
+                "groups": len(conflicted),
+                "rows": len(rows),
+                "example_rows": [int(r) for r in rows[:10]],
+            },
             fix="check the labels of these rows; if both are right, the features cannot separate them",
-        )  # fmt: skip
+        )
 
 
 def duplicate_columns(ctx: AuditContext) -> Iterator[Finding]:
@@ -137,14 +164,20 @@ def duplicate_columns(ctx: AuditContext) -> Iterator[Finding]:
         if len(cols) < 2:
             continue
         first = cols[0]
-        copies = [c for c in cols[1:] if ctx.df[c].reset_index(drop=True).equals(ctx.df[first].reset_index(drop=True))]
+        copies = [
+            c
+            for c in cols[1:]
+            if ctx.df[c].reset_index(drop=True).equals(ctx.df[first].reset_index(drop=True))
+        ]
         if copies:
             yield Finding(
-                severity=Severity.WARNING, check="duplicate_columns", column=first,
+                severity=Severity.WARNING,
+                check="duplicate_columns",
+                column=first,
                 message=f"{', '.join(repr(c) for c in copies)} duplicate(s) {first!r} exactly",
                 evidence={"column": first, "copies": copies},
                 fix="keep one of them",
-            )  # fmt: skip
+            )
 
 
 def identifiers(ctx: AuditContext) -> Iterator[Finding]:
@@ -153,25 +186,34 @@ def identifiers(ctx: AuditContext) -> Iterator[Finding]:
         p = ctx.profiles[col]
         if p.role is Role.IDENTIFIER and col not in ctx.declared_ids:
             yield Finding(
-                severity=Severity.WARNING, check="identifier", column=col,
+                severity=Severity.WARNING,
+                check="identifier",
+                column=col,
                 message=f"{col!r} looks like an identifier ({p.n_unique} distinct values in {ctx.n_rows} rows)",
                 evidence={"distinct": p.n_unique, "unique_fraction": round(p.unique_frac, 4)},
                 fix="it is not used as a feature; list it under id_columns to confirm",
-            )  # fmt: skip
+            )
 
 
 def high_cardinality(ctx: AuditContext) -> Iterator[Finding]:
     """Categorical columns with so many values that one-hot encoding breaks down."""
     for col in ctx.features:
         p = ctx.profiles[col]
-        if p.role is Role.CATEGORICAL and (p.n_unique > 100 or (p.n_unique > 20 and p.unique_frac > 0.5)):
+        if p.role is Role.CATEGORICAL and (
+            p.n_unique > 100 or (p.n_unique > 20 and p.unique_frac > 0.5)
+        ):
             yield Finding(
-                severity=Severity.WARNING, check="high_cardinality", column=col,
+                severity=Severity.WARNING,
+                check="high_cardinality",
+                column=col,
                 message=f"{col!r} has {p.n_unique} distinct categories",
-                evidence={"distinct": p.n_unique, "unique_fraction": round(p.unique_frac, 4),
-                          "top": p.top[:5]},
+                evidence={
+                    "distinct": p.n_unique,
+                    "unique_fraction": round(p.unique_frac, 4),
+                    "top": p.top[:5],
+                },
                 fix="group rare categories or use target/frequency encoding; check it is not an identifier",
-            )  # fmt: skip
+            )
 
 
 def mixed_types(ctx: AuditContext) -> Iterator[Finding]:
@@ -184,11 +226,14 @@ def mixed_types(ctx: AuditContext) -> Iterator[Finding]:
             if len(kinds) < 2:
                 continue
             yield Finding(
-                severity=Severity.WARNING, check="mixed_types", column=col,
-                message=f"{col!r} mixes value types: " + ", ".join(f"{k} ({v})" for k, v in kinds.items()),
+                severity=Severity.WARNING,
+                check="mixed_types",
+                column=col,
+                message=f"{col!r} mixes value types: "
+                + ", ".join(f"{k} ({v})" for k, v in kinds.items()),
                 evidence={"types": {str(k): int(v) for k, v in kinds.items()}},
                 fix="convert the column to one type at the source",
-            )  # fmt: skip
+            )
             continue
         if not is_text_dtype(s.dtype) or p.role in (Role.TEXT, Role.IDENTIFIER):
             continue
@@ -207,12 +252,14 @@ def mixed_types(ctx: AuditContext) -> Iterator[Finding]:
             continue
         odd = sample[~_matches(sample, main)].astype(str).unique()[:5].tolist()
         yield Finding(
-            severity=Severity.WARNING, check="mixed_types", column=col,
+            severity=Severity.WARNING,
+            check="mixed_types",
+            column=col,
             message=f"{col!r} holds {main}s ({_pct(main_frac)}) mixed with other values such as "
             + ", ".join(repr(o) for o in odd),
             evidence={"kinds": {k: round(v, 4) for k, v in kinds.items()}, "examples": odd},
             fix=f"clean the non-{main} values or declare them missing (na_values)",
-        )  # fmt: skip
+        )
 
 
 def _matches(values: pd.Series, kind: str) -> pd.Series:
@@ -235,18 +282,25 @@ def infinite_values(ctx: AuditContext) -> Iterator[Finding]:
         if p.n_inf:
             rows = np.flatnonzero(np.isinf(ctx.df[col].to_numpy(dtype=float, na_value=np.nan)))[:10]
             yield Finding(
-                severity=Severity.ERROR, check="infinite_values", column=col,
+                severity=Severity.ERROR,
+                check="infinite_values",
+                column=col,
                 message=f"{col!r} has {p.n_inf} infinite value(s)",
                 evidence={"count": p.n_inf, "rows": [int(r) for r in rows]},
                 fix="find the division or overflow that produced them; replace with missing or a bound",
-            )  # fmt: skip
+            )
 
 
 def outliers(ctx: AuditContext) -> Iterator[Finding]:
     """Values far outside the interquartile range; extreme ones are likely errors or sentinels."""
     for col in ctx.features:
         p = ctx.profiles[col]
-        if p.role is not Role.NUMERIC or p.q1 is None or p.n_unique <= 10 or p.dtype not in ("integer", "float"):
+        if (
+            p.role is not Role.NUMERIC
+            or p.q1 is None
+            or p.n_unique <= 10
+            or p.dtype not in ("integer", "float")
+        ):
             continue
         iqr = p.q3 - p.q1
         if iqr <= 0:
@@ -266,16 +320,21 @@ def outliers(ctx: AuditContext) -> Iterator[Finding]:
         if not severe and frac < 0.001:
             continue
         yield Finding(
-            severity=Severity.WARNING if severe else Severity.INFO, check="outliers", column=col,
+            severity=Severity.WARNING if severe else Severity.INFO,
+            check="outliers",
+            column=col,
             message=f"{col!r} has {n_out} value(s) beyond 3 IQR of the quartiles"
             + (f"; the farthest is {extreme:.0f} IQR from the median" if severe else ""),
             evidence={
-                "count": n_out, "fraction": round(frac, 5), "fences": [lo, hi],
+                "count": n_out,
+                "fraction": round(frac, 5),
+                "fences": [lo, hi],
                 "examples": [{"row": int(i), "value": float(x[i])} for i in worst if out[i]],
             },
             fix="values that far out are usually entry errors or codes such as 99999: check and clean them"
-            if severe else "trees cope; for linear models consider clipping or a log transform",
-        )  # fmt: skip
+            if severe
+            else "trees cope; for linear models consider clipping or a log transform",
+        )
 
 
 def datetime_problems(ctx: AuditContext) -> Iterator[Finding]:
@@ -294,28 +353,37 @@ def datetime_problems(ctx: AuditContext) -> Iterator[Finding]:
             if len(bad):
                 frac = len(bad) / len(sample)
                 yield Finding(
-                    severity=Severity.WARNING, check="datetime_unparsable", column=col,
+                    severity=Severity.WARNING,
+                    check="datetime_unparsable",
+                    column=col,
                     message=f"{col!r} has dates that cannot be parsed ({_pct(frac)} of values), e.g. "
                     + ", ".join(repr(v) for v in bad.astype(str).unique()[:3]),
-                    evidence={"fraction": round(frac, 4), "examples": bad.astype(str).unique()[:5].tolist()},
+                    evidence={
+                        "fraction": round(frac, 4),
+                        "examples": bad.astype(str).unique()[:5].tolist(),
+                    },
                     fix="use one date format (ISO 8601, YYYY-MM-DD) throughout the column",
-                )  # fmt: skip
+                )
             parsed = parsed.dropna()
             if getattr(parsed.dt, "tz", None) is not None:
                 parsed = parsed.dt.tz_localize(None)
         future = int((parsed > now).sum())
         if future:
             yield Finding(
-                severity=Severity.WARNING, check="datetime_future", column=col,
+                severity=Severity.WARNING,
+                check="datetime_future",
+                column=col,
                 message=f"{col!r} has {future} date(s) in the future (latest {parsed.max()})",
                 evidence={"count": future, "latest": str(parsed.max())},
                 fix="future dates are usually entry errors or placeholders such as 2099-12-31",
-            )  # fmt: skip
+            )
         old = int((parsed < pd.Timestamp("1900-01-01")).sum())
         if old:
             yield Finding(
-                severity=Severity.WARNING, check="datetime_ancient", column=col,
+                severity=Severity.WARNING,
+                check="datetime_ancient",
+                column=col,
                 message=f"{col!r} has {old} date(s) before 1900 (earliest {parsed.min()})",
                 evidence={"count": old, "earliest": str(parsed.min())},
                 fix="dates like 1800-01-01 are usually placeholders for 'unknown': make them missing",
-            )  # fmt: skip
+            )

@@ -41,9 +41,11 @@ class AuditContext:
     def model_features(self) -> list[str]:
         """Features a model could use: not identifiers, not free text, not constant."""
         return [
-            c for c in self.features
-            if self.profiles[c].role not in (Role.IDENTIFIER, Role.TEXT) and self.profiles[c].n_unique > 1
-        ]  # fmt: skip
+            c
+            for c in self.features
+            if self.profiles[c].role not in (Role.IDENTIFIER, Role.TEXT)
+            and self.profiles[c].n_unique > 1
+        ]
 
     def role(self, column: str) -> Role:
         """The inferred role of a column."""

@@ -33,26 +33,32 @@ def schema_mismatch(ctx: AuditContext) -> Iterator[Finding]:
     extra = [c for c in ctx.test.columns if c not in ctx.df.columns]
     if missing:
         yield Finding(
-            severity=Severity.ERROR, check="schema_mismatch",
+            severity=Severity.ERROR,
+            check="schema_mismatch",
             message=f"the test table lacks {len(missing)} training column(s): {', '.join(map(repr, missing[:10]))}",
-            evidence={"missing": missing}, fix="both tables must come from the same extraction",
-        )  # fmt: skip
+            evidence={"missing": missing},
+            fix="both tables must come from the same extraction",
+        )
     if extra:
         yield Finding(
-            severity=Severity.INFO, check="schema_mismatch",
+            severity=Severity.INFO,
+            check="schema_mismatch",
             message=f"the test table has {len(extra)} column(s) not in training: {', '.join(map(repr, extra[:10]))}",
-            evidence={"extra": extra}, fix="they are ignored",
-        )  # fmt: skip
+            evidence={"extra": extra},
+            fix="they are ignored",
+        )
     for col in _shared_features(ctx):
         a, b = ctx.df[col].dtype, ctx.test[col].dtype
         num_a, num_b = pd.api.types.is_numeric_dtype(a), pd.api.types.is_numeric_dtype(b)
         if num_a != num_b:
             yield Finding(
-                severity=Severity.WARNING, check="schema_mismatch", column=col,
+                severity=Severity.WARNING,
+                check="schema_mismatch",
+                column=col,
                 message=f"{col!r} is {a} in training but {b} in the test table",
                 evidence={"train": str(a), "test": str(b)},
                 fix="look for stray text in the numeric one (e.g. 'n/a')",
-            )  # fmt: skip
+            )
 
 
 def train_test_overlap(ctx: AuditContext) -> Iterator[Finding]:
@@ -70,13 +76,17 @@ def train_test_overlap(ctx: AuditContext) -> Iterator[Finding]:
         return
     frac = n / len(ctx.test)
     yield Finding(
-        severity=Severity.ERROR if frac >= 0.01 else Severity.WARNING, check="train_test_overlap",
+        severity=Severity.ERROR if frac >= 0.01 else Severity.WARNING,
+        check="train_test_overlap",
         message=f"{n} test row(s) ({100 * frac:.2f}%) also appear in the training table",
-        evidence={"count": n, "fraction": round(frac, 5),
-                  "test_rows": [int(r) for r in np.flatnonzero(inside)[:10]]},
+        evidence={
+            "count": n,
+            "fraction": round(frac, 5),
+            "test_rows": [int(r) for r in np.flatnonzero(inside)[:10]],
+        },
         fix="remove them from one side (split before any deduplication or augmentation); "
         "otherwise the test score is optimistic",
-    )  # fmt: skip
+    )
 
 
 def _sample(s: pd.Series, seed: int) -> pd.Series:
@@ -107,9 +117,14 @@ def _test_column(train: pd.Series, test: pd.Series, role: Role, seed: int) -> di
         xa = a.astype("int64").to_numpy(float) if is_date(a.dtype) else a.to_numpy(float)
         xb = b.astype("int64").to_numpy(float) if is_date(b.dtype) else b.to_numpy(float)
         res = stats.ks_2samp(xa[np.isfinite(xa)], xb[np.isfinite(xb)])
-        return {"test": "Kolmogorov-Smirnov", "statistic": float(res.statistic),
-                "effect": float(res.statistic), "p_value": float(res.pvalue),
-                "train_median": float(np.median(xa)), "test_median": float(np.median(xb))}
+        return {
+            "test": "Kolmogorov-Smirnov",
+            "statistic": float(res.statistic),
+            "effect": float(res.statistic),
+            "p_value": float(res.pvalue),
+            "train_median": float(np.median(xa)),
+            "test_median": float(np.median(xb)),
+        }
     a, b = a.astype(str), b.astype(str)
     top = a.value_counts().index[:TOP_CATEGORIES]
     a = a.where(a.isin(top), "(other)")
@@ -122,11 +137,17 @@ def _test_column(train: pd.Series, test: pd.Series, role: Role, seed: int) -> di
     chi2, p, _, _ = stats.chi2_contingency(table.to_numpy())
     v = float(np.sqrt(chi2 / table.to_numpy().sum()))
     share_a, share_b = a.value_counts(normalize=True), b.value_counts(normalize=True)
-    moved = (share_b.reindex(share_a.index.union(share_b.index), fill_value=0)
-             - share_a.reindex(share_a.index.union(share_b.index), fill_value=0))
+    moved = share_b.reindex(share_a.index.union(share_b.index), fill_value=0) - share_a.reindex(
+        share_a.index.union(share_b.index), fill_value=0
+    )
     biggest = moved.abs().sort_values(ascending=False).index[:3]
-    return {"test": "chi-squared", "statistic": float(chi2), "effect": v, "p_value": float(p),
-            "largest_changes": {str(k): round(float(moved[k]), 4) for k in biggest}}
+    return {
+        "test": "chi-squared",
+        "statistic": float(chi2),
+        "effect": v,
+        "p_value": float(p),
+        "largest_changes": {str(k): round(float(moved[k]), 4) for k in biggest},
+    }
 
 
 def distribution_shift(ctx: AuditContext) -> Iterator[Finding]:
@@ -156,13 +177,16 @@ def distribution_shift(ctx: AuditContext) -> Iterator[Finding]:
         size = "KS distance" if res["test"] == "Kolmogorov-Smirnov" else "Cramér's V"
         severe = res["effect"] >= 0.3
         yield Finding(
-            severity=Severity.WARNING, check="distribution_shift", column=col,
+            severity=Severity.WARNING,
+            check="distribution_shift",
+            column=col,
             message=f"{what} {col!r} is distributed differently in the test table "
-            f"({size} {res['effect']:.2f}, adjusted p={p_adj:.1e})" + (" — a large shift" if severe else ""),
+            f"({size} {res['effect']:.2f}, adjusted p={p_adj:.1e})"
+            + (" — a large shift" if severe else ""),
             evidence=res | {"p_adjusted": float(p_adj)},
             fix="check both tables come from the same population and period; "
             "a model's test score will not transfer if they do not",
-        )  # fmt: skip
+        )
 
 
 def unseen_categories(ctx: AuditContext) -> Iterator[Finding]:
@@ -180,9 +204,10 @@ def unseen_categories(ctx: AuditContext) -> Iterator[Finding]:
             values = test_values[unseen].value_counts().index[:5].tolist()
             yield Finding(
                 severity=Severity.WARNING if frac >= 0.01 else Severity.INFO,
-                check="unseen_categories", column=col,
+                check="unseen_categories",
+                column=col,
                 message=f"{col!r} has {int(unseen.sum())} test value(s) never seen in training, e.g. "
                 + ", ".join(map(repr, values)),
                 evidence={"count": int(unseen.sum()), "fraction": round(frac, 5), "values": values},
                 fix="models map unseen categories to 'unknown'; check for typos or new codes",
-            )  # fmt: skip
+            )

@@ -35,11 +35,13 @@ def missing_target(ctx: AuditContext) -> Iterator[Finding]:
     if n:
         rows = np.flatnonzero(~ctx.labelled.to_numpy())[:10]
         yield Finding(
-            severity=Severity.WARNING, check="missing_target", column=ctx.target,
+            severity=Severity.WARNING,
+            check="missing_target",
+            column=ctx.target,
             message=f"{n} row(s) ({100 * n / ctx.n_rows:.1f}%) have no value for the target {ctx.target!r}",
             evidence={"count": n, "rows": [int(r) for r in rows]},
             fix="they are left out of training; find out why they are unlabelled (is it selection bias?)",
-        )  # fmt: skip
+        )
 
 
 def class_balance(ctx: AuditContext) -> Iterator[Finding]:
@@ -51,30 +53,36 @@ def class_balance(ctx: AuditContext) -> Iterator[Finding]:
     ratio = counts.iloc[-1] / counts.iloc[0]
     if ratio < 0.1:
         yield Finding(
-            severity=Severity.WARNING, check="class_imbalance", column=ctx.target,
+            severity=Severity.WARNING,
+            check="class_imbalance",
+            column=ctx.target,
             message=f"classes are imbalanced: {counts.index[-1]!r} has {counts.iloc[-1]} rows, "
             f"{counts.index[0]!r} has {counts.iloc[0]} (ratio 1:{1 / ratio:.0f})",
             evidence=evidence | {"minority_to_majority": round(float(ratio), 5)},
             fix="judge models by roc_auc, log_loss or balanced_accuracy, not accuracy; consider class weights",
-        )  # fmt: skip
+        )
     single = counts[counts < 2]
     rare = counts[(counts >= 2) & (counts < 10)]
     if len(single):
         yield Finding(
-            severity=Severity.ERROR, check="rare_classes", column=ctx.target,
+            severity=Severity.ERROR,
+            check="rare_classes",
+            column=ctx.target,
             message=f"class(es) {', '.join(repr(str(c)) for c in single.index)} have a single row: "
             "they can be neither learned nor tested",
             evidence=evidence | {"classes": [str(c) for c in single.index]},
             fix="collect more rows of these classes, merge them into a related class, or drop them",
-        )  # fmt: skip
+        )
     if len(rare):
         yield Finding(
-            severity=Severity.WARNING, check="rare_classes", column=ctx.target,
+            severity=Severity.WARNING,
+            check="rare_classes",
+            column=ctx.target,
             message=f"class(es) {', '.join(repr(str(c)) for c in rare.index)} have under 10 rows: "
             "too few to stratify folds and a holdout reliably",
             evidence=evidence | {"classes": [str(c) for c in rare.index]},
             fix="collect more rows of these classes or merge them into a related class",
-        )  # fmt: skip
+        )
 
 
 def too_few_rows(ctx: AuditContext) -> Iterator[Finding]:
@@ -83,18 +91,20 @@ def too_few_rows(ctx: AuditContext) -> Iterator[Finding]:
     k = max(1, len(ctx.model_features))
     if n < MIN_ROWS:
         yield Finding(
-            severity=Severity.ERROR, check="too_few_rows",
+            severity=Severity.ERROR,
+            check="too_few_rows",
             message=f"only {n} labelled row(s): too few to train and evaluate honestly",
             evidence={"rows": n, "features": k},
             fix=f"collect at least {MIN_ROWS} labelled rows; hundreds for a trustworthy score",
-        )  # fmt: skip
+        )
     elif n < 10 * k:
         yield Finding(
-            severity=Severity.WARNING, check="too_few_rows",
+            severity=Severity.WARNING,
+            check="too_few_rows",
             message=f"{n} labelled rows for {k} features: fewer than 10 rows per feature",
             evidence={"rows": n, "features": k},
             fix="expect overfitting; prefer regularised models and fewer features",
-        )  # fmt: skip
+        )
 
 
 # --------------------------------------------------------------------------- leakage
@@ -126,7 +136,9 @@ def _score(y: np.ndarray, pred: np.ndarray, classification: bool) -> float:
     return float(r2_score(y, pred))
 
 
-def _oof_target_encoding(codes: np.ndarray, y: np.ndarray, folds, n_classes: int | None) -> np.ndarray:
+def _oof_target_encoding(
+    codes: np.ndarray, y: np.ndarray, folds, n_classes: int | None
+) -> np.ndarray:
     """Out-of-fold mean target per category: how well the category alone predicts the target."""
     width = n_classes or 1
     target = np.eye(n_classes)[y] if n_classes else y.reshape(-1, 1)
@@ -158,7 +170,9 @@ def target_leakage(ctx: AuditContext) -> Iterator[Finding]:
         n_classes = int(y.max()) + 1
         if n_classes < 2:
             return
-    splitter = (StratifiedKFold if classification else KFold)(3, shuffle=True, random_state=ctx.seed)
+    splitter = (StratifiedKFold if classification else KFold)(
+        3, shuffle=True, random_state=ctx.seed
+    )
     folds = list(splitter.split(np.zeros(len(y)), y if classification else None))
     for col in ctx.features:
         prof = ctx.profiles[col]
@@ -193,22 +207,34 @@ def target_leakage(ctx: AuditContext) -> Iterator[Finding]:
         name = "ROC AUC" if classification else "R²"
         copy = rho is not None and abs(rho) >= 0.999
         if score >= LEAK_ERROR or copy:
-            what = (f"is a near-copy of the target (rank correlation {rho:.4f})" if copy
-                    else f"predicts the target almost perfectly on its own ({name} {score:.3f})")
+            what = (
+                f"is a near-copy of the target (rank correlation {rho:.4f})"
+                if copy
+                else f"predicts the target almost perfectly on its own ({name} {score:.3f})"
+            )
             yield Finding(
-                severity=Severity.ERROR, check="target_leakage", column=col,
+                severity=Severity.ERROR,
+                check="target_leakage",
+                column=col,
                 message=f"{col!r} {what}",
-                evidence={"score": round(score, 4), "metric": name, "rank_correlation": rho,
-                          "rows_checked": len(idx)},
-                fix="if it is known only after the outcome (or derived from it), drop it; otherwise the task is trivial",
-            )  # fmt: skip
+                evidence={
+                    "score": round(score, 4),
+                    "metric": name,
+                    "rank_correlation": rho,
+                    "rows_checked": len(idx),
+                },
+                fix="if it is known only after the outcome (or derived from it), drop it; "
+                "otherwise the task is trivial",
+            )
         elif score >= LEAK_WARNING:
             yield Finding(
-                severity=Severity.WARNING, check="target_leakage", column=col,
+                severity=Severity.WARNING,
+                check="target_leakage",
+                column=col,
                 message=f"{col!r} alone predicts the target suspiciously well ({name} {score:.3f})",
                 evidence={"score": round(score, 4), "metric": name, "rows_checked": len(idx)},
                 fix="confirm it is known at prediction time and not recorded after the outcome",
-            )  # fmt: skip
+            )
 
 
 # --------------------------------------------------------------------------- label issues
@@ -247,10 +273,17 @@ def label_issues(ctx: AuditContext) -> Iterator[Finding]:
     classes, y = np.unique(labels_raw[keep].astype(str), return_inverse=True)
     X = design_matrix(ctx, idx)
     model = lgb.LGBMClassifier(
-        n_estimators=150, learning_rate=0.05, num_leaves=15, min_child_samples=10,
-        subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=ctx.seed,
-        n_jobs=1, verbose=-1,  # OpenMP threads spin when cores are shared: one is faster here
-    )  # fmt: skip
+        n_estimators=150,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=10,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        random_state=ctx.seed,
+        n_jobs=1,
+        verbose=-1,  # OpenMP threads spin when cores are shared: one is faster here
+    )
     folds = StratifiedKFold(5, shuffle=True, random_state=ctx.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -261,19 +294,30 @@ def label_issues(ctx: AuditContext) -> Iterator[Finding]:
     frac = len(ranked) / len(idx)
     given = probs[np.arange(len(y)), y]
     suspects = [
-        {"row": int(idx[i]), "label": str(classes[y[i]]), "p_label": round(float(given[i]), 4),
-         "likely": str(classes[int(np.argmax(probs[i]))])}
+        {
+            "row": int(idx[i]),
+            "label": str(classes[y[i]]),
+            "p_label": round(float(given[i]), 4),
+            "likely": str(classes[int(np.argmax(probs[i]))]),
+        }
         for i in ranked[:20]
-    ]  # fmt: skip
+    ]
     very_low = int((given[ranked] < 0.02).sum())
     sampled = len(idx) < int(ctx.labelled.sum())
     yield Finding(
         severity=Severity.WARNING if very_low >= max(3, 0.01 * len(idx)) else Severity.INFO,
-        check="label_issues", column=ctx.target,
+        check="label_issues",
+        column=ctx.target,
         message=f"{len(ranked)} row(s) ({100 * frac:.1f}%) may be mislabelled"
         + (f", {very_low} of them with a label probability under 2%" if very_low else "")
         + f"; top suspects: rows {', '.join(str(s['row']) for s in suspects[:5])}",
-        evidence={"count": len(ranked), "fraction": round(frac, 4), "very_low": very_low,
-                  "rows_checked": len(idx), "sampled": sampled, "suspects": suspects},
+        evidence={
+            "count": len(ranked),
+            "fraction": round(frac, 4),
+            "very_low": very_low,
+            "rows_checked": len(idx),
+            "sampled": sampled,
+            "suspects": suspects,
+        },
         fix="review the top suspects by hand; fix wrong labels or drop the rows",
-    )  # fmt: skip
+    )
