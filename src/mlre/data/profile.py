@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from mlre.data.roles import Role, infer_role, is_text_dtype
+from mlre.data.roles import Role, infer_role, is_text_dtype, value_sample
 
 TOP_K = 5
 #: Above this many distinct values, the full value counts of a numeric column are not computed.
@@ -65,58 +65,70 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _numeric_stats(s: pd.Series, present: int) -> dict[str, Any]:
+    """Stats of a numeric column from one sort: distinct count, quartiles, most frequent values."""
+    integral = pd.api.types.is_integer_dtype(s.dtype) and present == len(s)
+    x = s.to_numpy() if integral else s.to_numpy(dtype=float, na_value=np.nan)
+    if integral:
+        v, n_inf = np.sort(x), 0
+    else:
+        finite = np.isfinite(x)
+        v = np.sort(x[finite])
+        n_inf = int((~finite).sum()) - int(np.isnan(x).sum())
+    out: dict[str, Any] = {"n_inf": n_inf}
+    if not v.size:
+        out["n_unique"] = len(np.unique(x[np.isinf(x)])) if n_inf else 0
+        return out
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    runs = np.diff(np.r_[starts, v.size])
+    n_unique = len(starts) + (len(np.unique(x[np.isinf(x)])) if n_inf else 0)
+    top = np.argsort(-runs, kind="stable")[:TOP_K]
+    q = np.quantile(v, [0.25, 0.5, 0.75])
+    out.update(
+        n_unique=n_unique,
+        top=[(_plain(v[starts[i]]), int(runs[i])) for i in top],
+        top_frac=float(runs[top[0]]) / present,
+        mean=float(v.mean()),
+        std=float(v.std()),
+        min=_plain(v[0]),
+        q1=float(q[0]),
+        median=float(q[1]),
+        q3=float(q[2]),
+        max=_plain(v[-1]),
+    )
+    if n_unique > COUNTS_LIMIT:
+        out["top"] = []  # the most frequent of many distinct numbers says little
+    return out
+
+
 def profile_column(s: pd.Series, name: str, declared_id: bool = False) -> ColumnProfile:
     """Profile one column and infer its role."""
     n = len(s)
     n_missing = int(s.isna().sum())
     present = n - n_missing
     dtype = logical_dtype(s)
-    try:
-        n_unique = int(s.nunique(dropna=True))
-    except TypeError:  # unhashable values (lists, dicts) from JSON
-        n_unique = int(s.dropna().astype(str).nunique())
-        dtype = "mixed"
-    role = infer_role(s, name, n_unique, declared_id)
-    prof: dict[str, Any] = {
-        "name": name,
-        "role": role,
-        "dtype": dtype,
-        "n_missing": n_missing,
-        "missing_frac": n_missing / n if n else 0.0,
-        "n_unique": n_unique,
-        "unique_frac": n_unique / present if present else 0.0,
-    }
+    prof: dict[str, Any] = {"name": name, "dtype": dtype, "n_missing": n_missing}
     numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-    if present and (not numeric or n_unique <= COUNTS_LIMIT) and dtype != "mixed":
-        counts = s.value_counts(dropna=True)
-        prof["top"] = [(_plain(k), int(v)) for k, v in counts.head(TOP_K).items()]
-        prof["top_frac"] = float(counts.iloc[0]) / present
     if numeric and present:
-        x = s.to_numpy(dtype=float, na_value=np.nan)
-        finite = x[np.isfinite(x)]
-        prof["n_inf"] = int(np.isinf(x).sum())
-        if finite.size:
-            q = np.quantile(finite, [0.25, 0.5, 0.75])
-            prof.update(
-                mean=float(finite.mean()),
-                std=float(finite.std()),
-                min=float(finite.min()),
-                q1=float(q[0]),
-                median=float(q[1]),
-                q3=float(q[2]),
-                max=float(finite.max()),
-            )
-            if prof.get("top_frac") is None:
-                # a value held by over half the rows is the median: count it directly
-                share = float((finite == q[1]).sum()) / present
-                prof["top_frac"] = share if share >= 0.5 else None
-    elif pd.api.types.is_datetime64_any_dtype(s.dtype) and present:
+        prof.update(_numeric_stats(s, present))
+    else:
+        try:
+            counts = s.value_counts(dropna=True)
+        except TypeError:  # unhashable values (lists, dicts) from JSON
+            counts = s.dropna().astype(str).value_counts()
+            prof["dtype"] = "mixed"
+        prof["n_unique"] = len(counts)
+        if present and prof["dtype"] != "mixed":
+            prof["top"] = [(_plain(k), int(v)) for k, v in counts.head(TOP_K).items()]
+            prof["top_frac"] = float(counts.iloc[0]) / present
+    prof["n_unique"] = prof.get("n_unique", 0)
+    prof["missing_frac"] = n_missing / n if n else 0.0
+    prof["unique_frac"] = prof["n_unique"] / present if present else 0.0
+    prof["role"] = infer_role(s, name, prof["n_unique"], declared_id)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype) and present:
         prof.update(min=_plain(s.min()), max=_plain(s.max()))
-    elif is_text_dtype(s.dtype) and present and dtype == "string":
-        sample = s.dropna()
-        if len(sample) > 20_000:
-            sample = sample.sample(20_000, random_state=0)
-        prof["mean_length"] = float(sample.str.len().mean())
+    elif is_text_dtype(s.dtype) and present and prof["dtype"] == "string":
+        prof["mean_length"] = float(value_sample(s, 20_000).str.len().mean())
     return ColumnProfile(**prof)
 
 

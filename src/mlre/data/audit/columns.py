@@ -153,13 +153,8 @@ def duplicate_rows(ctx: AuditContext) -> Iterator[Finding]:
 def duplicate_columns(ctx: AuditContext) -> Iterator[Finding]:
     """Columns whose values are identical to another column's."""
     by_hash: dict[int, list[str]] = {}
-    for col in ctx.df.columns:
-        s = ctx.df[col]
-        try:
-            key = int(pd.util.hash_pandas_object(s, index=False).to_numpy().sum(dtype=np.uint64))
-        except TypeError:
-            continue
-        by_hash.setdefault(key, []).append(col)
+    for col, digest in ctx.column_digests.items():
+        by_hash.setdefault(digest, []).append(col)
     for cols in by_hash.values():
         if len(cols) < 2:
             continue
@@ -237,7 +232,7 @@ def mixed_types(ctx: AuditContext) -> Iterator[Finding]:
             continue
         if not is_text_dtype(s.dtype) or p.role in (Role.TEXT, Role.IDENTIFIER):
             continue
-        sample = value_sample(s, 20_000, ctx.seed)
+        sample = value_sample(s, 5000, ctx.seed)
         sample = sample[~sample.astype(str).str.strip().str.lower().isin(DISGUISED_MISSING)]
         kinds = kind_fractions(sample)
         if not kinds:

@@ -52,14 +52,33 @@ class AuditContext:
         return self.profiles[column].role
 
     @cached_property
+    def _hashes(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """One pass over the columns: row hashes (all columns, features only) and column digests."""
+        rows = np.full(len(self.df), _SEED, dtype=np.uint64)
+        feature_rows = rows.copy()
+        digests: dict[str, int] = {}
+        for col in self.df.columns:
+            h = hash_column(self.df[col])
+            rows = _combine(rows, h)
+            if col != self.target:
+                feature_rows = _combine(feature_rows, h)
+            digests[col] = int(h.sum(dtype=np.uint64))
+        return rows, feature_rows, digests
+
+    @property
     def row_hashes(self) -> np.ndarray:
         """A 64-bit hash of every training row (all columns)."""
-        return hash_rows(self.df)
+        return self._hashes[0]
 
-    @cached_property
+    @property
     def feature_row_hashes(self) -> np.ndarray:
-        """A 64-bit hash of every training row over its features only."""
-        return hash_rows(self.df[self.features]) if self.target else self.row_hashes
+        """A 64-bit hash of every training row over its features only (equal to ``hash_rows``)."""
+        return self._hashes[1]
+
+    @property
+    def column_digests(self) -> dict[str, int]:
+        """A 64-bit digest of each column's values: equal columns have equal digests."""
+        return self._hashes[2]
 
     @cached_property
     def labelled(self) -> pd.Series:
@@ -85,6 +104,26 @@ class AuditContext:
         return np.sort(np.concatenate(picked))
 
 
+_SEED = np.uint64(0xCBF29CE484222325)
+_PRIME = np.uint64(0x100000001B3)
+
+
+def hash_column(s: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each value (missing values hash alike; unhashable values by their text)."""
+    try:
+        return pd.util.hash_pandas_object(s, index=False).to_numpy()
+    except TypeError:
+        return pd.util.hash_pandas_object(s.astype(str), index=False).to_numpy()
+
+
+def _combine(acc: np.ndarray, h: np.ndarray) -> np.ndarray:
+    # FNV-style mixing; uint64 arithmetic wraps around, which is what a hash wants
+    return (acc ^ h) * _PRIME
+
+
 def hash_rows(df: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash per row, equal for rows with equal values (missing values compare equal)."""
-    return pd.util.hash_pandas_object(df, index=False).to_numpy()
+    acc = np.full(len(df), _SEED, dtype=np.uint64)
+    for col in df.columns:
+        acc = _combine(acc, hash_column(df[col]))
+    return acc

@@ -273,9 +273,10 @@ def label_issues(ctx: AuditContext) -> Iterator[Finding]:
     classes, y = np.unique(labels_raw[keep].astype(str), return_inverse=True)
     X = design_matrix(ctx, idx)
     model = lgb.LGBMClassifier(
-        n_estimators=150,
-        learning_rate=0.05,
+        n_estimators=100,
+        learning_rate=0.08,
         num_leaves=15,
+        max_bin=63,
         min_child_samples=10,
         subsample=0.8,
         subsample_freq=1,
