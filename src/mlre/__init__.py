@@ -12,15 +12,19 @@ from mlre.data.contract import DataContract
 from mlre.data.load import load_table
 from mlre.errors import InputError, MlreError, SpecError, TrackingError
 from mlre.findings import Finding, Findings, Severity
+from mlre.run_api import RunResult, leaderboard, predict, run, runs
+from mlre.search.automodel import AutoModel
 from mlre.spec import Spec, load_spec
 
 __all__ = [
     "AuditReport",
+    "AutoModel",
     "DataContract",
     "Finding",
     "Findings",
     "InputError",
     "MlreError",
+    "RunResult",
     "Severity",
     "Spec",
     "SpecError",
@@ -28,6 +32,10 @@ __all__ = [
     "__version__",
     "audit",
     "init",
+    "leaderboard",
     "load_spec",
     "load_table",
+    "predict",
+    "run",
+    "runs",
 ]

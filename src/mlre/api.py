@@ -135,6 +135,78 @@ def _task_of(df: pd.DataFrame, spec: Spec) -> str | None:
     return task
 
 
+@dataclass
+class Inputs:
+    """The loaded tables of one command, with the spec applied."""
+
+    spec: Spec
+    table: Table
+    df: pd.DataFrame
+    task: str | None
+    test: Table | None
+
+
+def _load_inputs(
+    data: str | Path | pd.DataFrame | None,
+    *,
+    test: str | Path | pd.DataFrame | None,
+    sql: str | None,
+    db: str | Path | None,
+    spec: Spec | str | Path | None,
+    encoding: str | None,
+    delimiter: str | None,
+    step: Progress,
+    overrides: dict[str, Any],
+) -> Inputs:
+    the_spec = _resolve_spec(spec, overrides)
+    step("loading data")
+    table = _as_table(data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, spec=the_spec)
+    df = _prepare(table, the_spec)
+    task = _task_of(df, the_spec)
+    test_table = None
+    if test is not None:
+        step("loading test data")
+        test_table = _as_table(test, encoding=encoding, delimiter=delimiter, spec=the_spec)
+        test_table.frame = test_table.frame.drop(
+            columns=[c for c in the_spec.drop if c in test_table.frame.columns]
+        )
+    return Inputs(the_spec, table, df, task, test_table)
+
+
+def _audit_inputs(inputs: Inputs, step: Progress, model_sample: int = 20_000) -> AuditReport:
+    """Profile, check and build the contract of loaded inputs (nothing recorded)."""
+    spec, df = inputs.spec, inputs.df
+    step("profiling columns")
+    profiles = profile_frame(df, spec.id_columns)
+    ctx = AuditContext(
+        df=df,
+        profiles=profiles,
+        target=spec.target,
+        task=inputs.task,
+        test=inputs.test.frame if inputs.test else None,
+        seed=spec.seed,
+        declared_ids=tuple(spec.id_columns),
+        model_sample=model_sample,
+    )
+    findings = run_checks(ctx, progress=step)
+    contract = build_contract(
+        df, profiles, target=spec.target, task=inputs.task, data_sha256=inputs.table.sha256
+    )
+    return AuditReport(
+        findings=findings,
+        profiles=profiles,
+        contract=contract,
+        spec=spec,
+        task=inputs.task,
+        source=inputs.table.source,
+        data_sha256=inputs.table.sha256,
+        n_rows=len(df),
+        n_cols=df.shape[1],
+        test_source=inputs.test.source if inputs.test else None,
+        details=inputs.table.details,
+    )
+
+
 def audit(
     data: str | Path | pd.DataFrame | None = None,
     *,
@@ -156,59 +228,30 @@ def audit(
     """
     started = time.perf_counter()
     step = progress or (lambda _: None)
-    the_spec = _resolve_spec(spec, {"target": target, **spec_overrides})
-    step("loading data")
-    table = _as_table(data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, spec=the_spec)
-    df = _prepare(table, the_spec)
-    task = _task_of(df, the_spec)
-    test_table = None
-    if test is not None:
-        step("loading test data")
-        test_table = _as_table(test, encoding=encoding, delimiter=delimiter, spec=the_spec)
-
-    def body(run: Any | None) -> AuditReport:
-        step("profiling columns")
-        profiles = profile_frame(df, the_spec.id_columns)
-        ctx = AuditContext(
-            df=df,
-            profiles=profiles,
-            target=the_spec.target,
-            task=task,
-            test=test_table.frame if test_table else None,
-            seed=the_spec.seed,
-            declared_ids=tuple(the_spec.id_columns),
-        )
-        findings = run_checks(ctx, progress=step)
-        contract = build_contract(
-            df, profiles, target=the_spec.target, task=task, data_sha256=table.sha256
-        )
-        report = AuditReport(
-            findings=findings,
-            profiles=profiles,
-            contract=contract,
-            spec=the_spec,
-            task=task,
-            source=table.source,
-            data_sha256=table.sha256,
-            n_rows=len(df),
-            n_cols=df.shape[1],
-            test_source=test_table.source if test_table else None,
-            details=table.details,
-        )
-        if run is not None:
-            step("recording in MLflow")
-            _record(run, report, test_table)
-            report.run_id = run.run_id
+    inputs = _load_inputs(
+        data,
+        test=test,
+        sql=sql,
+        db=db,
+        spec=spec,
+        encoding=encoding,
+        delimiter=delimiter,
+        step=step,
+        overrides={"target": target, **spec_overrides},
+    )
+    if not track:
+        report = _audit_inputs(inputs, step)
         report.seconds = time.perf_counter() - started
         return report
-
-    if not track:
-        return body(None)
     from mlre.track import tracked_run, tracking_uri
 
-    with tracked_run(the_spec.project_name, "audit", {"mlre.kind": "audit"}) as run:
-        report = body(run)
+    with tracked_run(inputs.spec.project_name, "audit", {"mlre.kind": "audit"}) as run:
+        report = _audit_inputs(inputs, step)
+        step("recording in MLflow")
+        _record(run, report, inputs.test)
+        report.run_id = run.run_id
     report.tracking_uri = tracking_uri()
+    report.seconds = time.perf_counter() - started
     return report
 
 

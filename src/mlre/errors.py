@@ -32,6 +32,12 @@ class TrackingError(MlreError):
     """The experiment store could not be reached or written."""
 
 
+class GateError(MlreError):
+    """A check that guards the next step failed (for example the audit before a run)."""
+
+    exit_code = 1
+
+
 def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The names in ``choices`` closest to ``name``, best first (case-insensitive)."""
     choices = list(choices)

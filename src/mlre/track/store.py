@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -90,8 +91,6 @@ class RunHandle:
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         """Log numeric metrics."""
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -143,3 +142,71 @@ def tracked_run(
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")
+
+
+def log_child_run(
+    parent: RunHandle,
+    experiment_id: str,
+    name: str,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, Any],
+    steps: dict[str, list[float]],
+    status: str = "FINISHED",
+) -> str:
+    """A finished child run under ``parent`` (one per search trial)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = parent.client
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={"mlflow.parentRunId": parent.run_id, **{k: str(v) for k, v in tags.items()}},
+    )
+    now = int(time.time() * 1000)
+    metric_items = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+    for key, values in steps.items():
+        metric_items += [Metric(key, float(v), now, i) for i, v in enumerate(values)]
+    client.log_batch(
+        run.info.run_id,
+        metrics=metric_items,
+        params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    )
+    client.set_terminated(run.info.run_id, status=status)
+    return run.info.run_id
+
+
+def experiment_of(handle: RunHandle) -> str:
+    """The experiment id of a run."""
+    return handle.client.get_run(handle.run_id).info.experiment_id
+
+
+def find_runs(kind: str | None = None, max_results: int = 20) -> list[Any]:
+    """The most recent mlre runs in the store, newest first (optionally of one kind)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    query = f"tags.`mlre.kind` = '{kind}'" if kind else ""
+    return list(
+        client.search_runs(
+            experiments,
+            filter_string=query,
+            max_results=max_results,
+            order_by=["attributes.start_time DESC"],
+        )
+    )
+
+
+def read_json_artifact(run_id: str, path: str) -> Any:
+    """Read a JSON artifact of a run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, path, tmp)
+        return json.loads(Path(local).read_text(encoding="utf-8"))

@@ -1,0 +1,120 @@
+"""Honest splits: the outer holdout the search never sees, and the folds the search uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
+
+from mlre.errors import InputError
+
+
+@dataclass
+class Holdout:
+    """Row positions of the training part and of the outer holdout, and how they were chosen."""
+
+    train: np.ndarray
+    test: np.ndarray
+    method: str
+
+
+def outer_holdout(
+    df: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    task: str,
+    fraction: float,
+    seed: int,
+    time_column: str | None = None,
+    group_column: str | None = None,
+) -> Holdout:
+    """Split off the holdout: latest rows with a time column, whole groups with a group column,
+    stratified by class for classification, random otherwise."""
+    n = len(df)
+    positions = np.arange(n)
+    n_test = max(1, round(n * fraction))
+    if time_column is not None:
+        order = np.argsort(
+            pd.to_datetime(df[time_column], errors="coerce").to_numpy(), kind="stable"
+        )
+        return Holdout(np.sort(order[: n - n_test]), np.sort(order[n - n_test :]), "time-ordered")
+    if group_column is not None:
+        groups = df[group_column].astype(str).to_numpy()
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        train, test = next(splitter.split(positions, y, groups))
+        return Holdout(train, test, "grouped")
+    stratify = y if task != "regression" and np.bincount(y).min() >= 2 else None
+    train, test = train_test_split(
+        positions, test_size=n_test, random_state=seed, stratify=stratify, shuffle=True
+    )
+    return Holdout(
+        np.sort(train), np.sort(test), "stratified" if stratify is not None else "random"
+    )
+
+
+def check_classes(y_train: np.ndarray, y_test: np.ndarray | None, classes: np.ndarray) -> None:
+    """Refuse a training part with one class, and test labels never seen in training."""
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise InputError(
+            f"the training part has a single class ({classes[present[0]]!r})",
+            hint="the target needs at least two classes with several rows each",
+        )
+    if y_test is not None:
+        unseen = np.setdiff1d(np.unique(y_test), present)
+        if len(unseen):
+            raise InputError(
+                "the test data has label(s) never seen in training: "
+                + ", ".join(repr(classes[u]) for u in unseen[:5]),
+                hint="a model cannot predict a class it never saw; add such rows to the training data",
+            )
+
+
+def cv_folds(
+    y: np.ndarray,
+    *,
+    task: str,
+    k: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k folds for the search: stratified for classification, grouped when there are groups."""
+    x = np.zeros(len(y))
+    classification = task != "regression"
+    if classification:
+        k = max(2, min(k, int(np.bincount(y)[np.bincount(y) > 0].min())))
+    if groups is not None:
+        k = min(k, len(np.unique(groups)))
+        splitter = (
+            StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+            if classification
+            else GroupKFold(k)
+        )
+        return list(splitter.split(x, y, groups))
+    splitter = (
+        StratifiedKFold(k, shuffle=True, random_state=seed)
+        if classification
+        else KFold(k, shuffle=True, random_state=seed)
+    )
+    return list(splitter.split(x, y))
+
+
+def validation_split(
+    y: np.ndarray, *, task: str, fraction: float, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One train/validation split, for data too large for k-fold search."""
+    positions = np.arange(len(y))
+    stratify = y if task != "regression" else None
+    train, valid = train_test_split(
+        positions, test_size=fraction, random_state=seed, stratify=stratify
+    )
+    return [(np.sort(train), np.sort(valid))]

@@ -1,0 +1,1 @@
+"""Metrics, resampling and statistical evaluation."""

@@ -1,0 +1,96 @@
+"""Metrics on mlre's prediction format: class probabilities for classification, values for regression.
+
+Every metric also has a loss form (lower is better) so the search can minimise one number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from mlre.spec import METRICS
+
+EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named score, whether larger is better, and how to compute it."""
+
+    name: str
+    greater_is_better: bool
+    fn: Callable[[np.ndarray, np.ndarray], float]
+
+    def __call__(self, y: np.ndarray, pred: np.ndarray) -> float:
+        """Score predictions ``pred`` (probabilities or values) against encoded targets ``y``."""
+        return float(self.fn(y, pred))
+
+    def loss(self, y: np.ndarray, pred: np.ndarray) -> float:
+        """The score as a loss: lower is better."""
+        value = self(y, pred)
+        return -value if self.greater_is_better else value
+
+    def to_score(self, loss: float) -> float:
+        """Turn a loss back into the metric's own scale."""
+        return -loss if self.greater_is_better else loss
+
+
+def _labels(proba: np.ndarray) -> np.ndarray:
+    return np.asarray(proba).argmax(axis=1)
+
+
+def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    if proba.shape[1] == 2:
+        return skm.roc_auc_score(y, proba[:, 1])
+    present = np.unique(y)
+    # one-vs-rest over the classes present, on probabilities renormalised to them
+    sub = proba[:, present]
+    sub = sub / np.clip(sub.sum(axis=1, keepdims=True), EPS, None)
+    remap = np.searchsorted(present, y)
+    if len(present) == 2:
+        return skm.roc_auc_score(remap, sub[:, 1])
+    return skm.roc_auc_score(remap, sub, multi_class="ovr", average="macro")
+
+
+def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    p = np.clip(proba[np.arange(len(y)), y], EPS, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def _f1(y: np.ndarray, proba: np.ndarray) -> float:
+    average = "binary" if proba.shape[1] == 2 else "macro"
+    return skm.f1_score(y, _labels(proba), average=average, zero_division=0)
+
+
+def _mape(y: np.ndarray, pred: np.ndarray) -> float:
+    return skm.mean_absolute_percentage_error(y, pred)
+
+
+_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "roc_auc": _roc_auc,
+    "log_loss": _log_loss,
+    "accuracy": lambda y, p: skm.accuracy_score(y, _labels(p)),
+    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y, _labels(p)),
+    "f1": _f1,
+    "rmse": lambda y, p: float(np.sqrt(skm.mean_squared_error(y, p))),
+    "mae": skm.mean_absolute_error,
+    "r2": skm.r2_score,
+    "mape": _mape,
+}
+
+
+def get_metric(name: str) -> Metric:
+    """The metric called ``name`` (one of ``mlre.spec.METRICS``)."""
+    _, greater = METRICS[name]
+    return Metric(name, greater, _FUNCTIONS[name])
+
+
+def naive_prediction(task: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
+    """The baseline a model must beat: class frequencies (classification) or the mean."""
+    if task == "regression":
+        return np.full(n, float(np.mean(y_train)))
+    freq = np.bincount(y_train, minlength=n_classes) / len(y_train)
+    return np.tile(freq, (n, 1))

@@ -1,0 +1,103 @@
+"""Preprocessing per model family: native categories for boosted trees, one-hot and scaling for
+linear models, neighbours and neural nets. Identifiers and free text are not features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlre.data.contract import DataContract
+from mlre.data.roles import Role
+from mlre.features.transformers import CategoryEncoder, ColumnCoercer, DatetimeFeatures
+
+Style = Literal["trees", "dense"]
+
+
+@dataclass
+class FeaturePlan:
+    """Which contract columns feed a model, grouped by how they are prepared."""
+
+    numeric: list[str] = field(default_factory=list)
+    boolean: list[str] = field(default_factory=list)
+    datetime: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_contract(
+        cls, contract: DataContract, exclude: list[str] | tuple[str, ...] = ()
+    ) -> FeaturePlan:
+        """Features by role; identifiers, free text, constants and excluded columns are left out."""
+        plan = cls()
+        for col in contract.features:
+            if col.name in exclude:
+                plan.ignored[col.name] = "excluded by the spec"
+            elif col.role is Role.IDENTIFIER:
+                plan.ignored[col.name] = "identifier"
+            elif col.role is Role.TEXT:
+                plan.ignored[col.name] = "free text"
+            elif col.role is Role.NUMERIC:
+                plan.numeric.append(col.name)
+            elif col.role is Role.BOOLEAN:
+                plan.boolean.append(col.name)
+            elif col.role is Role.DATETIME:
+                plan.datetime.append(col.name)
+            else:
+                plan.categorical.append(col.name)
+        return plan
+
+    @property
+    def columns(self) -> list[str]:
+        """Every input column the model reads."""
+        return [*self.numeric, *self.boolean, *self.datetime, *self.categorical]
+
+
+def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
+    """A fitted-on-demand transformer from a raw table to model inputs (pandas out)."""
+    coerce = ColumnCoercer(plan.numeric, plan.boolean, plan.datetime, plan.categorical)
+    plain = [*plan.numeric, *plan.boolean]
+    parts = []
+    if style == "trees":
+        if plain:
+            parts.append(("num", "passthrough", plain))
+        if plan.datetime:
+            parts.append(("date", DatetimeFeatures(), plan.datetime))
+        if plan.categorical:
+            parts.append(("cat", CategoryEncoder(), plan.categorical))
+    else:
+        if plain:
+            parts.append(("num", _dense_numeric(), plain))
+        if plan.datetime:
+            parts.append(
+                ("date", make_pipeline(DatetimeFeatures(), _dense_numeric()), plan.datetime)
+            )
+        if plan.categorical:
+            onehot = OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                min_frequency=5,
+                max_categories=30,
+                sparse_output=False,
+            )
+            parts.append(
+                (
+                    "cat",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="__missing__"), onehot
+                    ),
+                    plan.categorical,
+                )
+            )
+    columns = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("coerce", coerce), ("columns", columns)]).set_output(transform="pandas")
+
+
+def _dense_numeric() -> Pipeline:
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
+    )

@@ -1,0 +1,112 @@
+"""The model mlre registers and serves: preprocessing and estimators in one scikit-learn object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from mlre.data.contract import DataContract
+
+
+@dataclass
+class Member:
+    """One configuration in the final model: its fitted pipelines (one per fold, averaged) and weight."""
+
+    family: str
+    params: dict[str, Any]
+    weight: float
+    pipelines: list[Any] = field(default_factory=list)
+
+
+def align_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities over all classes, when a fitted estimator saw only some of them."""
+    if proba.shape[1] == n_classes:
+        return proba
+    full = np.zeros((proba.shape[0], n_classes))
+    full[:, np.asarray(seen, dtype=int)] = proba
+    return full
+
+
+def member_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+    """Probabilities (classification) or values (regression) of one fitted pipeline."""
+    if task == "regression":
+        return np.asarray(pipeline.predict(X), dtype=float).ravel()
+    proba = np.asarray(pipeline.predict_proba(X), dtype=float)
+    return align_proba(proba, pipeline.classes_, n_classes)
+
+
+class MlreModel(BaseEstimator):
+    """A weighted ensemble of bagged pipelines, raw table in, predictions out.
+
+    Classification predicts the original labels and ``predict_proba`` gives one column per class
+    in the order of ``classes_``.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        members: list[Member],
+        classes: np.ndarray | None,
+        contract: DataContract,
+        metric: str,
+    ) -> None:
+        self.task = task
+        self.members = members
+        self.classes = classes
+        self.contract = contract
+        self.metric = metric
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, in the order of the probability columns."""
+        if self.classes is None:
+            raise AttributeError("a regression model has no classes")
+        return self.classes
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """The input columns the model reads."""
+        return np.asarray([c.name for c in self.contract.features], dtype=object)
+
+    def fit(self, X: Any, y: Any = None) -> MlreModel:
+        """The model is fitted by the search; use ``mlre.AutoModel`` to fit a new one."""
+        return self
+
+    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+        n_classes = 0 if self.classes is None else len(self.classes)
+        total = None
+        for m in self.members:
+            pred = np.mean(
+                [member_predict(p, X, self.task, n_classes) for p in m.pipelines], axis=0
+            )
+            total = m.weight * pred if total is None else total + m.weight * pred
+        return total
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, one column per class of ``classes_``."""
+        if self.task == "regression":
+            raise AttributeError("predict_proba is for classification models")
+        proba = self._raw(X)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted labels (classification) or values (regression)."""
+        if self.task == "regression":
+            return self._raw(X)
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The members and their weights."""
+        return [
+            {
+                "family": m.family,
+                "params": m.params,
+                "weight": round(m.weight, 4),
+                "bagged_models": len(m.pipelines),
+            }
+            for m in self.members
+        ]

@@ -1,0 +1,1 @@
+"""The budgeted search: portfolio, then Bayesian tuning, then ensemble selection."""

@@ -1,0 +1,250 @@
+"""The search: proven configurations first, then Bayesian tuning of the best families, then a
+greedy ensemble, all within a wall-clock deadline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlre.models.final import Member, MlreModel
+from mlre.models.zoo import FAMILIES, PORTFOLIO_ORDER, Family, available_families
+from mlre.search.ensemble import caruana
+from mlre.search.trial import TrialData, TrialResult, run_trial
+
+log = logging.getLogger(__name__)
+
+#: Candidates whose fitted pipelines are kept for the ensemble (the rest are freed).
+KEEP = 12
+#: Families tuned after the portfolio.
+TUNED_FAMILIES = 2
+
+OnTrial = Callable[[TrialResult], None]
+
+
+@dataclass
+class SearchResult:
+    """Every trial, the ensemble weights over the kept ones, and the final model's members."""
+
+    trials: list[TrialResult]
+    members: list[Member]
+    loss: float
+    best_single_loss: float
+    ensemble: dict[int, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def finished(self) -> list[TrialResult]:
+        """Trials that completed every fold."""
+        return [t for t in self.trials if t.status == "ok"]
+
+
+class Search:
+    """A budgeted search over the model zoo for one training part."""
+
+    def __init__(
+        self,
+        data: TrialData,
+        deadline: float,
+        *,
+        families: list[str] | None = None,
+        on_trial: OnTrial | None = None,
+    ) -> None:
+        self.data = data
+        self.deadline = deadline
+        self.families = [
+            f
+            for f in available_families(families)
+            if f.max_rows is None or len(data.y) <= f.max_rows
+        ]
+        self.on_trial = on_trial or (lambda _: None)
+        self.trials: list[TrialResult] = []
+        self.pace: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def remaining(self) -> float:
+        """Seconds left."""
+        return self.deadline - time.monotonic()
+
+    def _expected(self, family: Family) -> float:
+        """Seconds a trial of ``family`` is expected to take, from what has been seen so far."""
+        if family.name in self.pace:
+            return self.pace[family.name]
+        if "lightgbm" in self.pace:
+            return family.cost * self.pace["lightgbm"]
+        return 0.0
+
+    def _affordable(self, family: Family) -> bool:
+        # a trial that would need more than half of what is left is better skipped
+        return self.remaining() > max(0.5, 2.0 * self._expected(family))
+
+    def _run(
+        self,
+        family: Family,
+        params: dict[str, Any],
+        phase: str,
+        should_prune: Callable[[int, float], bool] | None = None,
+    ) -> TrialResult:
+        # no single trial may take more than about half of what is left
+        trial_deadline = min(self.deadline, time.monotonic() + max(2.0, 0.5 * self.remaining()))
+        result = run_trial(
+            len(self.trials),
+            family,
+            params,
+            self.data,
+            phase=phase,
+            deadline=trial_deadline,
+            should_prune=should_prune,
+        )
+        spent = result.fit_seconds + result.predict_seconds
+        self.pace[family.name] = max(self.pace.get(family.name, 0.0) * 0.5, spent)
+        self.trials.append(result)
+        self._free_memory()
+        self.on_trial(result)
+        return result
+
+    def _free_memory(self) -> None:
+        ok = sorted((t for t in self.trials if t.pipelines is not None), key=lambda t: t.loss)
+        for t in ok[KEEP:]:
+            t.pipelines, t.oof = None, None
+
+    # ------------------------------------------------------------------ phases
+
+    def portfolio(self) -> None:
+        """Try the proven configurations, strong and cheap ones first."""
+        allowed = {f.name: f for f in self.families}
+        for name, index in PORTFOLIO_ORDER:
+            family = allowed.get(name)
+            if family is None or index >= len(family.portfolio):
+                continue
+            if not self._affordable(family):
+                continue
+            self._run(family, dict(family.portfolio[index]), "portfolio")
+            if self.remaining() <= 0:
+                return
+
+    def tune(self) -> None:
+        """Bayesian optimisation (TPE, with pruning) of the most promising families."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        best_by_family: dict[str, float] = {}
+        for t in self.trials:
+            if t.status == "ok":
+                best_by_family[t.family] = min(best_by_family.get(t.family, np.inf), t.loss)
+        ranked = sorted(best_by_family, key=best_by_family.get)[:TUNED_FAMILIES]
+        if not ranked:
+            return
+        studies = {}
+        for name in ranked:
+            sampler = optuna.samplers.TPESampler(
+                seed=self.data.seed, n_startup_trials=4, multivariate=True
+            )
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+            study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+            for t in self.trials:  # let the sampler learn from the portfolio's results
+                if t.family == name and t.status == "ok":
+                    dists = _distributions(FAMILIES[name], self.data.task, t.params)
+                    if dists:
+                        study.add_trial(
+                            optuna.trial.create_trial(
+                                params={k: t.params[k] for k in dists},
+                                distributions=dists,
+                                value=t.loss,
+                            )
+                        )
+            studies[name] = study
+        turn = 0
+        while self.remaining() > 0:
+            name = ranked[turn % len(ranked)]
+            turn += 1
+            family = FAMILIES[name]
+            if not self._affordable(family):
+                if all(not self._affordable(FAMILIES[n]) for n in ranked):
+                    return
+                continue
+            study = studies[name]
+            trial = study.ask()
+            params = family.space(trial, self.data.task)
+
+            def prune(step: int, value: float, trial=trial) -> bool:
+                trial.report(value, step)
+                return trial.should_prune()
+
+            result = self._run(family, params, "tuning", should_prune=prune)
+            if result.status == "ok":
+                study.tell(trial, result.loss)
+            elif result.status == "pruned":
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    def ensemble(self) -> SearchResult:
+        """Greedy ensemble selection over the kept candidates; the final model's members."""
+        kept = sorted((t for t in self.trials if t.pipelines is not None), key=lambda t: t.loss)
+        if not kept:
+            raise RuntimeError("no trial finished")
+        weights, loss = caruana([t.oof for t in kept], self.data.y, self.data.metric)
+        members = [
+            Member(t.family, t.params, float(w), t.pipelines)
+            for t, w in zip(kept, weights, strict=True)
+            if w > 0
+        ]
+        return SearchResult(
+            trials=self.trials,
+            members=members,
+            loss=loss,
+            best_single_loss=kept[0].loss,
+            ensemble={t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0},
+        )
+
+
+def _distributions(family: Family, task: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The Optuna distributions of ``family``'s space for the keys of ``params`` it can hold."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    probe = optuna.create_study().ask()
+    family.space(probe, task)
+    out = {}
+    for key, dist in probe.distributions.items():
+        if key not in params:
+            continue
+        value = params[key]
+        if isinstance(dist, CategoricalDistribution):
+            fits = value in dist.choices
+        else:
+            fits = isinstance(value, (int, float)) and dist.low <= value <= dist.high
+        if fits:
+            out[key] = dist
+    return out
+
+
+def run_search(
+    data: TrialData,
+    budget_seconds: float,
+    *,
+    families: list[str] | None = None,
+    on_trial: OnTrial | None = None,
+    classes: np.ndarray | None = None,
+    contract: Any = None,
+) -> tuple[SearchResult, MlreModel]:
+    """Search for ``budget_seconds`` and return the result and the final model."""
+    started = time.monotonic()
+    search = Search(data, started + budget_seconds, families=families, on_trial=on_trial)
+    search.portfolio()
+    search.tune()
+    if not any(t.status == "ok" for t in search.trials):
+        # the budget allowed nothing: a regularised linear model is quick and always sound
+        log.warning("the time budget was too small for the search; returning a linear baseline")
+        search.deadline = float("inf")
+        search._run(FAMILIES["linear"], {}, "baseline")
+    result = search.ensemble()
+    result.seconds = time.monotonic() - started
+    model = MlreModel(data.task, result.members, classes, contract, data.metric.name)
+    return result, model

@@ -1,0 +1,204 @@
+"""A search job on one table: encode the target, split off the holdout, choose the folds, search,
+and score the final model on the holdout it never saw."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlre.data.contract import DataContract
+from mlre.data.split import check_classes, cv_folds, outer_holdout, validation_split
+from mlre.evaluate.metrics import get_metric, naive_prediction
+from mlre.features.pipeline import FeaturePlan
+from mlre.findings import Finding, Severity
+from mlre.models.final import MlreModel
+from mlre.search.engine import OnTrial, SearchResult, run_search
+from mlre.search.trial import TrialData
+from mlre.spec import METRICS, Spec
+
+log = logging.getLogger(__name__)
+
+#: Above this many training rows the search uses one validation split instead of k folds.
+LARGE = 100_000
+
+
+@dataclass
+class Target:
+    """The encoded target: integer classes (classification) or floats (regression)."""
+
+    y: np.ndarray
+    classes: np.ndarray | None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (0 for regression)."""
+        return 0 if self.classes is None else len(self.classes)
+
+
+def encode_target(y: pd.Series, task: str, classes: np.ndarray | None = None) -> Target:
+    """Encode labels as 0..k-1 in sorted order (or with ``classes``); regression as floats."""
+    if task == "regression":
+        return Target(pd.to_numeric(y, errors="coerce").to_numpy(dtype=float), None)
+    labels = y.to_numpy()
+    if classes is None:
+        classes = np.array(sorted(pd.unique(labels), key=lambda v: (str(type(v)), v)), dtype=object)
+    lookup = {c: i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(v, -1) for v in labels])
+    return Target(codes, classes)
+
+
+@dataclass
+class JobResult:
+    """What a search job produced."""
+
+    model: MlreModel
+    search: SearchResult
+    holdout: dict[str, float]
+    baseline: dict[str, float]
+    search_score: float
+    holdout_score: float
+    scheme: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+    test_rows: int = 0
+    train_rows: int = 0
+
+
+def folds_for(y: np.ndarray, task: str, seed: int, groups: np.ndarray | None) -> tuple[list, str]:
+    """k-fold cross-validation on small and medium data, one validation split on large data."""
+    n = len(y)
+    if n > LARGE and groups is None:
+        return validation_split(y, task=task, fraction=0.2, seed=seed), "validation split (20%)"
+    k = 5 if n <= 20_000 else 3
+    folds = cv_folds(y, task=task, k=k, seed=seed, groups=groups)
+    return folds, f"{len(folds)}-fold cross-validation" + (
+        " by group" if groups is not None else ""
+    )
+
+
+def holdout_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Every metric that fits the task, on the holdout."""
+    out = {}
+    for name, (tasks, _) in METRICS.items():
+        if task in tasks:
+            try:
+                out[name] = get_metric(name)(y, pred)
+            except ValueError:
+                continue
+    return out
+
+
+def run_job(
+    df: pd.DataFrame,
+    spec: Spec,
+    task: str,
+    contract: DataContract,
+    *,
+    test: pd.DataFrame | None,
+    deadline: float,
+    reserve: float,
+    on_trial: OnTrial | None = None,
+    families: list[str] | None = None,
+) -> JobResult:
+    """Split, search until ``deadline - reserve``, then score the final model on the holdout."""
+    target = spec.target
+    assert target is not None
+    metric = get_metric(spec.resolved_metric(task))
+    labelled = df[df[target].notna()].reset_index(drop=True)
+    enc = encode_target(labelled[target], task)
+    if test is not None:
+        test = test[test[target].notna()].reset_index(drop=True) if target in test.columns else None
+    if test is None or len(test) == 0:
+        split = outer_holdout(
+            labelled,
+            enc.y,
+            task=task,
+            fraction=spec.holdout,
+            seed=spec.seed,
+            time_column=spec.time_column,
+            group_column=spec.group_column,
+        )
+        train, hold = (
+            labelled.iloc[split.train].reset_index(drop=True),
+            labelled.iloc[split.test].reset_index(drop=True),
+        )
+        y_train, y_hold = enc.y[split.train], enc.y[split.test]
+        method = split.method
+    else:
+        train, hold = labelled, test
+        y_train = enc.y
+        y_hold = encode_target(test[target], task, enc.classes).y
+        if task != "regression" and (y_hold < 0).any():
+            unseen = sorted({str(v) for v in test[target][y_hold < 0]})[:5]
+            from mlre.errors import InputError
+
+            raise InputError(
+                f"the test data has label(s) never seen in training: {', '.join(unseen)}",
+                hint="a model cannot predict a class it never saw",
+            )
+        method = "the given test table"
+    if task != "regression":
+        check_classes(y_train, y_hold, enc.classes)
+    groups = train[spec.group_column].astype(str).to_numpy() if spec.group_column else None
+    folds, scheme = folds_for(y_train, task, spec.seed, groups)
+    exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
+    plan = FeaturePlan.from_contract(contract, exclude=exclude)
+    X_train = train[plan.columns]
+    data = TrialData(X_train, y_train, folds, task, enc.n_classes, plan, metric, spec.seed)
+    budget = max(0.0, deadline - reserve - time.monotonic())
+    search, model = run_search(
+        data, budget, families=families, on_trial=on_trial, classes=enc.classes, contract=contract
+    )
+    X_hold = hold[plan.columns]
+    pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
+    scores = holdout_scores(task, y_hold, pred)
+    naive = naive_prediction(task, y_train, len(y_hold), enc.n_classes)
+    baseline = holdout_scores(task, y_hold, naive)
+    result = JobResult(
+        model=model,
+        search=search,
+        holdout=scores,
+        baseline=baseline,
+        search_score=metric.to_score(search.loss),
+        holdout_score=scores[metric.name],
+        scheme={
+            "holdout": method,
+            "holdout_rows": len(hold),
+            "search": scheme,
+            "features": plan.columns,
+            "ignored": plan.ignored,
+        },
+        test_rows=len(hold),
+        train_rows=len(train),
+    )
+    result.findings.extend(_gap_findings(result, metric.name))
+    return result
+
+
+def _gap_findings(result: JobResult, metric: str) -> list[Finding]:
+    """A search score much better than the holdout score means the search overfitted its folds."""
+    _, greater = METRICS[metric]
+    s, h = result.search_score, result.holdout_score
+    worse_by = (s - h) if greater else (h - s)
+    scale = max(abs(s), 1e-9)
+    if worse_by / scale > 0.05:
+        return [
+            Finding(
+                severity=Severity.WARNING,
+                check="search_holdout_gap",
+                message=f"the holdout {metric} ({h:.4f}) is {100 * worse_by / scale:.1f}% worse than the "
+                f"search estimate ({s:.4f})",
+                evidence={"search": s, "holdout": h},
+                fix="the search overfitted its folds or the holdout differs from training; "
+                "trust the holdout number, and check for drift or leakage across the split",
+            )
+        ]
+    return []
+
+
+Progress = Callable[[str], None]
