@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -109,6 +110,7 @@ def root(
     )
     if not verbose:
         _quiet_libraries()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -232,6 +234,228 @@ def init(
 
     written = mlre.init(path, target=target, project=project, force=force)
     out.print(f"wrote {escape(str(written))}: edit it, then run [bold]mlre audit DATA[/]")
+
+
+@app.command()
+@guarded
+def run(
+    data: Annotated[
+        Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Seconds for the whole run.")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to optimise (default: per task).")
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option(help="A labelled test table to use as the holdout.")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")
+    ] = None,
+    sql: Annotated[str | None, typer.Option(help="Query that selects the table.")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    families: Annotated[
+        list[str] | None, typer.Option("--family", help="Only these model families.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Train even if the audit finds errors.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable summary.")
+    ] = False,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Record and register in MLflow.")
+    ] = True,
+) -> None:
+    """Find the best honest model within the time budget; track and register it."""
+    import mlre
+
+    with budget_bar(enabled=not as_json, budget=time_budget) as step:
+        result = mlre.run(
+            data,
+            target=target,
+            test=test,
+            sql=sql,
+            db=db,
+            spec=spec,
+            time_budget=time_budget,
+            metric=metric,
+            task=task,
+            seed=seed,
+            families=_split(families),
+            force=force,
+            track=track,
+            progress=step,
+        )
+    if as_json:
+        payload = {
+            "summary": result.summary(),
+            "leaderboard": result.leaderboard,
+            "findings": result.findings.to_list(),
+        }
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return
+    _render_leaderboard(result.leaderboard, result.metric, limit=10)
+    s = result.summary()
+    better = result.baseline.get(result.metric)
+    out.print(
+        f"\n[bold]{result.metric}[/] on the holdout ({s['scheme']['holdout_rows']:,} rows never seen by "
+        f"the search): [bold green]{result.holdout_score:.4f}[/] "
+        f"(search estimate {result.search_score:.4f}; naive baseline {better:.4f})"
+    )
+    for f in result.findings.of("warning"):
+        if f.check in ("search_holdout_gap", "small_budget"):
+            out.print(f"[yellow]! {escape(f.message)}[/]")
+    members = ", ".join(f"{m['family']} ×{m['weight']:.2f}" for m in result.ensemble)
+    out.print(
+        f"final model: {escape(members)}; {len(result.leaderboard)} trials in {result.seconds:.0f}s "
+        f"of a {result.budget:g}s budget"
+    )
+    if result.model_uri:
+        out.print(
+            f"registered as [bold]{escape(result.model_uri)}[/] (version {result.model_version}); "
+            f"MLflow run {result.run_id}"
+        )
+
+
+def _render_leaderboard(rows: list[dict[str, Any]], metric: str, limit: int | None = None) -> None:
+    table = Table(title="Leaderboard", title_justify="left", expand=False)
+    for col in ("trial", "family", "phase", metric, "fit s", "status"):
+        table.add_column(col, justify="right" if col in (metric, "fit s", "trial") else "left")
+    for r in rows[:limit] if limit else rows:
+        score = r.get(metric)
+        table.add_row(
+            str(r["trial"]),
+            r["family"],
+            r["phase"],
+            "" if score is None else f"{score:.4f}",
+            f"{r['fit_seconds']:.1f}",
+            r["status"],
+        )
+    out.print(table)
+    if limit and len(rows) > limit:
+        out.print(f"[dim]… {len(rows) - limit} more (mlre leaderboard)[/]")
+
+
+@app.command()
+@guarded
+def leaderboard(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A run id (default: the latest mlre run).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the candidates of a run, best first."""
+    import mlre
+
+    rid, rows = mlre.leaderboard(run_id)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    metric = next(
+        (
+            k
+            for k in rows[0]
+            if k
+            not in {
+                "trial",
+                "family",
+                "phase",
+                "status",
+                "fold_scores",
+                "fit_seconds",
+                "predict_seconds",
+                "params",
+                "error",
+            }
+        ),
+        "score",
+    )
+    out.print(f"run {rid}")
+    _render_leaderboard(rows, metric)
+
+
+@app.command()
+@guarded
+def runs(
+    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recent audits and runs recorded in the MLflow store."""
+    import mlre
+
+    rows = mlre.runs(limit)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    if not rows:
+        out.print("no runs recorded yet: try [bold]mlre audit DATA --target COL[/]")
+        return
+    table = Table(expand=False)
+    for col in ("run_id", "kind", "status", "started", "holdout", "model"):
+        table.add_column(col)
+    for r in rows:
+        score = "" if r["holdout"] is None else f"{r['metric']} {r['holdout']:.4f}"
+        table.add_row(
+            r["run_id"], r["kind"] or "", r["status"], r["started"], score, r["model"] or ""
+        )
+    out.print(table)
+
+
+@app.command()
+@guarded
+def predict(
+    model: Annotated[
+        str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ID/model")
+    ],
+    data: Annotated[Path, typer.Argument(help="The rows to predict.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write predictions here (.csv/.parquet).")
+    ] = None,
+) -> None:
+    """Predict with a registered model; the input is checked against the model's data contract."""
+    import mlre
+
+    result = mlre.predict(model, data, output=output)
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    if output is None:
+        sys.stdout.write(result.frame.to_csv(index=False))
+    else:
+        out.print(f"wrote {len(result.frame):,} predictions to {escape(str(output))}")
+
+
+@contextmanager
+def budget_bar(enabled: bool, budget: float | None) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the time budget, naming the current step."""
+    if not enabled:
+        yield lambda _: None
+        return
+    import time
+
+    from rich.progress import BarColumn
+
+    total = budget or 300.0
+    start = time.monotonic()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=total)
+
+        def step(label: str) -> None:
+            bar.update(task, description=label, completed=min(total, time.monotonic() - start))
+
+        yield step
 
 
 def main() -> None:

@@ -7,10 +7,13 @@ file's hash matches the recorded one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +106,18 @@ def _pointed_at_store():
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.models", "mlflow.tracking")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
     try:
-        yield mlflow
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield mlflow
     finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
         for key, value in env.items():
@@ -151,8 +163,14 @@ def log_and_register(
         joblib.dump(model, model_path, compress=3)
         sha = sha256_file(model_path)
         contract_path = model.contract.save(Path(tmp) / CONTRACT_FILE)
-        example = input_example.head(5)
-        signature = infer_signature(example, _prediction_frame(model, example))
+        example = input_example.head(5).copy()
+        # integers are declared as doubles: a missing value at serving time turns them into floats
+        for col in example.columns:
+            if pd.api.types.is_integer_dtype(example[col].dtype):
+                example[col] = example[col].astype("float64")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            signature = infer_signature(example, _prediction_frame(model, example))
         try:
             with _fluent(run_id) as mlflow:
                 info = mlflow.pyfunc.log_model(
@@ -164,7 +182,8 @@ def log_and_register(
                     input_example=example,
                     pip_requirements=_requirements(),
                 )
-                version = mlflow.register_model(info.model_uri, name)
+                with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints its own notes
+                    version = mlflow.register_model(info.model_uri, name)
         except MlreError:
             raise
         except Exception as err:
