@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 import mlre
 from helpers import DATASETS
 from mlre.errors import TrackingError
-from mlre.track import tracked_run, tracking_uri
+from mlre.track import store_client, tracked_run
 
 GERMAN = DATASETS / "german_credit" / "data.csv.gz"
 
@@ -20,7 +19,7 @@ GERMAN = DATASETS / "german_credit" / "data.csv.gz"
 def test_an_audit_is_an_mlflow_run_with_its_artifacts(store: Path):
     report = mlre.audit(GERMAN, target="credit")
     assert (store / "mlruns.db").is_file() and (store / "mlruns").is_dir()
-    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns.db'}")
+    client = store_client()
     run = client.get_run(report.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "audit"
     assert run.data.tags["mlre.data_sha256"] == hashlib.sha256(GERMAN.read_bytes()).hexdigest()
@@ -51,7 +50,7 @@ def test_tracking_uri_from_the_environment(store: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'team.db'}")
     report = mlre.audit(GERMAN, target="credit", project="credit-risk")
     assert (store / "team.db").is_file() and not (store / "mlruns.db").exists()
-    run = MlflowClient(tracking_uri=tracking_uri()).get_run(report.run_id)
+    run = store_client().get_run(report.run_id)
     assert run.info.status == "FINISHED"
 
 
@@ -59,7 +58,7 @@ def test_a_run_that_fails_is_recorded_as_failed(store: Path):
     with pytest.raises(RuntimeError), tracked_run("demo", "audit") as run:
         run.log_params({"step": "before the failure"})
         raise RuntimeError("boom")
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     [failed] = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
     assert failed.info.status == "FAILED" and failed.data.params["step"] == "before the failure"
 

@@ -66,7 +66,7 @@ def check_classes(y_train: np.ndarray, y_test: np.ndarray | None, classes: np.nd
     present = np.unique(y_train)
     if len(present) < 2:
         raise InputError(
-            f"the training part has a single class ({classes[present[0]]!r})",
+            f"the training part has a single class ({_label(classes[present[0]])})",
             hint="the target needs at least two classes with several rows each",
         )
     if y_test is not None:
@@ -74,9 +74,14 @@ def check_classes(y_train: np.ndarray, y_test: np.ndarray | None, classes: np.nd
         if len(unseen):
             raise InputError(
                 "the test data has label(s) never seen in training: "
-                + ", ".join(repr(classes[u]) for u in unseen[:5]),
+                + ", ".join(_label(classes[u]) for u in unseen[:5]),
                 hint="a model cannot predict a class it never saw; add such rows to the training data",
             )
+
+
+def _label(value: object) -> str:
+    """A class label as a person wrote it: ``1``, not ``np.int64(1)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def cv_folds(

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mlre.errors import InputError, MlreError, TrackingError
-from mlre.track.store import tracking_uri
+from mlre.track.store import store_client, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ def _pointed_at_store():
     """
     import mlflow
 
+    # MLflow writes what it is set to into the environment, so the environment tells what the
+    # user had set: nothing (then unset again) or a URI (then put it back)
     env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -118,8 +119,8 @@ def _pointed_at_store():
     finally:
         for q, level in zip(quiet, levels, strict=True):
             q.setLevel(level)
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(env["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
         for key, value in env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -155,7 +156,6 @@ def log_and_register(
 ) -> RegisteredModel:
     """Log ``model`` as an MLflow model in run ``run_id``, register it under ``name``, set ``alias``."""
     import joblib
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,11 +163,9 @@ def log_and_register(
         joblib.dump(model, model_path, compress=3)
         sha = sha256_file(model_path)
         contract_path = model.contract.save(Path(tmp) / CONTRACT_FILE)
-        example = input_example.head(5).copy()
-        # integers are declared as doubles: a missing value at serving time turns them into floats
-        for col in example.columns:
-            if pd.api.types.is_integer_dtype(example[col].dtype):
-                example[col] = example[col].astype("float64")
+        example = input_example.head(5)
+        # types as in training: an integer column without missing values is declared long (MLflow
+        # will not take int64 for a double column); one with missing values is float already
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             signature = infer_signature(example, _prediction_frame(model, example))
@@ -191,7 +189,7 @@ def log_and_register(
                 f"cannot log or register the model: {str(err).splitlines()[0]}",
                 hint="check the MLflow store",
             ) from None
-    client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+    client = store_client()
     for key, value in ({SHA_TAG: sha} | (tags or {})).items():
         client.set_model_version_tag(name, version.version, key, str(value))
     client.set_registered_model_alias(name, alias, version.version)
@@ -226,10 +224,9 @@ def load_model(uri: str) -> LoadedModel:
     For registered versions the hash is the one tagged on the version at registration.
     """
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+    client = store_client()
     expected, version = None, None
     try:
         if uri.startswith("models:/"):

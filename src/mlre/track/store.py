@@ -37,10 +37,16 @@ def artifact_root() -> Path | None:
     return None if os.environ.get("MLFLOW_TRACKING_URI") else Path.cwd() / DEFAULT_ARTIFACTS
 
 
-def _client():
+def store_client() -> Any:
+    """An MLflow client on mlre's store, for runs and for the model registry alike.
+
+    The registry URI is given explicitly: MLflow 3 otherwise resolves it from its own default
+    (``./mlflow.db``), not from the tracking URI passed to the client.
+    """
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def experiment_id(client: Any, name: str) -> str:
@@ -127,7 +133,7 @@ def tracked_run(
 ) -> Iterator[RunHandle]:
     """An MLflow run that ends FINISHED, or FAILED (and re-raises) when the body raises."""
     try:
-        client = _client()
+        client = store_client()
         exp_id = experiment_id(client, experiment)
         run = client.create_run(exp_id, run_name=run_name, tags={**provenance(), **(tags or {})})
     except Exception as err:  # MLflow raises many types for an unreachable or unwritable store
@@ -185,9 +191,7 @@ def experiment_of(handle: RunHandle) -> str:
 
 def find_runs(kind: str | None = None, max_results: int = 20) -> list[Any]:
     """The most recent mlre runs in the store, newest first (optionally of one kind)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return []
@@ -204,9 +208,7 @@ def find_runs(kind: str | None = None, max_results: int = 20) -> list[Any]:
 
 def read_json_artifact(run_id: str, path: str) -> Any:
     """Read a JSON artifact of a run."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = store_client()
     with tempfile.TemporaryDirectory() as tmp:
         local = client.download_artifacts(run_id, path, tmp)
         return json.loads(Path(local).read_text(encoding="utf-8"))

@@ -1,0 +1,213 @@
+"""`mlre run`, `mlre predict`, the leaderboard and AutoModel, end to end on real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from typer.testing import CliRunner
+
+import mlre
+from helpers import DATASETS, dataset
+from mlre.cli import app
+from mlre.errors import GateError, InputError, SpecError
+from mlre.track.store import store_client, tracking_uri
+
+GERMAN = DATASETS / "german_credit" / "data.csv.gz"
+QUICK = ["lightgbm", "linear"]
+
+
+@pytest.fixture(scope="module")
+def credit_run(tmp_path_factory: pytest.TempPathFactory):
+    """One tracked run on german_credit, shared by the tests that read what it left behind."""
+    folder = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.chdir(folder)
+        result = mlre.run(GERMAN, target="credit", time_budget=25, families=QUICK)
+        yield folder, result
+
+
+def test_a_run_is_honest_tracked_and_registered(credit_run):
+    _, result = credit_run
+    assert result.task == "binary" and result.metric == "roc_auc"
+    assert result.scheme["holdout_rows"] == 200 and result.scheme["holdout"] == "stratified"
+    assert result.holdout_score > 0.7 > result.baseline["roc_auc"]
+    assert {"log_loss", "accuracy", "f1"} <= set(result.holdout)
+    assert result.leaderboard and result.leaderboard[0]["status"] == "ok"
+    assert sum(m["weight"] for m in result.ensemble) == pytest.approx(1, abs=1e-3)
+
+    client = store_client()
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["mlre.kind"] == "run"
+    assert parent.data.metrics["holdout_roc_auc"] == pytest.approx(result.holdout_score)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(children) == len(result.leaderboard)
+    assert {c.data.tags["mlre.family"] for c in children} <= set(QUICK)
+    version = client.get_model_version_by_alias("credit", "candidate")
+    assert str(version.version) == result.model_version
+    assert version.tags["mlre.model_sha256"] == result.model_sha256
+
+
+def test_pyfunc_predicts_exactly_what_mlre_predict_does(credit_run, monkeypatch):
+    folder, _ = credit_run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri())
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", tracking_uri())
+    rows = dataset("german_credit", rows=60, seed=4).drop(columns=["credit"])
+    path = folder / "rows.csv"
+    rows.to_csv(path, index=False)
+    ours = mlre.predict("models:/credit@candidate", path, output=folder / "preds.csv").frame
+    pyfunc = mlflow.pyfunc.load_model("models:/credit@candidate")
+    theirs = pyfunc.predict(pd.read_csv(path))
+    pd.testing.assert_frame_equal(ours.reset_index(drop=True), theirs.reset_index(drop=True))
+    written = pd.read_csv(folder / "preds.csv")
+    assert list(written.columns) == ["prediction", "proba_1", "proba_2"]
+    assert np.allclose(written[["proba_1", "proba_2"]].sum(axis=1), 1)
+
+
+def test_leaderboard_and_runs_read_the_store(credit_run):
+    _, result = credit_run
+    run_id, rows = mlre.leaderboard()
+    assert run_id == result.run_id and rows == json.loads(json.dumps(result.leaderboard))
+    listed = mlre.runs()
+    assert listed[0]["run_id"] == result.run_id and listed[0]["model"] == "models:/credit@candidate"
+
+
+def test_predict_refuses_missing_columns_and_wrong_types(credit_run):
+    folder, _ = credit_run
+    rows = dataset("german_credit", rows=20, seed=5)
+    rows.drop(columns=["month"]).to_csv(folder / "nomonth.csv", index=False)
+    with pytest.raises(InputError, match="'month' is missing"):
+        mlre.predict("models:/credit@candidate", folder / "nomonth.csv")
+    bad = rows.astype({"month": object})
+    bad.loc[bad.index[2], "month"] = "twelve"
+    bad.to_csv(folder / "badtype.csv", index=False)
+    with pytest.raises(InputError, match="'month' expects numbers but got 'twelve'"):
+        mlre.predict("models:/credit@candidate", folder / "badtype.csv")
+    extra = rows.assign(note="x", purpose="A4999")
+    extra.to_csv(folder / "extra.csv", index=False)
+    done = mlre.predict("models:/credit@candidate", folder / "extra.csv")
+    assert len(done.frame) == 20
+    assert any("'note'" in w for w in done.warnings)
+    assert any("never seen" in w and "A4999" in w for w in done.warnings)
+
+
+def test_a_tampered_model_is_refused(credit_run):
+    folder, _ = credit_run
+    # the embedded store keeps artifacts under ./mlruns: alter one byte of the stored model
+    stored = list((folder / "mlruns").rglob("model.joblib"))
+    assert stored
+    for path in stored:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    with pytest.raises(mlre.MlreError, match="does not match the hash"):
+        mlre.predict("models:/credit@candidate", GERMAN)
+    result_cli = CliRunner().invoke(app, ["predict", "models:/credit@candidate", str(GERMAN)])
+    assert result_cli.exit_code == 2 and "refusing to load" in result_cli.output
+
+
+def test_regression_and_multiclass_runs(store: Path):
+    diamonds = dataset("diamonds", rows=3000)
+    reg = mlre.run(
+        diamonds, target="price", time_budget=15, families=QUICK, track=False, metric="mae"
+    )
+    assert reg.task == "regression" and reg.holdout["mae"] < reg.baseline["mae"] / 3
+    hpc = dataset("hpc_jobs")
+    multi = mlre.run(hpc, target="class", time_budget=15, families=QUICK, track=False)
+    assert multi.metric == "log_loss" and multi.holdout["log_loss"] < multi.baseline["log_loss"]
+    proba = multi.model.predict_proba(hpc.drop(columns=["class"]).head(7))
+    assert proba.shape == (7, 4) and np.allclose(proba.sum(axis=1), 1)
+    assert set(multi.model.classes_) == set(hpc["class"])
+
+
+def test_a_given_test_table_is_the_holdout(store: Path):
+    df = dataset("german_credit")
+    train, test = store / "train.parquet", store / "test.parquet"
+    df.iloc[:800].to_parquet(train)
+    df.iloc[800:].to_parquet(test)
+    result = mlre.run(
+        train, target="credit", test=test, time_budget=12, families=["linear"], track=False
+    )
+    assert (
+        result.scheme["holdout"] == "the given test table" and result.scheme["holdout_rows"] == 200
+    )
+
+
+def test_same_seed_same_scores(store: Path):
+    df = dataset("german_credit")
+    first = mlre.run(df, target="credit", time_budget=10, families=["linear"], track=False, seed=3)
+    second = mlre.run(df, target="credit", time_budget=10, families=["linear"], track=False, seed=3)
+    assert first.leaderboard[0]["roc_auc"] == second.leaderboard[0]["roc_auc"]
+    assert first.holdout == second.holdout
+
+
+def test_automodel_is_a_scikit_learn_estimator():
+    df = dataset("german_credit")
+    X, y = df.drop(columns=["credit"]), df["credit"]
+    model = mlre.AutoModel(time_budget=12, families=["linear"])
+    assert clone(model).get_params()["time_budget"] == 12
+    model.fit(X, y)
+    proba = model.predict_proba(X.head(5))
+    assert proba.shape == (5, 2) and list(model.classes_) == [1, 2]
+    assert set(model.predict(X.head(50))) <= {1, 2}
+    assert model.result_.holdout_score > 0.6
+
+
+def test_the_audit_gates_the_run(store: Path):
+    df = dataset("german_credit")
+    df["decision"] = df["credit"] * 7
+    with pytest.raises(GateError, match="audit found"):
+        mlre.run(df, target="credit", time_budget=10, track=False)
+    forced = mlre.run(
+        df, target="credit", time_budget=10, track=False, force=True, families=["linear"]
+    )
+    assert forced.findings.has_errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"time_budget": 0}, SpecError, "time_budget"),
+        ({"time_budget": -5}, SpecError, "time_budget"),
+        ({"time_budget": 10**9}, SpecError, "time_budget"),
+        ({"metric": "auroc"}, SpecError, "unknown metric"),
+        ({"metric": "rmse"}, SpecError, "does not fit"),
+    ],
+)
+def test_bad_run_options(store: Path, kwargs, error, words):
+    with pytest.raises(error, match=words):
+        mlre.run(GERMAN, target="credit", track=False, **({"time_budget": 10} | kwargs))
+
+
+def test_labels_the_training_part_never_saw(store: Path):
+    df = dataset("german_credit")
+    train, test = df.iloc[:800].copy(), df.iloc[800:].copy()
+    test.loc[test.index[:3], "credit"] = 3
+    with pytest.raises(InputError, match="never seen in training"):
+        mlre.run(train, target="credit", test=test, time_budget=10, track=False)
+    one_class = df.assign(credit=np.where(np.arange(len(df)) < 999, 1, 2))
+    with pytest.raises(InputError, match=r"single class|single row|two classes"):
+        mlre.run(one_class, target="credit", time_budget=10, track=False, force=True)
+
+
+def test_cli_run_json_and_leaderboard(store: Path):
+    runner = CliRunner()
+    done = runner.invoke(app, ["run", str(GERMAN), "--target", "credit", "--time-budget", "12",
+                               "--family", "linear", "--json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    payload = json.loads(done.stdout)
+    assert payload["summary"]["model_uri"] == "models:/credit@candidate"
+    board = runner.invoke(app, ["leaderboard"])
+    assert board.exit_code == 0 and "linear" in board.stdout
+    listed = runner.invoke(app, ["runs"])
+    assert listed.exit_code == 0 and "run" in listed.stdout
+    bad = runner.invoke(app, ["run", str(GERMAN), "--target", "credit", "--time-budget", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
