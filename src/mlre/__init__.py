@@ -13,7 +13,6 @@ from mlre.data.load import load_table
 from mlre.errors import InputError, MlreError, SpecError, TrackingError
 from mlre.findings import Finding, Findings, Severity
 from mlre.run_api import RunResult, leaderboard, predict, run, runs
-from mlre.search.automodel import AutoModel
 from mlre.spec import Spec, load_spec
 
 __all__ = [
@@ -39,3 +38,12 @@ __all__ = [
     "run",
     "runs",
 ]
+
+
+def __getattr__(name: str):
+    # AutoModel pulls in scikit-learn (and SciPy): load it on first use, not on `import mlre`
+    if name == "AutoModel":
+        from mlre.search.automodel import AutoModel
+
+        return AutoModel
+    raise AttributeError(f"module 'mlre' has no attribute {name!r}")

@@ -62,9 +62,14 @@ class Family:
         deadline: float,
     ) -> Any:
         """Fit ``est``; boosted trees stop early on the validation part and at the deadline."""
-        if not self.early_stopping or X_val is None:
-            return est.fit(X, y)
-        return _FITTERS[self.name](est, X, y, X_val, y_val, deadline)
+        from threadpoolctl import threadpool_limits
+
+        # scikit-learn's OpenMP estimators (HistGradientBoosting) take no thread count: cap them
+        # at n_threads() like the others, or they spin-wait for busy cores (80x slower seen)
+        with threadpool_limits(limits=n_threads(), user_api="openmp"):
+            if not self.early_stopping or X_val is None:
+                return est.fit(X, y)
+            return _FITTERS[self.name](est, X, y, X_val, y_val, deadline)
 
 
 # --------------------------------------------------------------------------- LightGBM

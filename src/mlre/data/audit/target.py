@@ -8,9 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import r2_score, roc_auc_score
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from mlre.data.audit.context import AuditContext
 from mlre.data.roles import Role
@@ -129,6 +126,8 @@ def _numeric_view(s: pd.Series) -> np.ndarray | None:
 
 def _score(y: np.ndarray, pred: np.ndarray, classification: bool) -> float:
     """ROC AUC (one-vs-rest for many classes) or R^2, of out-of-fold predictions."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
     if classification:
         if pred.shape[1] == 2:
             return float(roc_auc_score(y, pred[:, 1]))
@@ -157,6 +156,9 @@ def _oof_target_encoding(
 
 def target_leakage(ctx: AuditContext) -> Iterator[Finding]:
     """Single features that predict the target almost perfectly, or copy a transform of it."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
     if ctx.target is None or ctx.task is None:
         return
     classification = _is_classification(ctx)
@@ -261,6 +263,7 @@ def label_issues(ctx: AuditContext) -> Iterator[Finding]:
         return
     import lightgbm as lgb
     from cleanlab.filter import find_label_issues
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     y_all = ctx.df[ctx.target]
     idx = ctx.sample_index(ctx.model_sample, stratify=y_all)
