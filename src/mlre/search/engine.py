@@ -90,8 +90,10 @@ class Search:
         phase: str,
         should_prune: Callable[[int, float], bool] | None = None,
     ) -> TrialResult:
-        # no single trial may take more than about half of what is left
-        trial_deadline = min(self.deadline, time.monotonic() + max(2.0, 0.5 * self.remaining()))
+        # no single trial may take more than about half of what is left, except the first: with
+        # nothing finished yet, a slow but complete model beats none
+        share = 1.0 if not any(t.status == "ok" for t in self.trials) else 0.5
+        trial_deadline = min(self.deadline, time.monotonic() + max(2.0, share * self.remaining()))
         result = run_trial(
             len(self.trials),
             family,

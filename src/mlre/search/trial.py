@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 import warnings
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.pipeline import Pipeline
 
 from mlre.evaluate.metrics import Metric
@@ -70,6 +72,33 @@ class TrialData:
     seed: int
 
 
+def n_workers() -> int:
+    """Folds fitted at once: ``MLRE_WORKERS``, else one per core."""
+    return max(1, int(os.environ.get("MLRE_WORKERS", os.cpu_count() or 1)))
+
+
+def fit_fold(
+    family_name: str, params: dict[str, Any], data: TrialData, k: int, deadline: float
+) -> tuple[Any, np.ndarray, float, float]:
+    """Fit one fold: the fitted pipeline, its validation predictions, fit and predict seconds."""
+    from mlre.models.zoo import FAMILIES
+
+    family = FAMILIES[family_name]
+    tr, va = data.folds[k]
+    t0 = time.monotonic()
+    prep = make_preprocessor(data.plan, family.style)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X_tr = prep.fit_transform(data.X.iloc[tr])
+        X_va = prep.transform(data.X.iloc[va])
+        est = family.build(data.task, params, data.seed + k)
+        family.fit(est, X_tr, data.y[tr], X_va, data.y[va], deadline)
+        fit_seconds = time.monotonic() - t0
+        t1 = time.monotonic()
+        pred = member_predict(est, X_va, data.task, data.n_classes)
+    return Pipeline([("prep", prep), ("model", est)]), pred, fit_seconds, time.monotonic() - t1
+
+
 def run_trial(
     trial_id: int,
     family: Family,
@@ -80,39 +109,40 @@ def run_trial(
     deadline: float,
     should_prune: Callable[[int, float], bool] | None = None,
 ) -> TrialResult:
-    """Fit ``family`` with ``params`` on every fold before ``deadline``; cut it if it cannot finish."""
+    """Fit ``family`` with ``params`` on every fold before ``deadline``; cut it if it cannot finish.
+
+    Folds are fitted in parallel batches of ``n_workers()`` processes; after each batch the trial
+    may be pruned (hopeless) or cut (the rest would not finish in time).
+    """
     result = TrialResult(trial_id, family.name, params, phase)
     n = len(data.y)
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
-    covered = np.zeros(n, dtype=bool)
-    pipelines = []
+    pipelines: list[Any] = []
+    workers = min(n_workers(), len(data.folds))
     started = time.monotonic()
     try:
-        for k, (tr, va) in enumerate(data.folds):
+        for first in range(0, len(data.folds), workers):
+            batch = list(range(first, min(first + workers, len(data.folds))))
             elapsed = time.monotonic() - started
-            if k and time.monotonic() + elapsed / k > deadline:
+            if first and time.monotonic() + elapsed / first * len(batch) / workers > deadline:
                 result.status = "cut"
                 break
-            t0 = time.monotonic()
-            prep = make_preprocessor(data.plan, family.style)
-            X_tr = prep.fit_transform(data.X.iloc[tr])
-            X_va = prep.transform(data.X.iloc[va])
-            est = family.build(data.task, params, data.seed + k)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                family.fit(est, X_tr, data.y[tr], X_va, data.y[va], deadline)
-            result.fit_seconds += time.monotonic() - t0
-            pipe = Pipeline([("prep", prep), ("model", est)])
-            t1 = time.monotonic()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                oof[va] = member_predict(est, X_va, data.task, data.n_classes)
-            result.predict_seconds += time.monotonic() - t1
-            covered[va] = True
-            pipelines.append(pipe)
-            fold_loss = data.metric.loss(data.y[va], oof[va])
-            result.fold_losses.append(fold_loss)
-            if should_prune is not None and should_prune(k, float(np.mean(result.fold_losses))):
+            if len(batch) == 1:
+                outs = [fit_fold(family.name, params, data, batch[0], deadline)]
+            else:
+                outs = _parallel()(
+                    delayed(fit_fold)(family.name, params, data, k, deadline) for k in batch
+                )
+            for k, (pipe, pred, fit_s, pred_s) in zip(batch, outs, strict=True):
+                va = data.folds[k][1]
+                oof[va] = pred
+                pipelines.append(pipe)
+                result.fit_seconds += fit_s
+                result.predict_seconds += pred_s
+                result.fold_losses.append(data.metric.loss(data.y[va], pred))
+            done = len(pipelines)
+            mean_loss = float(np.mean(result.fold_losses))
+            if done < len(data.folds) and should_prune and should_prune(done - 1, mean_loss):
                 result.status = "pruned"
                 break
     except Exception as err:  # one broken configuration must not end the search
@@ -120,9 +150,13 @@ def run_trial(
         result.error = f"{type(err).__name__}: {err}"
         log.debug("trial %s failed:\n%s", trial_id, traceback.format_exc())
         return result
-    if result.status == "ok" and covered.all():
+    if result.status == "ok" and len(pipelines) == len(data.folds):
         result.loss = data.metric.loss(data.y, oof)
         result.oof, result.pipelines = oof, pipelines
     elif result.status == "ok":
         result.status = "cut"
     return result
+
+
+def _parallel():
+    return Parallel(n_jobs=n_workers(), backend="loky", prefer="processes")

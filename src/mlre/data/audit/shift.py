@@ -105,6 +105,7 @@ def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 def _test_column(train: pd.Series, test: pd.Series, role: Role, seed: int) -> dict | None:
     """Two-sample test for one column: KS for numbers and dates, chi-squared for categories."""
     from scipy import stats
+
     a, b = _sample(train, seed), _sample(test, seed)
     if len(a) < 5 or len(b) < 5:
         return None
