@@ -7,12 +7,11 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from mlre.api import AuditReport, audit, init
+from mlre.api import AuditReport, RunResult, audit, init, leaderboard, predict, run, runs
 from mlre.data.contract import DataContract
 from mlre.data.load import load_table
 from mlre.errors import InputError, MlreError, SpecError, TrackingError
 from mlre.findings import Finding, Findings, Severity
-from mlre.run_api import RunResult, leaderboard, predict, run, runs
 from mlre.spec import Spec, load_spec
 
 __all__ = [

@@ -39,7 +39,7 @@ class AutoModel(BaseEstimator):
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: Any) -> AutoModel:
         """Search for the best model of ``y`` given ``X``."""
-        from mlre.run_api import run
+        from mlre.api.run import run
         from mlre.spec import Spec
 
         frame = (

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlre.api import _audit_inputs, _load_inputs
+from mlre.api.audit import _audit_inputs, _load_inputs
 from mlre.errors import GateError, InputError, SpecError
 from mlre.findings import Finding, Findings, Severity
 from mlre.spec import Spec
@@ -339,7 +339,7 @@ def predict(
     delimiter: str | None = None,
 ) -> Prediction:
     """Predict with a registered model after checking its hash and the input against its contract."""
-    from mlre.api import _as_table
+    from mlre.api.audit import _as_table
     from mlre.track.registry import load_model, predict_frame
 
     loaded = load_model(model_uri)

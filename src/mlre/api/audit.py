@@ -1,4 +1,4 @@
-"""The public Python API: what ``import mlre`` offers. Each CLI verb is one call here."""
+"""``mlre audit`` and ``mlre init``: load a table, check it, record it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,224 @@
+"""Trials (one configuration on every fold) and the budgeted search, on real data."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from helpers import audit, dataset
+from mlre.data.split import cv_folds, outer_holdout
+from mlre.evaluate.metrics import get_metric
+from mlre.features import FeaturePlan
+from mlre.models import FAMILIES
+from mlre.models.final import MlreModel
+from mlre.search.engine import run_search
+from mlre.search.trial import TrialData, TrialResult, run_trial
+
+LGBM = FAMILIES["lightgbm"]
+LGBM_DEFAULT = dict(LGBM.portfolio[0])
+
+
+def trial_data(
+    name: str, target: str, task: str, metric: str, rows: int | None = None, k: int = 5
+) -> tuple[TrialData, pd.DataFrame, np.ndarray | None, object]:
+    """The training data a search sees: raw features, encoded target, folds."""
+    df = dataset(name, rows=rows)
+    contract = audit(df, target).contract
+    plan = FeaturePlan.from_contract(contract)
+    if task == "regression":
+        y, classes = df[target].to_numpy(dtype=float), None
+    else:
+        classes = np.array(sorted(df[target].unique()), dtype=object)
+        y = np.searchsorted(classes.astype(str), df[target].astype(str).to_numpy())
+    folds = cv_folds(y, task=task, k=k, seed=0)
+    n_classes = 0 if classes is None else len(classes)
+    data = TrialData(df[plan.columns], y, folds, task, n_classes, plan, get_metric(metric), 0)
+    return data, df, classes, contract
+
+
+@pytest.fixture(scope="module")
+def credit():
+    return trial_data("german_credit", "credit", "binary", "roc_auc")
+
+
+def far() -> float:
+    return time.monotonic() + 120
+
+
+def test_a_trial_scores_every_row_out_of_fold(credit):
+    data, df, _, _ = credit
+    result = run_trial(0, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=far())
+    assert result.status == "ok" and result.error is None
+    assert (result.id, result.family, result.phase) == (0, "lightgbm", "portfolio")
+    assert result.oof.shape == (len(df), 2)
+    # every row got a prediction from the fold that did not train on it
+    assert np.allclose(result.oof.sum(axis=1), 1.0)
+    assert len(result.fold_losses) == len(data.folds) == 5
+    assert result.loss == pytest.approx(data.metric.loss(data.y, result.oof))
+    assert 0.7 < data.metric.to_score(result.loss) < 1.0
+    assert result.fit_seconds > 0 and result.predict_seconds > 0
+    # the fold models are whole pipelines: raw table in, probabilities out
+    assert len(result.pipelines) == 5
+    assert all(isinstance(p, Pipeline) for p in result.pipelines)
+    _, va = data.folds[2]
+    np.testing.assert_allclose(
+        result.pipelines[2].predict_proba(df.iloc[va]), result.oof[va], rtol=1e-9
+    )
+    row = result.row(data.metric)
+    assert row["status"] == "ok" and row["family"] == "lightgbm"
+    assert row["roc_auc"] == pytest.approx(-result.loss, abs=1e-6)
+    assert row["fold_scores"] == [round(-v, 6) for v in result.fold_losses]
+    assert row["params"] == LGBM_DEFAULT and row["error"] is None
+
+
+def test_a_regression_trial():
+    data, df, _, _ = trial_data("diamonds", "price", "regression", "rmse", rows=1500, k=3)
+    result = run_trial(3, FAMILIES["linear"], {"alpha": 1.0}, data, phase="tuning", deadline=far())
+    assert result.status == "ok"
+    assert result.oof.shape == (len(df),) and (result.oof != 0).all()
+    assert len(result.fold_losses) == 3
+    assert result.loss == pytest.approx(data.metric.loss(data.y, result.oof))
+    assert result.loss < data.y.std()  # better than predicting the mean
+    assert result.row(data.metric)["rmse"] == pytest.approx(result.loss, abs=1e-6)
+
+
+def test_a_multiclass_trial_of_a_dense_family():
+    data, df, _, _ = trial_data("hpc_jobs", "class", "multiclass", "log_loss", rows=1000, k=3)
+    result = run_trial(1, FAMILIES["linear"], {}, data, phase="portfolio", deadline=far())
+    assert result.status == "ok"
+    assert result.oof.shape == (len(df), 4) and np.allclose(result.oof.sum(axis=1), 1.0)
+
+
+def test_a_trial_past_its_deadline_after_the_first_fold_is_cut(credit):
+    data, _, _, _ = credit
+    result = run_trial(1, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=time.monotonic())
+    assert result.status == "cut"
+    assert len(result.fold_losses) == 1  # the first fold always runs
+    assert result.loss == float("inf")
+    assert result.oof is None and result.pipelines is None
+    row = result.row(data.metric)
+    assert row["roc_auc"] is None and len(row["fold_scores"]) == 1
+
+
+def test_a_configuration_that_cannot_fit_fails_without_raising(credit):
+    data, _, _, _ = credit
+    result = run_trial(2, LGBM, {"num_leaves": -5}, data, phase="tuning", deadline=far())
+    assert result.status == "failed"
+    assert result.error.startswith("LightGBMError") and "num_leaves" in result.error
+    assert result.loss == float("inf") and result.oof is None and result.pipelines is None
+    row = result.row(data.metric)
+    assert row["status"] == "failed" and row["roc_auc"] is None and row["error"] == result.error
+
+
+def test_a_family_that_cannot_read_the_data_fails_without_raising(credit):
+    data, _, _, _ = credit
+    result = run_trial(
+        4, FAMILIES["knn"], {"n_neighbors": 5000}, data, phase="tuning", deadline=far()
+    )
+    assert result.status == "failed" and "n_neighbors" in result.error
+
+
+def test_a_pruned_trial_stops_after_the_fold_the_pruner_rejects(credit):
+    data, _, _, _ = credit
+    calls = []
+
+    def prune(step: int, value: float) -> bool:
+        calls.append((step, value))
+        return step == 1
+
+    result = run_trial(
+        5, FAMILIES["linear"], {}, data, phase="tuning", deadline=far(), should_prune=prune
+    )
+    assert result.status == "pruned"
+    assert [s for s, _ in calls] == [0, 1] and len(result.fold_losses) == 2
+    # the pruner sees the running mean of the fold losses
+    assert calls[1][1] == pytest.approx(np.mean(result.fold_losses))
+    assert result.oof is None and result.loss == float("inf")
+
+
+# --------------------------------------------------------------------------- the search
+
+
+@pytest.fixture(scope="module")
+def searched():
+    """A 15-second search on the training part of german_credit, with a holdout it never saw."""
+    df = dataset("german_credit")
+    contract = audit(df, "credit").contract
+    plan = FeaturePlan.from_contract(contract)
+    classes = np.array(sorted(df["credit"].unique()), dtype=object)
+    y = np.searchsorted(classes.astype(int), df["credit"].to_numpy())
+    split = outer_holdout(df, y, task="binary", fraction=0.2, seed=0)
+    train = df.iloc[split.train].reset_index(drop=True)
+    folds = cv_folds(y[split.train], task="binary", k=5, seed=0)
+    data = TrialData(
+        train[plan.columns], y[split.train], folds, "binary", 2, plan, get_metric("roc_auc"), 0
+    )
+    seen: list[TrialResult] = []
+    result, model = run_search(
+        data, 15, on_trial=seen.append, classes=classes, contract=contract
+    )
+    return result, model, data, seen, df.iloc[split.test], y[split.test]
+
+
+def test_search_returns_an_ensemble_whose_weights_sum_to_one(searched):
+    result, model, data, _, _, _ = searched
+    assert isinstance(model, MlreModel) and model.task == "binary" and model.metric == "roc_auc"
+    assert model.members and all(m.weight > 0 for m in model.members)
+    assert sum(m.weight for m in model.members) == pytest.approx(1.0)
+    assert model.members == result.members
+    assert all(len(m.pipelines) == len(data.folds) for m in model.members)
+    # the ensemble is at least as good out of fold as the best single configuration
+    assert result.loss <= result.best_single_loss
+    assert result.best_single_loss == min(t.loss for t in result.finished)
+    assert set(result.ensemble) <= {t.id for t in result.finished}
+    assert sum(result.ensemble.values()) == pytest.approx(1.0)
+
+
+def test_search_keeps_a_leaderboard_of_every_trial(searched):
+    result, _, data, seen, _, _ = searched
+    assert result.trials and seen == result.trials  # on_trial saw each trial as it ended
+    assert [t.id for t in result.trials] == list(range(len(result.trials)))
+    board = pd.DataFrame([t.row(data.metric) for t in result.trials])
+    assert {"trial", "family", "phase", "status", "roc_auc", "fold_scores", "params"} <= set(
+        board.columns
+    )
+    assert set(board["status"]) <= {"ok", "cut", "pruned", "failed"}
+    assert set(board["family"]) <= set(FAMILIES)
+    assert set(board["phase"]) <= {"portfolio", "tuning"}
+    ok = board[board["status"] == "ok"]
+    assert len(ok) >= 2 and ok["roc_auc"].between(0.6, 1.0).all()
+    # the first trial is the proven LightGBM default
+    assert board["family"].iloc[0] == "lightgbm" and board["params"].iloc[0] == LGBM_DEFAULT
+
+
+def test_searched_model_predicts_the_holdout(searched):
+    _, model, _, _, holdout, y_holdout = searched
+    labels = model.predict(holdout)
+    assert set(labels) <= {1, 2}
+    proba = model.predict_proba(holdout)
+    assert proba.shape == (len(holdout), 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert get_metric("roc_auc")(y_holdout, proba) > 0.7
+
+
+def test_search_with_no_time_falls_back_to_a_linear_baseline(credit):
+    data, df, classes, contract = credit
+    result, model = run_search(data, 0, classes=classes, contract=contract)
+    assert [(t.family, t.phase, t.status) for t in result.trials] == [
+        ("linear", "baseline", "ok")
+    ]
+    assert [(m.family, m.weight) for m in model.members] == [("linear", 1.0)]
+    assert set(model.predict(df.head(20))) <= set(classes)
+
+
+def test_search_only_uses_the_families_asked_for(credit):
+    data, _, classes, contract = credit
+    result, model = run_search(
+        data, 4, families=["linear", "knn"], classes=classes, contract=contract
+    )
+    assert {t.family for t in result.trials} <= {"linear", "knn"}
+    assert {m.family for m in model.members} <= {"linear", "knn"}
+    assert sum(m.weight for m in model.members) == pytest.approx(1.0)
