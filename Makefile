@@ -16,6 +16,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mlre audit examples/data/adult.csv.gz --target income-per-year
+	$(BIN)/mlre run examples/data/adult.csv.gz --target income-per-year --time-budget 60
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
