@@ -29,6 +29,20 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+# Options several commands share, declared once.
+DataArg = Annotated[Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")]
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")]
+DbOpt = Annotated[Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")]
+SqlOpt = Annotated[str | None, typer.Option(help="Query that selects the table.")]
+SpecOpt = Annotated[
+    Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")
+]
+TaskOpt = Annotated[
+    str | None, typer.Option(help="binary, multiclass or regression (default: detected).")
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable output.")]
+
 F = TypeVar("F", bound=Callable[..., Any])
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 SEVERITY_MARK = {"error": "✖", "warning": "!", "info": "i"}
@@ -123,37 +137,27 @@ def _split(values: list[str] | None) -> list[str] | None:
 @app.command()
 @guarded
 def audit(
-    data: Annotated[
-        Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")
-    ] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    data: DataArg = None,
+    target: TargetOpt = None,
     test: Annotated[
         Path | None, typer.Option(help="A test table to compare with (overlap, shift).")
     ] = None,
-    db: Annotated[
-        Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")
-    ] = None,
-    sql: Annotated[str | None, typer.Option(help="Query that selects the table.")] = None,
-    spec: Annotated[
-        Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")
-    ] = None,
-    task: Annotated[
-        str | None, typer.Option(help="binary, multiclass or regression (default: detected).")
-    ] = None,
+    db: DbOpt = None,
+    sql: SqlOpt = None,
+    spec: SpecOpt = None,
+    task: TaskOpt = None,
     id_columns: Annotated[
         list[str] | None, typer.Option("--id-columns", help="Identifier columns.")
     ] = None,
     na_values: Annotated[
         list[str] | None, typer.Option("--na-values", help="Extra missing-value tokens.")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: SeedOpt = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
     delimiter: Annotated[
         str | None, typer.Option(help="Field delimiter (default: detected).")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print machine-readable findings.")
-    ] = False,
+    as_json: JsonOpt = False,
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="Record the audit in MLflow.")
     ] = True,
@@ -225,7 +229,7 @@ def _render_audit(report: Any) -> None:
 @guarded
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the spec.")] = Path("mlre.yaml"),
-    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    target: TargetOpt = None,
     project: Annotated[str | None, typer.Option(help="Project name.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
@@ -239,10 +243,8 @@ def init(
 @app.command()
 @guarded
 def run(
-    data: Annotated[
-        Path | None, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")
-    ] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    data: DataArg = None,
+    target: TargetOpt = None,
     time_budget: Annotated[
         float | None, typer.Option("--time-budget", help="Seconds for the whole run.")
     ] = None,
@@ -252,22 +254,16 @@ def run(
     test: Annotated[
         Path | None, typer.Option(help="A labelled test table to use as the holdout.")
     ] = None,
-    db: Annotated[
-        Path | None, typer.Option(help="DuckDB or SQLite database file (with --sql).")
-    ] = None,
-    sql: Annotated[str | None, typer.Option(help="Query that selects the table.")] = None,
-    spec: Annotated[
-        Path | None, typer.Option(help="Objective spec (default: ./mlre.yaml if present).")
-    ] = None,
-    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    db: DbOpt = None,
+    sql: SqlOpt = None,
+    spec: SpecOpt = None,
+    task: TaskOpt = None,
+    seed: SeedOpt = None,
     families: Annotated[
         list[str] | None, typer.Option("--family", help="Only these model families.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Train even if the audit finds errors.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a machine-readable summary.")
-    ] = False,
+    as_json: JsonOpt = False,
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="Record and register in MLflow.")
     ] = True,
@@ -348,7 +344,7 @@ def leaderboard(
     run_id: Annotated[
         str | None, typer.Argument(help="A run id (default: the latest mlre run).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the candidates of a run, best first."""
     import mlre
@@ -384,7 +380,7 @@ def leaderboard(
 @guarded
 def runs(
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List recent audits and runs recorded in the MLflow store."""
     import mlre
