@@ -98,7 +98,7 @@ def test_trees_style_expands_dates_into_calendar_parts(compas):
     assert out["compas_screening_date__year"].iloc[0] == first.year
     assert out["compas_screening_date__month"].iloc[0] == first.month
     assert out["compas_screening_date__day"].iloc[0] == first.day
-    assert out["compas_screening_date__dayofweek"].iloc[0] == first.day_of_week
+    assert out["compas_screening_date__day_of_week"].iloc[0] == first.day_of_week
     assert out["compas_screening_date__days"].iloc[0] == (first - pd.Timestamp("1970-01-01")).days
     # an hour part only for columns that carry a time of day
     assert "c_jail_in__hour" in out.columns

@@ -93,15 +93,28 @@ def test_a_multiclass_trial_of_a_dense_family():
     assert result.oof.shape == (len(df), 4) and np.allclose(result.oof.sum(axis=1), 1.0)
 
 
-def test_a_trial_past_its_deadline_after_the_first_fold_is_cut(credit):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_trial_past_its_deadline_after_the_first_batch_is_cut(workers, credit, monkeypatch):
+    monkeypatch.setenv("MLRE_WORKERS", str(workers))
     data, _, _, _ = credit
     result = run_trial(1, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=time.monotonic())
     assert result.status == "cut"
-    assert len(result.fold_losses) == 1  # the first fold always runs
+    assert len(result.fold_losses) == workers  # the first batch of folds always runs
     assert result.loss == float("inf")
     assert result.oof is None and result.pipelines is None
     row = result.row(data.metric)
-    assert row["roc_auc"] is None and len(row["fold_scores"]) == 1
+    assert row["roc_auc"] is None and len(row["fold_scores"]) == workers
+
+
+def test_folds_fitted_in_parallel_give_the_same_predictions(credit, monkeypatch):
+    data, _, _, _ = credit
+    monkeypatch.setenv("MLRE_WORKERS", "1")
+    one = run_trial(0, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=far())
+    monkeypatch.setenv("MLRE_WORKERS", "2")
+    two = run_trial(0, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=far())
+    assert one.status == two.status == "ok"
+    np.testing.assert_allclose(one.oof, two.oof, rtol=1e-9)
+    assert one.fold_losses == pytest.approx(two.fold_losses)
 
 
 def test_a_configuration_that_cannot_fit_fails_without_raising(credit):
@@ -114,7 +127,8 @@ def test_a_configuration_that_cannot_fit_fails_without_raising(credit):
     assert row["status"] == "failed" and row["roc_auc"] is None and row["error"] == result.error
 
 
-def test_a_family_that_cannot_read_the_data_fails_without_raising(credit):
+def test_a_family_that_cannot_fit_the_folds_fails_without_raising(credit, monkeypatch):
+    monkeypatch.setenv("MLRE_WORKERS", "1")  # the failure raised in this process, not a worker
     data, _, _, _ = credit
     result = run_trial(
         4, FAMILIES["knn"], {"n_neighbors": 5000}, data, phase="tuning", deadline=far()
@@ -122,7 +136,11 @@ def test_a_family_that_cannot_read_the_data_fails_without_raising(credit):
     assert result.status == "failed" and "n_neighbors" in result.error
 
 
-def test_a_pruned_trial_stops_after_the_fold_the_pruner_rejects(credit):
+@pytest.mark.parametrize(("workers", "steps"), [(1, [0, 1]), (2, [1])])
+def test_a_pruned_trial_stops_after_the_batch_the_pruner_rejects(
+    workers, steps, credit, monkeypatch
+):
+    monkeypatch.setenv("MLRE_WORKERS", str(workers))
     data, _, _, _ = credit
     calls = []
 
@@ -134,10 +152,28 @@ def test_a_pruned_trial_stops_after_the_fold_the_pruner_rejects(credit):
         5, FAMILIES["linear"], {}, data, phase="tuning", deadline=far(), should_prune=prune
     )
     assert result.status == "pruned"
-    assert [s for s, _ in calls] == [0, 1] and len(result.fold_losses) == 2
-    # the pruner sees the running mean of the fold losses
-    assert calls[1][1] == pytest.approx(np.mean(result.fold_losses))
+    # the pruner is asked after each batch of folds, with the index of the last fold done
+    assert [s for s, _ in calls] == steps and len(result.fold_losses) == 2
+    # and the running mean of the fold losses
+    assert calls[-1][1] == pytest.approx(np.mean(result.fold_losses))
     assert result.oof is None and result.loss == float("inf")
+
+
+def test_a_trial_the_pruner_keeps_runs_every_fold(credit, monkeypatch):
+    monkeypatch.setenv("MLRE_WORKERS", "1")
+    data, _, _, _ = credit
+    calls = []
+    result = run_trial(
+        6,
+        FAMILIES["linear"],
+        {},
+        data,
+        phase="tuning",
+        deadline=far(),
+        should_prune=lambda step, value: calls.append(step) or False,
+    )
+    assert result.status == "ok" and len(result.fold_losses) == 5
+    assert calls == [0, 1, 2, 3]  # not asked after the last fold: the trial is complete
 
 
 # --------------------------------------------------------------------------- the search
@@ -158,9 +194,7 @@ def searched():
         train[plan.columns], y[split.train], folds, "binary", 2, plan, get_metric("roc_auc"), 0
     )
     seen: list[TrialResult] = []
-    result, model = run_search(
-        data, 15, on_trial=seen.append, classes=classes, contract=contract
-    )
+    result, model = run_search(data, 15, on_trial=seen.append, classes=classes, contract=contract)
     return result, model, data, seen, df.iloc[split.test], y[split.test]
 
 
@@ -207,9 +241,7 @@ def test_searched_model_predicts_the_holdout(searched):
 def test_search_with_no_time_falls_back_to_a_linear_baseline(credit):
     data, df, classes, contract = credit
     result, model = run_search(data, 0, classes=classes, contract=contract)
-    assert [(t.family, t.phase, t.status) for t in result.trials] == [
-        ("linear", "baseline", "ok")
-    ]
+    assert [(t.family, t.phase, t.status) for t in result.trials] == [("linear", "baseline", "ok")]
     assert [(m.family, m.weight) for m in model.members] == [("linear", 1.0)]
     assert set(model.predict(df.head(20))) <= set(classes)
 

@@ -62,7 +62,7 @@ def _to_flag(s: pd.Series) -> pd.Series:
 class DatetimeFeatures(TransformerMixin, BaseEstimator):
     """Expand each date column into calendar parts and a day count the models can use."""
 
-    PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour")
+    PARTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour")
 
     def fit(self, X: pd.DataFrame, y=None) -> DatetimeFeatures:
         self.columns_ = list(X.columns)

@@ -77,7 +77,16 @@ class MlreModel(BaseEstimator):
         return self
 
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
+        from threadpoolctl import threadpool_limits
+
+        from mlre.models.zoo import n_threads
+
         n_classes = 0 if self.classes is None else len(self.classes)
+        # OpenMP estimators (HistGradientBoosting) would otherwise spin on every core
+        with threadpool_limits(n_threads(), user_api="openmp"):
+            return self._weighted(X, n_classes)
+
+    def _weighted(self, X: pd.DataFrame, n_classes: int) -> np.ndarray:
         total = None
         for m in self.members:
             pred = np.mean(

@@ -100,7 +100,8 @@ def _lgbm_fit(est, X, y, X_val, y_val, deadline):
     return est.fit(
         X,
         y,
-        eval_set=[(X_val, y_val)],
+        eval_X=(X_val,),
+        eval_y=(y_val,),
         callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False), stop_at_deadline],
     )
 

@@ -87,9 +87,11 @@ def holdout_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, floa
     for name, (tasks, _) in METRICS.items():
         if task in tasks:
             try:
-                out[name] = get_metric(name)(y, pred)
-            except ValueError:
+                value = get_metric(name)(y, pred)
+            except ValueError:  # e.g. ROC AUC of a holdout holding a single class
                 continue
+            if np.isfinite(value):
+                out[name] = value
     return out
 
 
