@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ import pandas as pd
 
 from mlre.data.contract import DataContract
 from mlre.data.split import check_classes, cv_folds, outer_holdout, validation_split
+from mlre.errors import InputError
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
@@ -137,8 +137,6 @@ def run_job(
         y_hold = encode_target(test[target], task, enc.classes).y
         if task != "regression" and (y_hold < 0).any():
             unseen = sorted({str(v) for v in test[target][y_hold < 0]})[:5]
-            from mlre.errors import InputError
-
             raise InputError(
                 f"the test data has label(s) never seen in training: {', '.join(unseen)}",
                 hint="a model cannot predict a class it never saw",
@@ -201,6 +199,3 @@ def _gap_findings(result: JobResult, metric: str) -> list[Finding]:
             )
         ]
     return []
-
-
-Progress = Callable[[str], None]
