@@ -267,7 +267,32 @@ def _knn_space(trial, task: str) -> Params:
     }
 
 
-_FITTERS = {"lightgbm": _lgbm_fit, "xgboost": _xgb_fit, "catboost": _cat_fit}
+def _mlp_build(task: str, p: Params, seed: int) -> Any:
+    from mlre.models.mlp import TabularMLP
+
+    return TabularMLP(task=task, seed=seed, **p)
+
+
+def _mlp_fit(est, X, y, X_val, y_val, deadline):
+    return est.fit(X, y, X_val, y_val, deadline=deadline)
+
+
+def _mlp_space(trial, task: str) -> Params:
+    return {
+        "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
+        "layers": trial.suggest_int("layers", 1, 3),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.4),
+        "lr": trial.suggest_float("lr", 3e-4, 3e-3, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-3, log=True),
+    }
+
+
+_FITTERS = {
+    "lightgbm": _lgbm_fit,
+    "xgboost": _xgb_fit,
+    "catboost": _cat_fit,
+    "mlp": _mlp_fit,
+}
 
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -395,6 +420,17 @@ FAMILIES: dict[str, Family] = {
             max_rows=100_000,
             cost=1.0,
         ),
+        Family(
+            "mlp",
+            "trees",  # numbers and pandas categoricals: the network embeds the categories itself
+            "torch",
+            _mlp_build,
+            _mlp_space,
+            early_stopping=True,
+            portfolio=[{"hidden": 128, "layers": 2, "dropout": 0.1, "lr": 1e-3}],
+            max_rows=500_000,
+            cost=3.0,
+        ),
     ]
 }
 
@@ -411,6 +447,7 @@ PORTFOLIO_ORDER: list[tuple[str, int]] = [
     ("random_forest", 0),
     ("knn", 0),
     ("xgboost", 1),
+    ("mlp", 0),
     ("lightgbm", 3),
     ("catboost", 1),
 ]

@@ -1,0 +1,203 @@
+"""A PyTorch multilayer perceptron for tables: numbers standardised, categories embedded,
+early stopping on a validation part. Needs the ``deep`` extra (``pip install mlre[deep]``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from mlre.models.zoo import n_threads
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class TabularMLP(BaseEstimator):
+    """MLP with one embedding per categorical column; scikit-learn interface."""
+
+    def __init__(
+        self,
+        task: str = "binary",
+        hidden: int = 128,
+        layers: int = 2,
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        batch_size: int = 256,
+        max_epochs: int = 200,
+        patience: int = 10,
+        seed: int = 0,
+    ):
+        self.task = task
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.seed = seed
+
+    # ------------------------------------------------------------------ encoding
+
+    def _fit_encoding(self, X: pd.DataFrame) -> None:
+        self.cat_cols_ = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+        self.num_cols_ = [c for c in X.columns if c not in self.cat_cols_]
+        num = X[self.num_cols_].to_numpy(dtype=float) if self.num_cols_ else np.zeros((len(X), 0))
+        self.mean_ = np.nanmean(num, axis=0) if num.shape[1] else np.zeros(0)
+        self.std_ = np.nanstd(num, axis=0) if num.shape[1] else np.zeros(0)
+        self.mean_ = np.nan_to_num(self.mean_)
+        self.std_ = np.where(np.nan_to_num(self.std_) > 0, np.nan_to_num(self.std_), 1.0)
+        self.cardinality_ = [len(X[c].cat.categories) + 1 for c in self.cat_cols_]
+
+    def _encode(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        num = X[self.num_cols_].to_numpy(dtype=float) if self.num_cols_ else np.zeros((len(X), 0))
+        missing = np.isnan(num)
+        num = np.where(missing, 0.0, (num - self.mean_) / self.std_)
+        num = np.clip(num, -10, 10)
+        dense = np.hstack([num, missing.astype(float)]).astype(np.float32)
+        cats = (
+            np.stack([X[c].cat.codes.to_numpy() + 1 for c in self.cat_cols_], axis=1)
+            if self.cat_cols_
+            else np.zeros((len(X), 0), dtype=np.int64)
+        )
+        return dense, cats.astype(np.int64)
+
+    # ------------------------------------------------------------------ network
+
+    def _network(self, n_dense: int, n_out: int):
+        torch = _torch()
+        nn = torch.nn
+        embed_dims = [min(16, (c + 1) // 2) for c in self.cardinality_]
+
+        class Net(nn.Module):
+            def __init__(self, outer: TabularMLP) -> None:
+                super().__init__()
+                self.embeddings = nn.ModuleList(
+                    nn.Embedding(c, d) for c, d in zip(outer.cardinality_, embed_dims, strict=True)
+                )
+                width = n_dense + sum(embed_dims)
+                blocks: list[Any] = []
+                for _ in range(outer.layers):
+                    blocks += [nn.Linear(width, outer.hidden), nn.ReLU(), nn.Dropout(outer.dropout)]
+                    width = outer.hidden
+                blocks.append(nn.Linear(width, n_out))
+                self.body = nn.Sequential(*blocks)
+
+            def forward(self, dense, cats):
+                parts = [dense] + [emb(cats[:, i]) for i, emb in enumerate(self.embeddings)]
+                return self.body(torch.cat(parts, dim=1))
+
+        return Net(self)
+
+    # ------------------------------------------------------------------ fit / predict
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        X_val: pd.DataFrame | None = None,
+        y_val: np.ndarray | None = None,
+        deadline: float = float("inf"),
+    ) -> TabularMLP:
+        """Train with AdamW; stop when the validation loss has not improved for ``patience`` epochs."""
+        torch = _torch()
+        torch.manual_seed(self.seed)
+        torch.set_num_threads(n_threads())
+        rng = np.random.default_rng(self.seed)
+        if X_val is None:
+            order = rng.permutation(len(X))
+            cut = max(1, len(X) // 10)
+            X_val, y_val = X.iloc[order[:cut]], np.asarray(y)[order[:cut]]
+            X, y = X.iloc[order[cut:]], np.asarray(y)[order[cut:]]
+        self._fit_encoding(X)
+        if self.task == "regression":
+            self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
+            n_out, loss_fn = 1, torch.nn.MSELoss()
+        else:
+            self.classes_ = np.unique(y)
+            n_out, loss_fn = len(self.classes_), torch.nn.CrossEntropyLoss()
+        d_tr, c_tr = (torch.from_numpy(a) for a in self._encode(X))
+        d_va, c_va = (torch.from_numpy(a) for a in self._encode(X_val))
+        t_tr, t_va = self._target(y), self._target(y_val)
+        self.net_ = self._network(d_tr.shape[1], n_out)
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        best, best_state, waited = float("inf"), None, 0
+        n = len(d_tr)
+        for _ in range(self.max_epochs):
+            self.net_.train()
+            for idx in torch.from_numpy(rng.permutation(n)).split(self.batch_size):
+                opt.zero_grad()
+                loss = loss_fn(self.net_(d_tr[idx], c_tr[idx]), t_tr[idx])
+                loss.backward()
+                opt.step()
+            self.net_.eval()
+            with torch.no_grad():
+                val = float(loss_fn(self.net_(d_va, c_va), t_va))
+            if val < best - 1e-6:
+                best, waited = val, 0
+                best_state = {k: v.clone() for k, v in self.net_.state_dict().items()}
+            else:
+                waited += 1
+            if waited >= self.patience or time.monotonic() > deadline:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.net_.eval()
+        return self
+
+    def _target(self, values: Any):
+        torch = _torch()
+        if self.task == "regression":
+            scaled = (np.asarray(values, float) - self.y_mean_) / self.y_std_
+            return torch.tensor(scaled, dtype=torch.float32).unsqueeze(1)
+        codes = np.searchsorted(self.classes_, np.asarray(values))
+        return torch.tensor(np.clip(codes, 0, len(self.classes_) - 1), dtype=torch.long)
+
+    def _forward(self, X: pd.DataFrame) -> np.ndarray:
+        torch = _torch()
+        dense, cats = self._encode(X)
+        with torch.no_grad():
+            return self.net_(torch.from_numpy(dense), torch.from_numpy(cats)).numpy()
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (softmax of the network's outputs)."""
+        logits = self._forward(X)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Labels (classification) or values (regression)."""
+        if self.task == "regression":
+            return self._forward(X)[:, 0] * self.y_std_ + self.y_mean_
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # store the network's weights, not the module object, so pickles stay portable
+        state = self.__dict__.copy()
+        net = state.pop("net_", None)
+        if net is not None:
+            state["net_state_"] = {k: v.cpu().numpy() for k, v in net.state_dict().items()}
+            state["n_out_"] = net.body[-1].out_features
+            state["n_dense_"] = net.body[0].in_features - sum(
+                e.embedding_dim for e in net.embeddings
+            )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("net_state_", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            torch = _torch()
+            self.net_ = self._network(state["n_dense_"], state["n_out_"])
+            self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+            self.net_.eval()
