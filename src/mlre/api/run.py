@@ -89,6 +89,7 @@ def run(
     track: bool = True,
     force: bool = False,
     families: list[str] | None = None,
+    search_rows: int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
     progress: Progress | None = None,
@@ -98,7 +99,9 @@ def run(
 
     Audits the data first (error findings stop the run unless ``force``), keeps an outer holdout
     the search never sees, searches, ensembles, scores the holdout and registers the model under
-    the project's name with the alias ``candidate``.
+    the project's name with the alias ``candidate``. ``search_rows`` caps the rows the search
+    fits (default 100,000): a larger training part is sampled, and the chosen models are refitted
+    on all of it when the time left allows.
     """
     started = time.monotonic()
     step = progress or (lambda _: None)
@@ -169,6 +172,7 @@ def run(
             reserve=_reserve(budget, parent is not None),
             on_trial=on_trial,
             families=families,
+            **({"search_rows": search_rows} if search_rows else {}),
         )
         from mlre.evaluate.metrics import get_metric
 

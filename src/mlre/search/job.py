@@ -19,13 +19,15 @@ from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
 from mlre.models.final import MlreModel
 from mlre.search.engine import OnTrial, SearchResult, run_search
-from mlre.search.trial import TrialData
+from mlre.search.trial import TrialData, fit_fold
 from mlre.spec import METRICS, Spec
 
 log = logging.getLogger(__name__)
 
 #: Above this many training rows the search uses one validation split instead of k folds.
-LARGE = 100_000
+LARGE = 50_000
+#: The search fits at most this many rows; the chosen models are refitted on all when time allows.
+SEARCH_ROWS = 100_000
 
 
 @dataclass
@@ -106,8 +108,13 @@ def run_job(
     reserve: float,
     on_trial: OnTrial | None = None,
     families: list[str] | None = None,
+    search_rows: int = SEARCH_ROWS,
 ) -> JobResult:
-    """Split, search until ``deadline - reserve``, then score the final model on the holdout."""
+    """Split, search until ``deadline - reserve``, then score the final model on the holdout.
+
+    A training part over ``search_rows`` rows is searched on a random sample of that many rows;
+    the chosen models are then refitted on every training row if the time left allows it.
+    """
     target = spec.target
     assert target is not None
     metric = get_metric(spec.resolved_metric(task))
@@ -144,16 +151,26 @@ def run_job(
         method = "the given test table"
     if task != "regression":
         check_classes(y_train, y_hold, enc.classes)
-    groups = train[spec.group_column].astype(str).to_numpy() if spec.group_column else None
-    folds, scheme = folds_for(y_train, task, spec.seed, groups)
     exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
     plan = FeaturePlan.from_contract(contract, exclude=exclude)
-    X_train = train[plan.columns]
-    data = TrialData(X_train, y_train, folds, task, enc.n_classes, plan, metric, spec.seed)
+    rows = _search_sample(y_train, task, search_rows, spec.seed)
+    X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
+    groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
+    folds, scheme = folds_for(y_search, task, spec.seed, groups)
+    data = TrialData(X_search, y_search, folds, task, enc.n_classes, plan, metric, spec.seed)
     budget = max(0.0, deadline - reserve - time.monotonic())
+    if len(rows) < len(train):
+        budget *= 0.7  # the rest is for refitting the chosen models on every row
     search, model = run_search(
         data, budget, families=families, on_trial=on_trial, classes=enc.classes, contract=contract
     )
+    if len(rows) < len(train):
+        scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
+        full = TrialData(
+            train[plan.columns], y_train, [], task, enc.n_classes, plan, metric, spec.seed
+        )
+        if refit_on_all(model, search, full, len(rows), deadline - reserve):
+            scheme += ", then refitted on all of them"
     X_hold = hold[plan.columns]
     pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
     scores = holdout_scores(task, y_hold, pred)
@@ -178,6 +195,45 @@ def run_job(
     )
     result.findings.extend(_gap_findings(result, metric.name))
     return result
+
+
+def _search_sample(y: np.ndarray, task: str, limit: int, seed: int) -> np.ndarray:
+    """Positions of at most ``limit`` training rows (stratified for classification)."""
+    if len(y) <= limit:
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if task != "regression" and np.bincount(y).min() >= 2 else None
+    picked, _ = train_test_split(
+        np.arange(len(y)), train_size=limit, random_state=seed, stratify=stratify
+    )
+    return np.sort(picked)
+
+
+def refit_on_all(
+    model: MlreModel, search: SearchResult, full: TrialData, searched_rows: int, deadline: float
+) -> bool:
+    """Refit each ensemble member on every training row, if the projected time fits.
+
+    Boosted trees keep a 10% validation part for early stopping. Returns whether it refitted.
+    """
+    from joblib import delayed
+
+    from mlre.search.trial import _parallel, n_workers
+
+    by_id = {t.id: t for t in search.trials}
+    per_fold = [by_id[i].fit_seconds / max(1, len(by_id[i].fold_losses)) for i in search.ensemble]
+    workers = max(1, min(n_workers(), len(per_fold)))
+    projected = 1.2 * sum(per_fold) / workers * len(full.y) / max(1, searched_rows)
+    if time.monotonic() + projected > deadline:
+        log.info("no time to refit on all %d rows (needs about %.0fs)", len(full.y), projected)
+        return False
+    full.folds = validation_split(full.y, task=full.task, fraction=0.1, seed=full.seed)
+    jobs = [delayed(fit_fold)(m.family, m.params, full, 0, deadline) for m in model.members]
+    outs = _parallel()(jobs) if workers > 1 else [j[0](*j[1], **j[2]) for j in jobs]
+    for member, (pipe, _, _, _) in zip(model.members, outs, strict=True):
+        member.pipelines = [pipe]
+    return True
 
 
 def _gap_findings(result: JobResult, metric: str) -> list[Finding]:

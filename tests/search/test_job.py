@@ -1,0 +1,55 @@
+"""The search job: sampling large training parts, refitting the chosen models on every row."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import mlre
+from helpers import audit, dataset
+from mlre.evaluate.metrics import get_metric
+from mlre.features import FeaturePlan
+from mlre.search.engine import run_search
+from mlre.search.job import encode_target, folds_for, refit_on_all
+from mlre.search.trial import TrialData
+
+ADULT = "income-per-year"
+
+
+def test_a_large_training_part_is_searched_on_a_sample():
+    result = mlre.run(dataset("adult", rows=9000), target=ADULT, time_budget=25, track=False,
+                      search_rows=2000, families=["linear"])  # fmt: skip
+    assert "on a 2,000-row sample of 7,200" in result.scheme["search"]
+    assert result.holdout_score > 0.8
+
+
+def _searched(rows: int):
+    df = dataset("adult", rows=6000)
+    contract = audit(df.head(1000), ADULT).contract
+    plan = FeaturePlan.from_contract(contract)
+    enc = encode_target(df[ADULT], "binary")
+    X, y = df[plan.columns], enc.y
+    metric = get_metric("roc_auc")
+    folds, _ = folds_for(y[:rows], "binary", 0, None)
+    sample = TrialData(X.iloc[:rows], y[:rows], folds, "binary", 2, plan, metric, 0)
+    search, model = run_search(sample, 8, families=["lightgbm"], classes=enc.classes,
+                               contract=contract)  # fmt: skip
+    full = TrialData(X, y, [], "binary", 2, plan, metric, 0)
+    return search, model, full
+
+
+def test_refit_on_all_rows_replaces_the_bagged_fold_models():
+    search, model, full = _searched(1500)
+    before = model.predict_proba(full.X.iloc[:50])
+    assert refit_on_all(model, search, full, 1500, time.monotonic() + 120)
+    assert all(len(m.pipelines) == 1 for m in model.members)
+    after = model.predict_proba(full.X.iloc[:50])
+    assert not np.allclose(before, after) and np.allclose(after.sum(axis=1), 1)
+
+
+def test_no_refit_when_time_is_short():
+    search, model, full = _searched(1500)
+    folds_before = [len(m.pipelines) for m in model.members]
+    assert not refit_on_all(model, search, full, 1500, time.monotonic() - 1)
+    assert [len(m.pipelines) for m in model.members] == folds_before
