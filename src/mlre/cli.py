@@ -263,6 +263,9 @@ def run(
         list[str] | None, typer.Option("--family", help="Only these model families.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Train even if the audit finds errors.")] = False,
+    search_rows: Annotated[
+        int | None, typer.Option(help="Search on a sample of this many rows (default 100,000).")
+    ] = None,
     as_json: JsonOpt = False,
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="Record and register in MLflow.")
@@ -285,6 +288,7 @@ def run(
             seed=seed,
             families=_split(families),
             force=force,
+            search_rows=search_rows,
             track=track,
             progress=step,
         )
