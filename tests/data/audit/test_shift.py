@@ -35,6 +35,15 @@ def test_test_rows_copied_from_training_are_contamination():
     assert found[0].evidence["test_rows"][0] == 1000
 
 
+def test_coarse_features_shared_by_a_random_split_are_not_contamination():
+    df = dataset("cps1988_wages").sample(frac=1.0, random_state=0).reset_index(drop=True)
+    train, test = df.iloc[:20000], df.iloc[20000:].reset_index(drop=True)
+    found = findings(audit(train, "wage", test=test), "train_test_overlap")
+    assert found and found[0].severity is Severity.WARNING
+    assert found[0].evidence["train_repeated_fraction"] > 0.5
+    assert "coarse features" in found[0].message
+
+
 def test_a_shifted_population_is_reported_per_column():
     train, test = halves()
     older = test[test["age"] > 50].reset_index(drop=True)
