@@ -46,6 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from machine import busy_cores, busy_ticks  # the module beside this script
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -138,26 +140,6 @@ class Child:
     timed_out: bool
     payload: dict[str, Any] | None
     stderr_tail: str
-
-
-def busy_ticks() -> int | None:
-    """CPU ticks the whole machine spent busy since boot, from /proc/stat (Linux only)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle
-
-
-def busy_cores(seconds: float = 1.0) -> float | None:
-    """How many cores the machine kept busy over the next ``seconds``."""
-    before = busy_ticks()
-    time.sleep(seconds)
-    after = busy_ticks()
-    if before is None or after is None:
-        return None
-    return (after - before) / os.sysconf("SC_CLK_TCK") / seconds
 
 
 def wait_for_quiet(max_wait_s: float, threshold: float = BUSY_THRESHOLD) -> None:

@@ -54,6 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import busy_cores, busy_ticks  # the module beside this script
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work" / "automl"
@@ -282,26 +284,6 @@ def group_rss_mb(pgid: int) -> float | None:
         except (OSError, ValueError, IndexError):
             continue
     return total / 1e6
-
-
-def busy_ticks() -> int | None:
-    """CPU ticks the whole machine spent busy since boot, from /proc/stat (Linux only)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle
-
-
-def busy_cores(seconds: float = 1.0) -> float | None:
-    """How many cores the machine kept busy over the next ``seconds``."""
-    before = busy_ticks()
-    time.sleep(seconds)
-    after = busy_ticks()
-    if before is None or after is None:
-        return None
-    return (after - before) / os.sysconf("SC_CLK_TCK") / seconds
 
 
 def wait_for_quiet(max_wait_s: float, threshold: float = BUSY_THRESHOLD) -> float | None:
