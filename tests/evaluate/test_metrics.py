@@ -206,3 +206,20 @@ def test_naive_prediction_for_regression():
     assert get_metric("rmse")(y, naive_prediction("regression", y, len(y))) == pytest.approx(
         y.std()
     )
+
+
+def test_roc_auc_matches_scikit_learn_when_many_scores_tie(binary):
+    y, proba = binary
+    coarse = np.round(proba, 1)  # a handful of distinct scores: most rows tie with others
+    assert len(np.unique(coarse[:, 1])) < 12
+    ours = get_metric("roc_auc")(y, coarse)
+    assert ours == pytest.approx(skm.roc_auc_score(y, coarse[:, 1]), rel=1e-12)
+    # a constant score ranks nobody above anybody
+    assert get_metric("roc_auc")(y, np.full_like(proba, 0.5)) == pytest.approx(0.5)
+
+
+def test_roc_auc_of_a_single_class_is_an_error_not_a_number(binary):
+    y, proba = binary
+    keep = y == y[0]
+    with pytest.raises(ValueError, match="both classes"):
+        get_metric("roc_auc")(y[keep], proba[keep])

@@ -53,3 +53,23 @@ def test_no_refit_when_time_is_short():
     folds_before = [len(m.pipelines) for m in model.members]
     assert not refit_on_all(model, search, full, 1500, time.monotonic() - 1)
     assert [len(m.pipelines) for m in model.members] == folds_before
+
+
+def test_fold_count_keeps_every_worker_busy():
+    from mlre.search.job import fold_count
+
+    # one worker: 5 folds on small data, 3 on medium
+    assert (fold_count(1_000, 1), fold_count(30_000, 1)) == (5, 3)
+    # two workers: 4 folds is two full rounds of parallel fits, where 5 would take three
+    assert (fold_count(1_000, 2), fold_count(30_000, 2)) == (4, 4)
+    assert fold_count(1_000, 8) == 8
+    # more workers than sensible folds: the size-based count stays
+    assert fold_count(1_000, 16) == 5
+
+
+def test_folds_for_gives_every_row_one_validation_fold():
+    y = np.arange(1_000) % 2
+    folds, scheme = folds_for(y, "binary", 0, None, workers=2)
+    assert scheme == "4-fold cross-validation" and len(folds) == 4
+    seen = np.concatenate([va for _, va in folds])
+    assert sorted(seen) == list(range(1_000))

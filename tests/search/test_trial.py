@@ -106,12 +106,18 @@ def test_a_trial_past_its_deadline_after_the_first_batch_is_cut(workers, credit,
     assert row["roc_auc"] is None and len(row["fold_scores"]) == workers
 
 
-def test_folds_fitted_in_parallel_give_the_same_predictions(credit, monkeypatch):
+@pytest.mark.parametrize("name", ["lightgbm", "extra_trees", "mlp"])
+def test_folds_fitted_in_parallel_threads_give_the_same_predictions(name, credit, monkeypatch):
+    # each fit draws its random numbers from its own seed, never from state shared by threads
     data, _, _, _ = credit
+    family = FAMILIES[name]
+    if not family.available():
+        pytest.skip(f"{family.requires} is not installed")
+    config = dict(family.portfolio[0])
     monkeypatch.setenv("MLRE_WORKERS", "1")
-    one = run_trial(0, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=far())
+    one = run_trial(0, family, config, data, phase="portfolio", deadline=far())
     monkeypatch.setenv("MLRE_WORKERS", "2")
-    two = run_trial(0, LGBM, LGBM_DEFAULT, data, phase="portfolio", deadline=far())
+    two = run_trial(0, family, config, data, phase="portfolio", deadline=far())
     assert one.status == two.status == "ok"
     np.testing.assert_allclose(one.oof, two.oof, rtol=1e-9)
     assert one.fold_losses == pytest.approx(two.fold_losses)

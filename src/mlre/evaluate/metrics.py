@@ -42,17 +42,38 @@ def _labels(proba: np.ndarray) -> np.ndarray:
     return np.asarray(proba).argmax(axis=1)
 
 
+def binary_roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC of a 0/1 target, as the Mann-Whitney statistic with tied scores sharing ranks.
+
+    The same number as ``sklearn.metrics.roc_auc_score``, in a fraction of its time: the
+    ensemble selection computes it hundreds of times on every out-of-fold prediction.
+    """
+    positive = np.asarray(y) == 1
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC AUC needs both classes in the target")
+    score = np.asarray(score, dtype=float)
+    order = np.argsort(score, kind="mergesort")
+    ordered = score[order]
+    edges = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+    # 1-based average rank of each run of equal scores
+    ranks = np.empty(len(score))
+    ranks[order] = np.repeat((edges[:-1] + edges[1:] + 1) / 2.0, np.diff(edges))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
     if proba.shape[1] == 2:
-        return skm.roc_auc_score(y, proba[:, 1])
+        return binary_roc_auc(y, proba[:, 1])
     present = np.unique(y)
     # one-vs-rest over the classes present, on probabilities renormalised to them
     sub = proba[:, present]
     sub = sub / np.clip(sub.sum(axis=1, keepdims=True), EPS, None)
     remap = np.searchsorted(present, y)
     if len(present) == 2:
-        return skm.roc_auc_score(remap, sub[:, 1])
-    return skm.roc_auc_score(remap, sub, multi_class="ovr", average="macro")
+        return binary_roc_auc(remap, sub[:, 1])
+    return float(np.mean([binary_roc_auc(remap == k, sub[:, k]) for k in range(len(present))]))
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:

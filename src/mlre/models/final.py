@@ -39,6 +39,21 @@ def member_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) ->
     return align_proba(proba, pipeline.classes_, n_classes)
 
 
+#: From this many rows on, the pipelines predict in parallel threads.
+PARALLEL_ROWS = 2_000
+
+
+def _limited_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+    from threadpoolctl import threadpool_limits
+
+    from mlre.models.zoo import n_threads
+
+    # OpenMP estimators (HistGradientBoosting) would otherwise spin on every core; the limit
+    # holds for the calling thread only, so it is set in the thread that predicts
+    with threadpool_limits(n_threads(), user_api="openmp"):
+        return member_predict(pipeline, X, task, n_classes)
+
+
 class MlreModel(BaseEstimator):
     """A weighted ensemble of bagged pipelines, raw table in, predictions out.
 
@@ -77,22 +92,22 @@ class MlreModel(BaseEstimator):
         return self
 
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
-        from threadpoolctl import threadpool_limits
-
-        from mlre.models.zoo import n_threads
-
         n_classes = 0 if self.classes is None else len(self.classes)
-        # OpenMP estimators (HistGradientBoosting) would otherwise spin on every core
-        with threadpool_limits(n_threads(), user_api="openmp"):
-            return self._weighted(X, n_classes)
+        jobs = [(m, p) for m in self.members for p in m.pipelines]
+        if len(X) >= PARALLEL_ROWS and len(jobs) > 1:
+            from joblib import Parallel, delayed
 
-    def _weighted(self, X: pd.DataFrame, n_classes: int) -> np.ndarray:
+            from mlre.models.zoo import n_workers
+
+            preds = Parallel(n_jobs=n_workers(), backend="threading")(
+                delayed(_limited_predict)(p, X, self.task, n_classes) for _, p in jobs
+            )
+        else:
+            preds = [_limited_predict(p, X, self.task, n_classes) for _, p in jobs]
         total = None
         for m in self.members:
-            pred = np.mean(
-                [member_predict(p, X, self.task, n_classes) for p in m.pipelines], axis=0
-            )
-            total = m.weight * pred if total is None else total + m.weight * pred
+            mean = np.mean([preds.pop(0) for _ in m.pipelines], axis=0)
+            total = m.weight * mean if total is None else total + m.weight * mean
         return total
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -73,10 +73,26 @@ class TabularMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ network
 
-    def _network(self, n_dense: int, n_out: int):
+    def _network(self, n_dense: int, n_out: int, generator: Any = None):
+        """The network; ``generator`` seeds its initial weights and its dropout masks.
+
+        Every random draw comes from this fit's own generator, never torch's global one, so fits
+        running at the same time in several threads stay reproducible.
+        """
         torch = _torch()
         nn = torch.nn
         embed_dims = [min(16, (c + 1) // 2) for c in self.cardinality_]
+
+        class Dropout(nn.Module):
+            def __init__(self, p: float) -> None:
+                super().__init__()
+                self.p = p
+
+            def forward(self, x):
+                if not self.training or self.p <= 0:
+                    return x
+                keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=generator)
+                return x * keep / (1 - self.p)
 
         class Net(nn.Module):
             def __init__(self, outer: TabularMLP) -> None:
@@ -87,7 +103,7 @@ class TabularMLP(BaseEstimator):
                 width = n_dense + sum(embed_dims)
                 blocks: list[Any] = []
                 for _ in range(outer.layers):
-                    blocks += [nn.Linear(width, outer.hidden), nn.ReLU(), nn.Dropout(outer.dropout)]
+                    blocks += [nn.Linear(width, outer.hidden), nn.ReLU(), Dropout(outer.dropout)]
                     width = outer.hidden
                 blocks.append(nn.Linear(width, n_out))
                 self.body = nn.Sequential(*blocks)
@@ -96,7 +112,18 @@ class TabularMLP(BaseEstimator):
                 parts = [dense] + [emb(cats[:, i]) for i, emb in enumerate(self.embeddings)]
                 return self.body(torch.cat(parts, dim=1))
 
-        return Net(self)
+        net = Net(self)
+        if generator is not None:
+            with torch.no_grad():
+                for module in net.modules():
+                    if isinstance(module, nn.Linear):
+                        # the same scheme as nn.Linear's own initialisation
+                        nn.init.kaiming_uniform_(module.weight, a=5**0.5, generator=generator)
+                        bound = 1 / module.in_features**0.5
+                        nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+                    elif isinstance(module, nn.Embedding):
+                        nn.init.normal_(module.weight, generator=generator)
+        return net
 
     # ------------------------------------------------------------------ fit / predict
 
@@ -110,7 +137,7 @@ class TabularMLP(BaseEstimator):
     ) -> TabularMLP:
         """Train with AdamW; stop when the validation loss has not improved for ``patience`` epochs."""
         torch = _torch()
-        torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
         torch.set_num_threads(n_threads())
         rng = np.random.default_rng(self.seed)
         if X_val is None:
@@ -128,7 +155,7 @@ class TabularMLP(BaseEstimator):
         d_tr, c_tr = (torch.from_numpy(a) for a in self._encode(X))
         d_va, c_va = (torch.from_numpy(a) for a in self._encode(X_val))
         t_tr, t_va = self._target(y), self._target(y_val)
-        self.net_ = self._network(d_tr.shape[1], n_out)
+        self.net_ = self._network(d_tr.shape[1], n_out, generator)
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         best, best_state, waited = float("inf"), None, 0
         n = len(d_tr)

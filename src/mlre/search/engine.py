@@ -80,8 +80,8 @@ class Search:
         return 0.0
 
     def _affordable(self, family: Family) -> bool:
-        # a trial that would need more than half of what is left is better skipped
-        return self.remaining() > max(0.5, 2.0 * self._expected(family))
+        # worth starting only with a margin over what a trial of the family has been taking
+        return self.remaining() > max(0.5, 1.25 * self._expected(family))
 
     def _run(
         self,
@@ -90,10 +90,13 @@ class Search:
         phase: str,
         should_prune: Callable[[int, float], bool] | None = None,
     ) -> TrialResult:
-        # no single trial may take more than about half of what is left, except the first: with
-        # nothing finished yet, a slow but complete model beats none
+        # no single trial may take more than about half of what is left (or a margin over what
+        # its family has been taking), except the first: with nothing finished yet, a slow but
+        # complete model beats none
         share = 1.0 if not any(t.status == "ok" for t in self.trials) else 0.5
-        trial_deadline = min(self.deadline, time.monotonic() + max(2.0, share * self.remaining()))
+        started = time.monotonic()
+        limit = max(2.0, share * self.remaining(), 1.5 * self._expected(family))
+        trial_deadline = min(self.deadline, started + limit)
         result = run_trial(
             len(self.trials),
             family,
@@ -103,7 +106,7 @@ class Search:
             deadline=trial_deadline,
             should_prune=should_prune,
         )
-        spent = result.fit_seconds + result.predict_seconds
+        spent = time.monotonic() - started  # wall time: the folds run in parallel
         self.pace[family.name] = max(self.pace.get(family.name, 0.0) * 0.5, spent)
         self.trials.append(result)
         self._free_memory()

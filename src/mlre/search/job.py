@@ -19,7 +19,7 @@ from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
 from mlre.models.final import MlreModel
 from mlre.search.engine import OnTrial, SearchResult, run_search
-from mlre.search.trial import TrialData, fit_fold
+from mlre.search.trial import TrialData, fit_fold, n_workers
 from mlre.spec import METRICS, Spec
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,27 @@ class JobResult:
     train_rows: int = 0
 
 
-def folds_for(y: np.ndarray, task: str, seed: int, groups: np.ndarray | None) -> tuple[list, str]:
+def fold_count(n: int, workers: int) -> int:
+    """Folds for ``n`` rows: about 5 up to 20,000 rows and 3 above, rounded to a multiple of the
+    workers so that no batch of parallel fits leaves a core idle (4 on two cores: 5 folds
+    would take three rounds of fits, the last one on a single core)."""
+    base = 5 if n <= 20_000 else 3
+    if workers <= 1 or base % workers == 0:
+        return base
+    multiples = [m for m in range(workers, 11, workers) if m >= 3]
+    if not multiples:
+        return base
+    return min(multiples, key=lambda m: (abs(m - base), m))
+
+
+def folds_for(
+    y: np.ndarray, task: str, seed: int, groups: np.ndarray | None, workers: int | None = None
+) -> tuple[list, str]:
     """k-fold cross-validation on small and medium data, one validation split on large data."""
     n = len(y)
     if n > LARGE and groups is None:
         return validation_split(y, task=task, fraction=0.2, seed=seed), "validation split (20%)"
-    k = 5 if n <= 20_000 else 3
+    k = fold_count(n, n_workers() if workers is None else workers)
     folds = cv_folds(y, task=task, k=k, seed=seed, groups=groups)
     return folds, f"{len(folds)}-fold cross-validation" + (
         " by group" if groups is not None else ""
