@@ -236,8 +236,9 @@ def _forest_build(kind: str) -> Callable[[str, Params, int], Any]:
 
         name = {"rf": "RandomForest", "et": "ExtraTrees"}[kind]
         cls = getattr(ensemble, name + ("Regressor" if task == "regression" else "Classifier"))
-        # 150 trees: fully grown trees take memory in proportion to the rows (about 1.2 MB a
-        # tree per fold on Adult's 26,000 rows), and 300 gain little over 150 in an ensemble
+        # 150 trees, and leaves of a few rows in the portfolio: fully grown trees take memory in
+        # proportion to the rows (about 1.2 MB a tree per fold on Adult's 26,000 rows with
+        # one-row leaves), and 300 gain little over 150 in an ensemble
         params = {"n_estimators": 150, "n_jobs": n_threads(), "random_state": seed}
         return make_pipeline(CategoryCodes(), cls(**(params | p)))
 
@@ -396,7 +397,7 @@ FAMILIES: dict[str, Family] = {
             _forest_build("et"),
             _forest_space,
             portfolio=[
-                {"max_features": 0.5, "min_samples_leaf": 1},
+                {"max_features": 0.5, "min_samples_leaf": 3},
             ],
             max_rows=500_000,
             cost=2.0,
@@ -419,7 +420,7 @@ FAMILIES: dict[str, Family] = {
             _forest_build("rf"),
             _forest_space,
             portfolio=[
-                {"max_features": "sqrt", "min_samples_leaf": 1},
+                {"max_features": "sqrt", "min_samples_leaf": 2},
             ],
             max_rows=500_000,
             cost=2.0,
