@@ -36,3 +36,15 @@ def audit(df: pd.DataFrame, target: str | None, **kwargs) -> mlre.AuditReport:
 def findings(report: mlre.AuditReport, check: str, column: str | None = None) -> list[mlre.Finding]:
     """The findings of one check (optionally about one column)."""
     return [f for f in report.findings.by_check(check) if column is None or f.column == column]
+
+
+def tracked_credit_run(folder: Path, **kwargs):
+    """A tracked `mlre run` on german_credit in ``folder`` (its MLflow store and report go there);
+    a generator for module-scoped fixtures: yields (folder, result)."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.chdir(folder)
+        result = mlre.run(DATASETS / "german_credit" / "data.csv.gz", target="credit", **kwargs)
+        yield folder, result

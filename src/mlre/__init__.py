@@ -7,7 +7,18 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from mlre.api import AuditReport, RunResult, audit, init, leaderboard, predict, run, runs
+from mlre.api import (
+    AuditReport,
+    RunResult,
+    audit,
+    build_report,
+    explain_predictions,
+    init,
+    leaderboard,
+    predict,
+    run,
+    runs,
+)
 from mlre.data.contract import DataContract
 from mlre.data.load import load_table
 from mlre.errors import InputError, MlreError, SpecError, TrackingError
@@ -29,6 +40,8 @@ __all__ = [
     "TrackingError",
     "__version__",
     "audit",
+    "build_report",
+    "explain_predictions",
     "init",
     "leaderboard",
     "load_spec",

@@ -42,6 +42,9 @@ TaskOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable output.")]
+ModelArg = Annotated[
+    str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ID/model")
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -270,8 +273,12 @@ def run(
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="Record and register in MLflow.")
     ] = True,
+    report: Annotated[
+        Path, typer.Option(help="Where to write the HTML report (the Markdown goes beside it).")
+    ] = Path("report.html"),
+    no_report: Annotated[bool, typer.Option("--no-report", help="Write no report.")] = False,
 ) -> None:
-    """Find the best honest model within the time budget; track and register it."""
+    """Find the best honest model within the time budget; track, register and report it."""
     import mlre
 
     with budget_bar(enabled=not as_json, budget=time_budget) as step:
@@ -291,6 +298,7 @@ def run(
             search_rows=search_rows,
             track=track,
             progress=step,
+            report=False if no_report else report,
         )
     if as_json:
         payload = {
@@ -321,6 +329,25 @@ def run(
             f"registered as [bold]{escape(result.model_uri)}[/] (version {result.model_version}); "
             f"MLflow run {result.run_id}"
         )
+    if result.report_path:
+        out.print(f"report: [bold]{escape(result.report_path)}[/] (and .md beside it)")
+
+
+@app.command("report")
+@guarded
+def report_cmd(
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run (default: the most recent `mlre run`).")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="HTML file to write (Markdown beside it).")
+    ] = Path("report.html"),
+) -> None:
+    """(Re)build the report of a run from what it logged."""
+    import mlre
+
+    path = mlre.build_report(run_id, output)
+    out.print(f"report: [bold]{escape(str(path))}[/] and {escape(str(path.with_suffix('.md')))}")
 
 
 def _render_leaderboard(rows: list[dict[str, Any]], metric: str, limit: int | None = None) -> None:
@@ -410,9 +437,7 @@ def runs(
 @app.command()
 @guarded
 def predict(
-    model: Annotated[
-        str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ID/model")
-    ],
+    model: ModelArg,
     data: Annotated[Path, typer.Argument(help="The rows to predict.")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write predictions here (.csv/.parquet).")
@@ -428,6 +453,50 @@ def predict(
         sys.stdout.write(result.frame.to_csv(index=False))
     else:
         out.print(f"wrote {len(result.frame):,} predictions to {escape(str(output))}")
+
+
+@app.command()
+@guarded
+def explain(
+    model: ModelArg,
+    data: Annotated[Path, typer.Argument(help="The rows to explain.")],
+    top: Annotated[int, typer.Option(min=1, help="Contributions shown per row.")] = 5,
+    rows: Annotated[
+        int, typer.Option(min=1, help="Explain the first ROWS rows (each costs a few seconds).")
+    ] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why the model predicts what it does: each column's contribution (Shapley values) per row."""
+    import mlre
+
+    with steps(enabled=not as_json) as step:
+        step(f"explaining up to {rows} row(s)")
+        result = mlre.explain_predictions(model, data, rows=rows)
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(top), indent=2, default=str) + "\n")
+        return
+    for r in result.to_dict(top)["rows"]:
+        table = Table(
+            title=f"row {r['row']}: predicted {escape(str(r['prediction']))}; "
+            f"{escape(r['output'])} = {r['value']:.4g} (base {r['base_value']:.4g})",
+            title_justify="left",
+        )
+        table.add_column("column")
+        table.add_column("value")
+        table.add_column("contribution", justify="right")
+        for c in r["contributions"]:
+            colour = "green" if c["contribution"] > 0 else "red"
+            table.add_row(
+                escape(c["feature"]),
+                escape(str(c["value"])),
+                f"[{colour}]{c['contribution']:+.4g}[/]",
+            )
+        table.add_row("[dim]other columns[/]", "", f"{r['other_columns']:+.4g}")
+        out.print(table)
+    if result.total_rows > len(result.rows):
+        out.print(f"[dim]explained {len(result.rows)} of {result.total_rows:,} rows (--rows)[/]")
 
 
 @contextmanager

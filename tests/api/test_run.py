@@ -13,7 +13,7 @@ from sklearn.base import clone
 from typer.testing import CliRunner
 
 import mlre
-from helpers import DATASETS, dataset
+from helpers import DATASETS, dataset, tracked_credit_run
 from mlre.cli import app
 from mlre.errors import GateError, InputError, SpecError
 from mlre.track.store import store_client, tracking_uri
@@ -25,12 +25,7 @@ QUICK = ["lightgbm", "linear"]
 @pytest.fixture(scope="module")
 def credit_run(tmp_path_factory: pytest.TempPathFactory):
     """One tracked run on german_credit, shared by the tests that read what it left behind."""
-    folder = tmp_path_factory.mktemp("store")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.chdir(folder)
-        result = mlre.run(GERMAN, target="credit", time_budget=25, families=QUICK)
-        yield folder, result
+    yield from tracked_credit_run(tmp_path_factory.mktemp("store"), time_budget=25, families=QUICK)
 
 
 def test_a_run_is_honest_tracked_and_registered(credit_run):
@@ -99,6 +94,62 @@ def test_predict_refuses_missing_columns_and_wrong_types(credit_run):
     assert any("never seen" in w and "A4999" in w for w in done.warnings)
 
 
+def test_explanations_add_up_to_what_the_model_predicts(credit_run):
+    folder, _ = credit_run
+    rows = dataset("german_credit", rows=4, seed=6).drop(columns=["credit"])
+    rows.to_csv(folder / "explain.csv", index=False)
+    done = mlre.explain_predictions("models:/credit@candidate", folder / "explain.csv", rows=3)
+    assert len(done.rows) == 3 and done.total_rows == 4
+    predicted = mlre.predict("models:/credit@candidate", folder / "explain.csv").frame
+    for r in done.rows:
+        assert r.output == "P(2)"
+        assert r.value == pytest.approx(predicted.loc[r.row, "proba_2"])
+        # Shapley values are additive: base value plus contributions is the prediction
+        total = r.base_value + sum(c["contribution"] for c in r.contributions)
+        assert total == pytest.approx(r.value, abs=1e-6)
+        sizes = [abs(c["contribution"]) for c in r.contributions]
+        assert sizes == sorted(sizes, reverse=True)
+        assert {c["feature"] for c in r.contributions} == set(rows.columns)
+        short = r.to_dict(top=2)
+        assert len(short["contributions"]) == 2
+        assert short["other_columns"] == pytest.approx(
+            sum(c["contribution"] for c in r.contributions[2:])
+        )
+
+
+def test_cli_explain_and_its_bad_input(credit_run):
+    folder, _ = credit_run
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        [
+            "explain",
+            "models:/credit@candidate",
+            str(folder / "explain.csv"),
+            "--top",
+            "3",
+            "--rows",
+            "2",
+            "--json",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    payload = json.loads(done.stdout)
+    assert payload["explained_rows"] == 2 and payload["total_rows"] == 4
+    assert all(len(r["contributions"]) == 3 for r in payload["rows"])
+    shown = runner.invoke(
+        app, ["explain", "models:/credit@candidate", str(folder / "explain.csv"), "--rows", "1"]
+    )
+    assert shown.exit_code == 0 and "other columns" in shown.stdout
+    missing = runner.invoke(
+        app, ["explain", "models:/credit@candidate", str(folder / "nomonth.csv")]
+    )
+    assert missing.exit_code == 2 and "'month' is missing" in missing.output
+    assert "Traceback" not in missing.output
+    with pytest.raises(InputError, match="at least 1"):
+        mlre.explain_predictions("models:/credit@candidate", folder / "explain.csv", rows=0)
+
+
 def test_a_tampered_model_is_refused(credit_run):
     folder, _ = credit_run
     # the embedded store keeps artifacts under ./mlruns: alter one byte of the stored model
@@ -112,6 +163,8 @@ def test_a_tampered_model_is_refused(credit_run):
         mlre.predict("models:/credit@candidate", GERMAN)
     result_cli = CliRunner().invoke(app, ["predict", "models:/credit@candidate", str(GERMAN)])
     assert result_cli.exit_code == 2 and "refusing to load" in result_cli.output
+    with pytest.raises(mlre.MlreError, match="does not match the hash"):
+        mlre.explain_predictions("models:/credit@candidate", GERMAN, rows=1)
 
 
 def test_regression_and_multiclass_runs(store: Path):

@@ -43,6 +43,8 @@ class RunResult:
     model_version: str | None = None
     model_sha256: str | None = None
     ensemble: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+    report_path: str | None = None
 
     @property
     def holdout_score(self) -> float:
@@ -76,6 +78,11 @@ def _reserve(budget: float, track: bool) -> float:
     return min(0.3 * budget, fixed + 0.05 * budget)
 
 
+def _report_reserve(budget: float) -> float:
+    """Seconds kept back for the report's diagnostics: 15% of the budget, at most 5 minutes."""
+    return min(300.0, 0.15 * budget)
+
+
 def run(
     data: str | Path | pd.DataFrame | None = None,
     *,
@@ -93,6 +100,7 @@ def run(
     encoding: str | None = None,
     delimiter: str | None = None,
     progress: Progress | None = None,
+    report: str | Path | bool | None = None,
     **spec_overrides: Any,
 ) -> RunResult:
     """Find the best honest model within the time budget; track and register it.
@@ -102,8 +110,16 @@ def run(
     the project's name with the alias ``candidate``. ``search_rows`` caps the rows the search
     fits (default 100,000): a larger training part is sampled, and the chosen models are refitted
     on all of it when the time left allows.
+
+    ``report``: where to write the HTML report (and the Markdown beside it); ``True`` or, when
+    tracking, ``None`` mean ``report.html`` in the working directory; ``False`` writes none.
+    With tracking on, the report and its data are also logged to the run either way.
     """
     started = time.monotonic()
+    if report is None:
+        report = track
+    report_path = Path("report.html") if report is True else (Path(report) if report else None)
+    want_report = bool(report) or track
     step = progress or (lambda _: None)
     inputs = _load_inputs(
         data,
@@ -139,8 +155,10 @@ def run(
     deadline = started + budget
     metric_name = the_spec.resolved_metric(inputs.task)
     # model-based audit checks scale down with the budget so they never eat the search
-    report = _audit_inputs(inputs, step, model_sample=int(min(20_000, max(2_000, 100 * budget))))
-    errors = report.findings.of(Severity.ERROR)
+    audit_report = _audit_inputs(
+        inputs, step, model_sample=int(min(20_000, max(2_000, 100 * budget)))
+    )
+    errors = audit_report.findings.of(Severity.ERROR)
     if errors and not force:
         raise GateError(
             f"the audit found {len(errors)} error(s): " + "; ".join(f.message for f in errors[:3]),
@@ -166,10 +184,11 @@ def run(
             inputs.df,
             the_spec,
             inputs.task,
-            report.contract,
+            audit_report.contract,
             test=inputs.test.frame if inputs.test else None,
             deadline=deadline,
-            reserve=_reserve(budget, parent is not None),
+            reserve=_reserve(budget, parent is not None)
+            + (_report_reserve(budget) if want_report else 0.0),
             on_trial=on_trial,
             families=families,
             **({"search_rows": search_rows} if search_rows else {}),
@@ -184,7 +203,7 @@ def run(
                 -(r[m.name] or 0) if m.greater_is_better else (r[m.name] or 0),
             ),
         )
-        findings = Findings([*report.findings, *report_findings, *job.findings])
+        findings = Findings([*audit_report.findings, *report_findings, *job.findings])
         result = RunResult(
             project=the_spec.project_name,
             task=inputs.task,
@@ -201,7 +220,11 @@ def run(
         )
         if parent is not None:
             step("registering the model")
-            _record_run(parent, result, report, inputs)
+            _record_run(parent, result, audit_report, inputs)
+        if want_report:
+            step("writing the report")
+            result.seconds = time.monotonic() - started
+            _write_report(result, job, audit_report, the_spec, parent, report_path, deadline)
         return result
 
     if not track:
@@ -213,6 +236,70 @@ def run(
             result = body(parent)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _write_report(
+    result: RunResult,
+    job: Any,
+    audit_report: Any,
+    spec: Spec,
+    parent: Any | None,
+    path: Path | None,
+    deadline: float,
+) -> None:
+    """Compute the report's diagnostics, write it to ``path`` and log it to the run."""
+    from mlre.report.collect import collect
+    from mlre.report.render import render_html, render_markdown, write_report
+
+    data = collect(
+        job,
+        summary=result.summary(),
+        leaderboard=result.leaderboard,
+        findings=result.findings,
+        audit=audit_report,
+        spec=spec,
+        deadline=deadline - (1.5 if parent is not None else 0.5),
+    )
+    result.report = data
+    if path is not None:
+        html_path, md_path = write_report(data, path)
+        result.report_path = str(html_path)
+        html, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+    elif parent is not None:
+        html, md = render_html(data), render_markdown(data)
+    if parent is not None:
+        parent.log_json(data, "report/report.json")
+        parent.log_text(html, "report/report.html")
+        parent.log_text(md, "report/report.md")
+
+
+def build_report(run_id: str | None = None, output: str | Path = "report.html") -> Path:
+    """(Re)build the report of a run (default: the most recent ``mlre run``) from its logged
+    report data; writes ``output`` and the Markdown beside it. Returns the HTML path."""
+    from mlre.report.render import write_report
+    from mlre.track.store import read_json_artifact
+
+    run_id = run_id or _latest_run_id()
+    try:
+        data = read_json_artifact(run_id, "report/report.json")
+    except Exception as err:
+        raise InputError(
+            f"run {run_id} has no report data ({str(err).splitlines()[0]})",
+            hint="reports are kept for runs made with tracking on; list them with `mlre runs`",
+        ) from None
+    html, _ = write_report(data, output)
+    return html
+
+
+def _latest_run_id() -> str:
+    from mlre.track.store import find_runs
+
+    recent = find_runs("run", max_results=1)
+    if not recent:
+        raise InputError(
+            "no `mlre run` recorded in this store", hint="run `mlre run DATA --target COL` first"
+        )
+    return recent[0].info.run_id
 
 
 def _trial_logger(parent: Any | None, metric: str, step: Progress):
@@ -343,11 +430,35 @@ def predict(
     delimiter: str | None = None,
 ) -> Prediction:
     """Predict with a registered model after checking its hash and the input against its contract."""
-    from mlre.api.audit import _as_table
     from mlre.track.registry import load_model, predict_frame
 
     loaded = load_model(model_uri)
     model = loaded.model
+    features, warnings = checked_input(model, data, encoding=encoding, delimiter=delimiter)
+    frame = predict_frame(model, features)
+    if output is not None:
+        out = Path(output)
+        if out.suffix.lower() in (".parquet", ".pq"):
+            frame.to_parquet(out, index=False)
+        else:
+            frame.to_csv(out, index=False)
+    return Prediction(frame, warnings, model_uri, loaded.version)
+
+
+def checked_input(
+    model: Any,
+    data: str | Path | pd.DataFrame,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The model's input columns of ``data``, checked against its data contract, and warnings.
+
+    A missing column or an impossible type is an InputError naming the column; extra columns
+    and unseen categories are warnings.
+    """
+    from mlre.api.audit import _as_table
+
     table = _as_table(data, spec=Spec(), encoding=encoding, delimiter=delimiter)
     violations = model.contract.validate_frame(table.frame)
     blocking = [v for v in violations if v.blocking]
@@ -358,16 +469,8 @@ def predict(
             f"{first.message}{more}",
             hint="the table must have the columns and types the model was trained on",
         )
-    warnings = [v.message for v in violations]
     features = [c.name for c in model.contract.features]
-    frame = predict_frame(model, table.frame[features])
-    if output is not None:
-        out = Path(output)
-        if out.suffix.lower() in (".parquet", ".pq"):
-            frame.to_parquet(out, index=False)
-        else:
-            frame.to_csv(out, index=False)
-    return Prediction(frame, warnings, model_uri, loaded.version)
+    return table.frame[features], [v.message for v in violations]
 
 
 # --------------------------------------------------------------------------- listing
@@ -375,16 +478,9 @@ def predict(
 
 def leaderboard(run_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """The leaderboard of a run (default: the most recent ``mlre run``)."""
-    from mlre.track.store import find_runs, read_json_artifact
+    from mlre.track.store import read_json_artifact
 
-    if run_id is None:
-        recent = find_runs("run", max_results=1)
-        if not recent:
-            raise InputError(
-                "no `mlre run` recorded in this store",
-                hint="run `mlre run DATA --target COL` first",
-            )
-        run_id = recent[0].info.run_id
+    run_id = run_id or _latest_run_id()
     try:
         return run_id, read_json_artifact(run_id, "leaderboard.json")
     except Exception as err:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
 from mlre.spec import METRICS
 
@@ -81,24 +80,65 @@ def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(p)))
 
 
+# The metrics below are the textbook formulas in numpy, with scikit-learn's conventions (the
+# tests check them against scikit-learn): ensemble selection and bootstrap intervals call them
+# thousands of times, where scikit-learn's input validation would cost more than the arithmetic.
+
+
+def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(np.mean(_labels(proba) == y))
+
+
+def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    labels = _labels(proba)
+    return float(np.mean([np.mean(labels[y == c] == c) for c in np.unique(y)]))
+
+
+def _f1_of(y: np.ndarray, labels: np.ndarray, c: int) -> float:
+    tp = np.sum((labels == c) & (y == c))
+    wrong = np.sum((labels == c) != (y == c))  # false positives and false negatives
+    return float(2 * tp / (2 * tp + wrong)) if tp + wrong else 0.0
+
+
 def _f1(y: np.ndarray, proba: np.ndarray) -> float:
-    average = "binary" if proba.shape[1] == 2 else "macro"
-    return skm.f1_score(y, _labels(proba), average=average, zero_division=0)
+    labels = _labels(proba)
+    if proba.shape[1] == 2:
+        return _f1_of(y, labels, 1)
+    present = np.union1d(np.unique(y), np.unique(labels))
+    return float(np.mean([_f1_of(y, labels, c) for c in present]))
+
+
+def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y, float) - pred) ** 2)))
+
+
+def _mae(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(y, float) - pred)))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    y = np.asarray(y, float)
+    residual = np.sum((y - pred) ** 2)
+    total = np.sum((y - y.mean()) ** 2)
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return float(1 - residual / total)
 
 
 def _mape(y: np.ndarray, pred: np.ndarray) -> float:
-    return skm.mean_absolute_percentage_error(y, pred)
+    y = np.asarray(y, float)
+    return float(np.mean(np.abs(y - pred) / np.maximum(np.abs(y), np.finfo(np.float64).eps)))
 
 
 _FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "roc_auc": _roc_auc,
     "log_loss": _log_loss,
-    "accuracy": lambda y, p: skm.accuracy_score(y, _labels(p)),
-    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y, _labels(p)),
+    "accuracy": _accuracy,
+    "balanced_accuracy": _balanced_accuracy,
     "f1": _f1,
-    "rmse": lambda y, p: float(np.sqrt(skm.mean_squared_error(y, p))),
-    "mae": skm.mean_absolute_error,
-    "r2": skm.r2_score,
+    "rmse": _rmse,
+    "mae": _mae,
+    "r2": _r2,
     "mape": _mape,
 }
 

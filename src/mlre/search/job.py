@@ -56,6 +56,19 @@ def encode_target(y: pd.Series, task: str, classes: np.ndarray | None = None) ->
 
 
 @dataclass
+class Evaluation:
+    """What the diagnostics need after a job: both parts of the split and the holdout predictions."""
+
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_hold: pd.DataFrame
+    y_hold: np.ndarray
+    pred_hold: np.ndarray
+    classes: np.ndarray | None
+    plan: FeaturePlan
+
+
+@dataclass
 class JobResult:
     """What a search job produced."""
 
@@ -69,6 +82,7 @@ class JobResult:
     findings: list[Finding] = field(default_factory=list)
     test_rows: int = 0
     train_rows: int = 0
+    evaluation: Evaluation | None = None
 
 
 def fold_count(n: int, workers: int) -> int:
@@ -186,6 +200,10 @@ def run_job(
         )
         if refit_on_all(model, search, full, len(rows), deadline - reserve):
             scheme += ", then refitted on all of them"
+    from mlre.explain.shapley import background_sample
+
+    # a few training rows travel with the model: explanations average hidden columns over them
+    model.background = background_sample(train[plan.columns], seed=spec.seed)
     X_hold = hold[plan.columns]
     pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
     scores = holdout_scores(task, y_hold, pred)
@@ -207,6 +225,9 @@ def run_job(
         },
         test_rows=len(hold),
         train_rows=len(train),
+        evaluation=Evaluation(
+            train[plan.columns], y_train, X_hold, y_hold, pred, enc.classes, plan
+        ),
     )
     result.findings.extend(_gap_findings(result, metric.name))
     return result

@@ -71,26 +71,43 @@ class TrialData:
     seed: int
 
 
+def fit_pipeline(
+    family_name: str,
+    params: dict[str, Any],
+    data: TrialData,
+    train: np.ndarray,
+    valid: np.ndarray,
+    seed: int,
+    deadline: float,
+) -> tuple[Pipeline, pd.DataFrame]:
+    """Fit preprocessing and model on rows ``train`` (``valid`` for early stopping): the fitted
+    pipeline and the transformed ``valid`` rows."""
+    from mlre.models.zoo import FAMILIES
+
+    family = FAMILIES[family_name]
+    prep = make_preprocessor(data.plan, family.style)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X_tr = prep.fit_transform(data.X.iloc[train])
+        X_va = prep.transform(data.X.iloc[valid])
+        est = family.build(data.task, params, seed)
+        family.fit(est, X_tr, data.y[train], X_va, data.y[valid], deadline)
+    return Pipeline([("prep", prep), ("model", est)]), X_va
+
+
 def fit_fold(
     family_name: str, params: dict[str, Any], data: TrialData, k: int, deadline: float
 ) -> tuple[Any, np.ndarray, float, float]:
     """Fit one fold: the fitted pipeline, its validation predictions, fit and predict seconds."""
-    from mlre.models.zoo import FAMILIES
-
-    family = FAMILIES[family_name]
     tr, va = data.folds[k]
     t0 = time.monotonic()
-    prep = make_preprocessor(data.plan, family.style)
+    pipe, X_va = fit_pipeline(family_name, params, data, tr, va, data.seed + k, deadline)
+    fit_seconds = time.monotonic() - t0
+    t1 = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        X_tr = prep.fit_transform(data.X.iloc[tr])
-        X_va = prep.transform(data.X.iloc[va])
-        est = family.build(data.task, params, data.seed + k)
-        family.fit(est, X_tr, data.y[tr], X_va, data.y[va], deadline)
-        fit_seconds = time.monotonic() - t0
-        t1 = time.monotonic()
-        pred = member_predict(est, X_va, data.task, data.n_classes)
-    return Pipeline([("prep", prep), ("model", est)]), pred, fit_seconds, time.monotonic() - t1
+        pred = member_predict(pipe.named_steps["model"], X_va, data.task, data.n_classes)
+    return pipe, pred, fit_seconds, time.monotonic() - t1
 
 
 def run_trial(

@@ -1,0 +1,1 @@
+"""Attributions and effects: why a model predicts what it predicts."""

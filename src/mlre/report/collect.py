@@ -1,0 +1,455 @@
+"""Everything a report shows, computed once at the end of a run and kept as plain JSON, so that
+``mlre report RUN_ID`` can rebuild the report later without the model or the data."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlre.evaluate.diagnostics import (
+    Diagnostic,
+    calibration,
+    classification_curves,
+    holdout_intervals,
+    residuals,
+)
+from mlre.evaluate.fit import fit_diagnosis, learning_curve
+from mlre.evaluate.metrics import Metric, get_metric
+from mlre.evaluate.slices import error_slices
+from mlre.findings import Findings, Severity
+from mlre.spec import METRICS
+
+log = logging.getLogger(__name__)
+
+#: Version of the report data layout; a reader refuses data of a newer version.
+REPORT_VERSION = 1
+#: Rows of the training part scored to compare training and holdout scores.
+TRAIN_SAMPLE = 2_000
+#: Holdout rows shuffled per feature for permutation importance (fewer when time is short).
+IMPORTANCE_ROWS = 1_000
+MIN_IMPORTANCE_ROWS = 200
+ALWAYS_MEASURED = 30
+
+
+def collect(
+    job: Any,
+    *,
+    summary: dict[str, Any],
+    leaderboard: list[dict[str, Any]],
+    findings: Findings,
+    audit: Any,
+    spec: Any,
+    deadline: float,
+) -> dict[str, Any]:
+    """The report data of a finished run: diagnostics, importance, summary and model card.
+
+    ``job`` is the search job's result (with its evaluation data); work that would run past
+    ``deadline`` (the learning curve's larger fits, importance of the last features) is left out
+    and said so.
+    """
+    ev = job.evaluation
+    task, metric = summary["task"], get_metric(summary["metric"])
+    classes = [str(c) for c in ev.classes] if ev.classes is not None else None
+    seed = spec.seed
+    diagnostics: list[Diagnostic] = []
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+
+    def timed(name: str, make: Callable[[], Any]) -> Any:
+        t0 = time.monotonic()
+        out = make()
+        timings[name] = round(time.monotonic() - t0, 3)
+        if isinstance(out, Diagnostic):
+            diagnostics.append(out)
+        return out
+
+    others = [get_metric(m) for m, (tasks, _) in METRICS.items() if task in tasks]
+    ordered = [metric, *[m for m in others if m.name != metric.name]]
+    intervals = timed(
+        "intervals", lambda: holdout_intervals(ordered, ev.y_hold, ev.pred_hold, seed=seed)
+    )
+    interval = next(
+        ((r["low"], r["high"]) for r in intervals.data["rows"] if r["metric"] == metric.name),
+        None,
+    )
+    timed("fit", lambda: _fit(job, metric, task, interval, seed))
+    if task == "regression":
+        timed("residuals", lambda: residuals(ev.y_hold, ev.pred_hold, ev.X_hold, seed=seed))
+    else:
+        timed("calibration", lambda: calibration(ev.y_hold, ev.pred_hold))
+        timed("curves", lambda: classification_curves(ev.y_hold, ev.pred_hold, classes))
+    timed("slices", lambda: error_slices(ev.X_hold, ev.y_hold, ev.pred_hold, task))
+    # importance first, with half of what is left: a report must say what the model relies on;
+    # the learning curve (refits of the leading configuration) gets the rest
+    share = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
+    importance = timed(
+        "importance",
+        lambda: permutation_importance(
+            job.model, ev.X_hold, ev.y_hold, metric, task, deadline=share, seed=seed
+        ),
+    )
+    share = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
+    examples = timed("examples", lambda: _examples(job, task, importance, share, seed))
+    timed("learning_curve", lambda: _learning_curve(job, metric, task, seed, deadline))
+    diag_findings = [f for d in diagnostics for f in d.findings]
+    all_findings = Findings([*findings, *diag_findings])
+    data = {
+        "version": REPORT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "project": summary["project"],
+        "run_id": summary.get("run_id"),
+        "model_uri": summary.get("model_uri"),
+        "model_version": summary.get("model_version"),
+        "task": task,
+        "metric": metric.name,
+        "greater_is_better": metric.greater_is_better,
+        "target": spec.target,
+        "classes": classes,
+        "data": _data_section(audit, spec, importance),
+        "selection": {
+            "leaderboard": leaderboard,
+            "trials": len(leaderboard),
+            "budget": summary["budget"],
+            "seconds": summary["seconds"],
+            "scheme": {k: v for k, v in summary["scheme"].items() if k != "features"},
+            "features": summary["scheme"].get("features", []),
+            "ensemble": summary["ensemble"],
+        },
+        "performance": {
+            "search_score": summary["search_score"],
+            "holdout_score": summary["holdout_score"],
+            "holdout": summary["holdout"],
+            "baseline": summary["baseline"],
+            "holdout_rows": len(ev.y_hold),
+            "train_rows": len(ev.y_train),
+        },
+        "diagnostics": [d.to_dict() for d in diagnostics],
+        "importance": importance,
+        "examples": examples,
+        "findings": all_findings.to_list(),
+        "card": model_card(summary, spec, audit),
+        "seconds": round(time.monotonic() - started, 2),
+        "timings": timings,
+    }
+    data["summary"] = executive_summary(data)
+    return data
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _fit(job: Any, metric: Metric, task: str, interval: Any, seed: int) -> Diagnostic:
+    from mlre.evaluate.metrics import naive_prediction
+
+    ev = job.evaluation
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(ev.y_train), min(len(ev.y_train), TRAIN_SAMPLE), replace=False))
+    X = ev.X_train.iloc[rows]
+    pred = job.model.predict(X) if task == "regression" else job.model.predict_proba(X)
+    n_classes = 0 if ev.classes is None else len(ev.classes)
+    naive = naive_prediction(task, ev.y_train, len(ev.y_hold), n_classes)
+    return fit_diagnosis(
+        metric,
+        train_score=metric(ev.y_train[rows], pred),
+        holdout_score=metric(ev.y_hold, ev.pred_hold),
+        baseline_score=metric(ev.y_hold, naive),
+        holdout_interval=interval,
+    )
+
+
+def _learning_curve(job: Any, metric: Metric, task: str, seed: int, deadline: float) -> Diagnostic:
+    """Refit the ensemble's leading configuration on growing parts of the training rows."""
+    from mlre.models.final import member_predict
+    from mlre.search.trial import TrialData, fit_pipeline
+
+    ev = job.evaluation
+    lead = max(job.model.members, key=lambda m: m.weight)
+    n_classes = 0 if ev.classes is None else len(ev.classes)
+    data = TrialData(ev.X_train, ev.y_train, [], task, n_classes, ev.plan, metric, seed)
+    rng = np.random.default_rng(seed)
+    seconds_per_row = _fit_cost(job, lead)
+
+    def fit_predict(rows: np.ndarray) -> np.ndarray:
+        shuffled = rng.permutation(rows)
+        cut = max(1, len(rows) // 10)  # early stopping, as in the final refit
+        valid, train = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+        pipe, _ = fit_pipeline(lead.family, lead.params, data, train, valid, seed, deadline)
+        return member_predict(pipe, ev.X_hold, task, n_classes)
+
+    d = learning_curve(
+        fit_predict,
+        len(ev.y_train),
+        ev.y_hold,
+        metric,
+        deadline=deadline,
+        seed=seed,
+        seconds_per_row=seconds_per_row,
+    )
+    d.data["family"] = lead.family
+    return d
+
+
+def _fit_cost(job: Any, lead: Any) -> float | None:
+    """Seconds per training row of one fit of the leading configuration, as seen in the search."""
+    weights = job.search.ensemble
+    if not weights:
+        return None
+    trial_id = max(weights, key=weights.get)
+    trial = next((t for t in job.search.trials if t.id == trial_id), None)
+    if trial is None or trial.oof is None or not trial.fold_losses or trial.family != lead.family:
+        return None
+    k = len(trial.fold_losses)
+    rows_per_fit = len(trial.oof) * ((k - 1) / k if k > 1 else 0.8)
+    return trial.fit_seconds / k / max(1.0, rows_per_fit)
+
+
+def permutation_importance(
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    metric: Metric,
+    task: str,
+    *,
+    deadline: float = float("inf"),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How much the holdout loss grows when one column's values are shuffled, per input column.
+
+    Model-agnostic and measured on the model that is served (the whole ensemble). Short of time
+    it uses fewer rows; past the first 30 columns, those not reached before ``deadline`` are
+    listed as not measured.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(y), min(len(y), IMPORTANCE_ROWS), replace=False))
+    X, y = X.iloc[rows].reset_index(drop=True), y[rows]
+
+    def loss(frame: pd.DataFrame) -> float:
+        pred = model.predict(frame) if task == "regression" else model.predict_proba(frame)
+        return metric.loss(y, pred)
+
+    t0 = time.monotonic()
+    base = loss(X)
+    # each column costs one prediction of these rows: use fewer rows (200 at least) rather than
+    # leave columns unmeasured when time is short
+    need = (time.monotonic() - t0) * X.shape[1]
+    left = deadline - time.monotonic()
+    if need > left and len(X) > MIN_IMPORTANCE_ROWS:
+        keep = max(MIN_IMPORTANCE_ROWS, int(len(X) * max(left, 0.0) / need))
+        X, y = X.iloc[:keep], y[:keep]
+        base = loss(X)
+    scores, skipped = [], []
+    for col in X.columns:
+        # the first columns are measured whatever the time (a few predictions of 200 rows): a
+        # report must say what the model relies on
+        if len(scores) >= ALWAYS_MEASURED and time.monotonic() > deadline:
+            skipped.append(col)
+            continue
+        shuffled = X.copy()
+        shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
+        scores.append({"feature": col, "importance": loss(shuffled) - base})
+    scores.sort(key=lambda r: -r["importance"])
+    return {
+        "method": "permutation",
+        "metric": metric.name,
+        "rows": len(y),
+        "features": scores,
+        "not_measured": skipped,
+        "seconds_per_row": (time.monotonic() - t0) / max(1, len(y) * (1 + len(scores))),
+    }
+
+
+def _examples(
+    job: Any, task: str, importance: dict[str, Any], deadline: float, seed: int
+) -> list[dict[str, Any]]:
+    """Shapley explanations of three telling holdout predictions, if they fit before ``deadline``:
+    the most confident of each side and the least sure (regression: lowest, median, highest)."""
+    from mlre.explain.shapley import explain_rows
+
+    ev = job.evaluation
+    background = getattr(job.model, "background", None)
+    if background is None or len(ev.y_hold) < 3:
+        return []
+    if task == "regression":
+        order = np.argsort(ev.pred_hold)
+        picks = [order[0], order[len(order) // 2], order[-1]]
+    else:
+        confidence = ev.pred_hold.max(axis=1)
+        top = ev.pred_hold.argmax(axis=1)
+        picks = [
+            int(np.argmax(np.where(top == top.max(), confidence, -1))),
+            int(np.argmax(np.where(top == top.min(), confidence, -1))),
+            int(np.argmin(confidence)),
+        ]
+    picks = list(dict.fromkeys(int(p) for p in picks))
+    n_features = ev.X_hold.shape[1]
+    # the permutation explainer predicts about 20 x columns x background rows per explained row
+    cost = len(picks) * 20 * n_features * len(background) * importance["seconds_per_row"]
+    if time.monotonic() + cost > deadline:
+        return []
+    rows = explain_rows(job.model, ev.X_hold.iloc[picks], seed=seed)
+    out = []
+    for pick, r in zip(picks, rows, strict=True):
+        d = r.to_dict(top=8)
+        d["row"] = pick
+        d["actual"] = _actual(ev, pick)
+        out.append(d)
+    return out
+
+
+def _actual(ev: Any, i: int) -> Any:
+    if ev.classes is None:
+        return float(ev.y_hold[i])
+    return str(ev.classes[int(ev.y_hold[i])])
+
+
+def _data_section(audit: Any, spec: Any, importance: dict[str, Any]) -> dict[str, Any]:
+    ranked = [r["feature"] for r in importance["features"]]
+    profiles = audit.profiles
+    order = [c for c in ranked if c in profiles] + [
+        c for c in profiles if c not in ranked and c != spec.target
+    ]
+    columns = []
+    for name in ([spec.target] if spec.target in profiles else []) + order[:12]:
+        p = profiles[name].model_dump(mode="json")
+        columns.append({k: p.get(k) for k in _PROFILE_KEYS})
+    return {
+        "source": audit.source,
+        "sha256": audit.data_sha256,
+        "rows": audit.n_rows,
+        "columns": audit.n_cols,
+        "profile": columns,
+        "audit_findings": audit.findings.to_list(),
+    }
+
+
+_PROFILE_KEYS = (
+    "name",
+    "role",
+    "dtype",
+    "missing_frac",
+    "n_unique",
+    "top",
+    "mean",
+    "min",
+    "median",
+    "max",
+)
+
+
+def model_card(summary: dict[str, Any], spec: Any, audit: Any) -> dict[str, Any]:
+    """The model card: intended use, data, metrics, limitations, ethics and how to reproduce."""
+    target = spec.target
+    return {
+        "model": f"{summary['project']} ({summary.get('model_uri') or 'not registered'})",
+        "intended_use": f"predict {target!r} ({summary['task']}) for new rows drawn from the "
+        "same population as the training data; not validated outside it",
+        "training_data": {
+            "source": audit.source,
+            "sha256": audit.data_sha256,
+            "rows": audit.n_rows,
+            "columns": audit.n_cols,
+        },
+        "metrics": summary["holdout"],
+        "evaluation": summary["scheme"].get("holdout"),
+        "ethics": "no fairness audit was run for this model: check group metrics before using "
+        "it for decisions about people",
+        "reproduce": f"mlre run {audit.source} --target {target} --metric {summary['metric']} "
+        f"--time-budget {summary['budget']:g} --seed {spec.seed}",
+    }
+
+
+# --------------------------------------------------------------------------- plain words
+
+
+def describe_score(
+    metric: str, value: float, baseline: float | None, classes: list[str] | None = None
+) -> str:
+    """A metric's value in words a non-specialist can act on."""
+    base = f" (a naive baseline: {baseline:.4g})" if baseline is not None else ""
+    if metric == "roc_auc":
+        if classes and len(classes) == 2:
+            pair = (
+                f"a randomly chosen {classes[1]!r} row above a randomly chosen {classes[0]!r} row"
+            )
+        else:
+            pair = "a randomly chosen row of a class above a row of another class (on average)"
+        return (
+            f"it ranks {pair} {100 * value:.1f}% of the time (ROC AUC {value:.3f}; guessing "
+            "gives 50%)"
+        )
+    if metric == "accuracy":
+        return f"it is right for {100 * value:.1f}% of the rows{base}"
+    if metric == "balanced_accuracy":
+        return f"it is right for {100 * value:.1f}% of each class's rows on average{base}"
+    if metric == "f1":
+        return f"its F1 score is {value:.3f}{base}"
+    if metric == "log_loss":
+        return f"its log loss is {value:.4f}, lower being better{base}"
+    if metric == "rmse":
+        return f"its predictions are typically off by {value:.4g} (root mean squared error){base}"
+    if metric == "mae":
+        return f"its predictions are off by {value:.4g} on average (mean absolute error){base}"
+    if metric == "r2":
+        return f"it explains {100 * value:.1f}% of the variation in the target (R²)"
+    if metric == "mape":
+        return f"its predictions are off by {100 * value:.1f}% on average (MAPE){base}"
+    return f"{metric} {value:.4g}{base}"
+
+
+def executive_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The report's first section in plain words: what, how well, risks, what next."""
+    perf = data["performance"]
+    metric = data["metric"]
+    score = perf["holdout_score"]
+    baseline = perf["baseline"].get(metric)
+    interval = next(
+        (
+            r
+            for d in data["diagnostics"]
+            if d["name"] == "intervals"
+            for r in d["data"]["rows"]
+            if r["metric"] == metric
+        ),
+        None,
+    )
+    what = (
+        f"The model predicts {data['target']!r}"
+        + (f" (one of {', '.join(data['classes'][:6])})" if data["classes"] else "")
+        + f" from {len(data['selection']['features'])} columns."
+    )
+    how = (
+        f"On {perf['holdout_rows']:,} rows it never saw during training, "
+        + describe_score(metric, score, baseline, data["classes"])
+        + "."
+    )
+    if interval and np.isfinite(interval["low"]):
+        how += f" With 95% confidence the true {metric} lies between {interval['low']:.4g} and {interval['high']:.4g}."
+    better = (score > baseline) == data["greater_is_better"] if baseline is not None else True
+    if baseline is not None:
+        how += (
+            f" That is better than the naive baseline ({baseline:.4g})."
+            if better
+            else f" That is no better than the naive baseline ({baseline:.4g})."
+        )
+    serious = [
+        f
+        for f in data["findings"]
+        if f["severity"] in (Severity.ERROR.value, Severity.WARNING.value)
+    ]
+    risks = [f["message"] for f in serious[:5]]
+    steps = []
+    for f in serious:
+        if f.get("fix") and f["fix"] not in steps:
+            steps.append(f["fix"])
+    if not steps:
+        steps.append(
+            "deploy as a shadow first and compare its live predictions with outcomes before "
+            "letting it decide anything"
+        )
+    return {"what": what, "how_well": how, "risks": risks, "next": steps[:4], "better": better}

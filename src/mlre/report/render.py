@@ -1,0 +1,177 @@
+"""The report as one self-contained HTML file (Plotly embedded once, works offline) and as
+Markdown, both from the same report data."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mlre.errors import InputError
+from mlre.report.collect import REPORT_VERSION
+from mlre.report.figures import all_figures
+
+SECTIONS = [
+    ("summary", "Executive summary"),
+    ("data", "Data"),
+    ("selection", "Model selection"),
+    ("performance", "Honest performance"),
+    ("diagnostics", "Diagnostics"),
+    ("explanations", "Explanations"),
+    ("card", "Model card"),
+    ("findings", "All findings"),
+]
+
+
+def check_version(data: dict[str, Any]) -> None:
+    """Refuse report data written by a newer mlre, whose layout this one cannot know."""
+    version = data.get("version")
+    if not isinstance(version, int) or version > REPORT_VERSION:
+        raise InputError(
+            f"report data of version {version!r} cannot be read by this mlre "
+            f"(reads up to {REPORT_VERSION})",
+            hint="upgrade mlre to rebuild this report",
+        )
+
+
+@cache
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("mlre", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
+    return env
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The report as one HTML page with its figures and the Plotly library inside."""
+    check_version(data)
+    figures = all_figures(data)
+    template = _environment().get_template("report.html.j2")
+    diagnostics = {d["name"]: d for d in data["diagnostics"]}
+    return template.render(
+        r=data,
+        sections=SECTIONS,
+        diag=diagnostics,
+        figures=figures,
+        figures_json=json.dumps(figures, separators=(",", ":"), default=str).replace("</", "<\\/"),
+        plotly_js=_plotly_js(),
+    )
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """The same findings and numbers as Markdown, for a pull request, a wiki or a terminal."""
+    check_version(data)
+    s, perf, metric = data["summary"], data["performance"], data["metric"]
+    out = [f"# {data['project']}: model report", ""]
+    out += [
+        f"Run `{data['run_id']}`, {data['created']}." if data.get("run_id") else data["created"]
+    ]
+    out += ["", "## Executive summary", "", s["what"], "", s["how_well"], ""]
+    if s["risks"]:
+        out += ["**Main risks and limitations**", ""] + [f"- {r}" for r in s["risks"]] + [""]
+    out += ["**What to do next**", ""] + [f"- {n}" for n in s["next"]] + [""]
+    out += ["## Honest performance", ""]
+    out += ["| metric | holdout | 95% interval | naive baseline |", "| --- | ---: | --- | ---: |"]
+    intervals = next(d for d in data["diagnostics"] if d["name"] == "intervals")["data"]["rows"]
+    for row in intervals:
+        base = perf["baseline"].get(row["metric"])
+        out.append(
+            f"| {row['metric']} | {_num(row['value'])} | {_num(row['low'])} - {_num(row['high'])}"
+            f" | {_num(base)} |"
+        )
+    out += [
+        "",
+        f"Search estimate ({data['selection']['scheme'].get('search', 'cross-validation')}): "
+        f"{_num(perf['search_score'])} {metric}; holdout ({perf['holdout_rows']:,} rows, "
+        f"{data['selection']['scheme'].get('holdout', '')}): {_num(perf['holdout_score'])}.",
+        "",
+        "## Model selection",
+        "",
+        f"{data['selection']['trials']} trials in {data['selection']['seconds']:.0f} s of a "
+        f"{data['selection']['budget']:g} s budget. The final model:",
+        "",
+        "| family | weight | bagged models |",
+        "| --- | ---: | ---: |",
+    ]
+    for m in data["selection"]["ensemble"]:
+        out.append(f"| {m['family']} | {m['weight']:.3f} | {m['bagged_models']} |")
+    out += ["", "## Diagnostics", ""]
+    for d in data["diagnostics"]:
+        for f in d["findings"]:
+            out.append(f"- **{d['title']}** ({f['severity']}): {f['message']}")
+    imp = data["importance"]["features"][:10]
+    if imp:
+        out += [
+            "",
+            "## Explanations",
+            "",
+            "Columns the model relies on most (permutation "
+            "importance: increase in holdout loss when the column is shuffled):",
+            "",
+        ]
+        out += [f"{i + 1}. {r['feature']} ({_num(r['importance'], 3)})" for i, r in enumerate(imp)]
+    for case in data.get("examples", []):
+        parts = ", ".join(
+            f"{c['feature']} = {c['value']} ({c['contribution']:+.3g})"
+            for c in case["contributions"][:4]
+        )
+        out += [
+            "",
+            f"Holdout row {case['row']} (predicted {case['prediction']}, actually "
+            f"{case['actual']}): {case['output']} {case['value']:.3g} against "
+            f"{case['base_value']:.3g} on average; {parts}",
+        ]
+    card = data["card"]
+    out += ["", "## Model card", ""]
+    out += [
+        f"- **Model**: {card['model']}",
+        f"- **Intended use**: {card['intended_use']}",
+        f"- **Training data**: {card['training_data']['source']} "
+        f"({card['training_data']['rows']:,} rows, sha256 `{card['training_data']['sha256'][:16]}`)",
+        f"- **Evaluation**: {card['evaluation']}",
+        f"- **Ethical considerations**: {card['ethics']}",
+        f"- **Reproduce**: `{card['reproduce']}`",
+        "",
+        "## All findings",
+        "",
+    ]
+    for f in data["findings"]:
+        column = f" `{f['column']}`" if f.get("column") else ""
+        out.append(f"- {f['severity']} `{f['check']}`{column}: {f['message']}")
+    return "\n".join(out) + "\n"
+
+
+def write_report(data: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
+    """Write ``path`` (HTML) and the Markdown beside it (same name, ``.md``)."""
+    html_path = Path(path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path = html_path.with_suffix(".md")
+    html_path.write_text(render_html(data), encoding="utf-8")
+    md_path.write_text(render_markdown(data), encoding="utf-8")
+    return html_path, md_path
