@@ -906,11 +906,12 @@ def machine_info() -> dict[str, Any]:
 
 def save(
     info: dict[str, Any], args: argparse.Namespace, envs: dict[str, Env], results: list[Result],
-    systems: list[str], final: bool,
+    systems: list[str], final: bool, name: str = "results",
 ) -> tuple[Path, Path]:  # fmt: skip
     """Write the results (so far) as JSON and Markdown; returns both paths."""
     stamp = info["date"].replace(" UTC", "").replace(":", "").replace(" ", "_").replace("-", "")
-    base = WORK_DIR / f"results_{stamp}_b{args.budget:g}_f{args.folds}"
+    base = WORK_DIR / f"{name}_{stamp}_b{args.budget:g}_f{args.folds}"
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
     rows = summary(results, systems, args.budget)
     payload = {
         "machine": info, "finished": final,
@@ -959,6 +960,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=30.0,
                    help="seconds to wait, before each run, for other processes to go quiet")  # fmt: skip
     p.add_argument("--setup-only", action="store_true", help="create the peer venvs and stop")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="combine saved results files (later ones win for the same data set, "
+                        "fold and system) into one table, and run nothing")  # fmt: skip
     # the child side (internal)
     p.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
     for name in (
@@ -976,10 +980,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def merge(paths: list[str]) -> int:
+    """One table from several saved runs of the bench (e.g. a long run split over sessions)."""
+    by_key: dict[tuple[str, int, str], Result] = {}
+    systems: list[str] = []
+    budgets, folds, infos = set(), set(), []
+    for path in paths:
+        payload = json.loads(Path(path).read_text())
+        budgets.add(payload["budget_s"])
+        infos.append(payload["machine"])
+        for d in payload["results"]:
+            r = Result(**d)
+            by_key[(r.dataset, r.fold, r.system)] = r
+            folds.add(r.fold)
+            if r.system not in systems:
+                systems.append(r.system)
+    if len(budgets) != 1:
+        raise SystemExit(f"the files were run with different budgets {sorted(budgets)}")
+    # a split that not every system ran cannot be ranked fairly: leave it out, and say so
+    splits = {(r.dataset, r.fold) for r in by_key.values()}
+    partial = sorted(s for s in splits if any((*s, sys_) not in by_key for sys_ in systems))
+    for split in partial:
+        print(f"left out {split[0]} fold {split[1]}: not every system ran on it")
+    results = sorted(
+        (r for r in by_key.values() if (r.dataset, r.fold) not in partial),
+        key=lambda r: (r.dataset, r.fold, systems.index(r.system)),
+    )
+    folds = {r.fold for r in results}
+    budget = budgets.pop()
+    args = argparse.Namespace(budget=budget, folds=len(folds))
+    info = dict(infos[-1], date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                merged_from=[str(p) for p in paths],
+                mlre_commits=sorted({i.get("mlre_commit", "?") for i in infos}))  # fmt: skip
+    json_path, md_path = save(info, args, {}, results, systems, final=True, name="merged")
+    h1, c1 = detail_cells(results, systems)
+    print_table(f"per data set (mean over {len(folds)} fold(s))", h1, c1, {3, 4, 5, 6, 7})
+    h2, c2 = summary_cells(summary(results, systems, budget))
+    print_table("per system", h2, c2, set(range(1, 10)))
+    print(f"saved {json_path.relative_to(REPO_DIR)} and {md_path.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return child_main(args)
+    if args.merge:
+        return merge(args.merge)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     bad = [s for s in systems if s not in SYSTEMS]
     if bad:

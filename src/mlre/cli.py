@@ -277,6 +277,10 @@ def run(
         Path, typer.Option(help="Where to write the HTML report (the Markdown goes beside it).")
     ] = Path("report.html"),
     no_report: Annotated[bool, typer.Option("--no-report", help="Write no report.")] = False,
+    interpretable: Annotated[
+        bool,
+        typer.Option(help="Glass-box models only (sparse linear, shallow tree, EBM)."),
+    ] = False,
 ) -> None:
     """Find the best honest model within the time budget; track, register and report it."""
     import mlre
@@ -299,6 +303,7 @@ def run(
             track=track,
             progress=step,
             report=False if no_report else report,
+            interpretable=interpretable or None,
         )
     if as_json:
         payload = {

@@ -75,6 +75,20 @@ class Spec(_Strict):
     na_values: list[str] = Field(default_factory=list, description="extra tokens read as missing")
     constraints: Constraints = Field(default_factory=Constraints)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _interpretable_shorthand(cls, values: Any) -> Any:
+        # `interpretable: true` at the top level is the same as under constraints
+        if isinstance(values, dict) and "interpretable" in values:
+            values = dict(values)
+            flag = values.pop("interpretable")
+            if flag is not None:
+                constraints = values.get("constraints")
+                constraints = dict(constraints) if isinstance(constraints, dict) else {}
+                constraints["interpretable"] = flag
+                values["constraints"] = constraints
+        return values
+
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str | None) -> str | None:
@@ -241,7 +255,7 @@ na_values: []
 constraints:
   max_latency_ms: null      # p95 prediction latency for one row
   max_model_mb: null        # size of the saved pipeline
-  interpretable: false      # only linear models and shallow trees
+  interpretable: false      # glass-box models only: sparse linear, shallow tree, EBM
   fairness: null            # e.g. {{metric: demographic_parity_difference, max_difference: 0.1}}
 """
 

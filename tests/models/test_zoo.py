@@ -19,6 +19,7 @@ from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features import FeaturePlan, make_preprocessor
 from mlre.models import FAMILIES, Family, available_families
 from mlre.models.final import Member, MlreModel, align_proba, member_predict
+from mlre.models.glassbox import INTERPRETABLE_ORDER
 from mlre.models.zoo import MAX_ROUNDS, PORTFOLIO_ORDER
 
 FAMILY_NAMES = [f.name for f in available_families()]
@@ -103,9 +104,13 @@ def fitted(tasks):
 def test_every_family_is_available_and_has_a_portfolio():
     assert set(FAMILY_NAMES) == set(FAMILIES)
     for family in FAMILIES.values():
-        assert family.portfolio and family.style in ("trees", "dense")
-    for name, index in PORTFOLIO_ORDER:
+        assert family.portfolio and family.style in ("trees", "dense", "plain")
+    for name, index in [*PORTFOLIO_ORDER, *INTERPRETABLE_ORDER]:
         assert index < len(FAMILIES[name].portfolio), (name, index)
+    # the default portfolio is for accuracy; glass-box families wait for an interpretable run
+    assert not {name for name, _ in PORTFOLIO_ORDER} & {
+        n for n, f in FAMILIES.items() if f.interpretable
+    }
     assert available_families(["linear", "knn"]) == [FAMILIES["linear"], FAMILIES["knn"]]
     missing = Family("nope", "dense", "no_such_library_xyz", FAMILIES["linear"].build, None)
     assert not missing.available()

@@ -101,6 +101,7 @@ def run(
     delimiter: str | None = None,
     progress: Progress | None = None,
     report: str | Path | bool | None = None,
+    interpretable: bool | None = None,
     **spec_overrides: Any,
 ) -> RunResult:
     """Find the best honest model within the time budget; track and register it.
@@ -110,6 +111,9 @@ def run(
     the project's name with the alias ``candidate``. ``search_rows`` caps the rows the search
     fits (default 100,000): a larger training part is sampled, and the chosen models are refitted
     on all of it when the time left allows.
+
+    ``interpretable=True`` (or ``interpretable: true`` in the spec) searches glass-box models
+    only and keeps the best one alone, refitted on every training row.
 
     ``report``: where to write the HTML report (and the Markdown beside it); ``True`` or, when
     tracking, ``None`` mean ``report.html`` in the working directory; ``False`` writes none.
@@ -134,6 +138,7 @@ def run(
             "target": target,
             "time_budget": time_budget,
             "metric": metric,
+            "interpretable": interpretable or None,
             **spec_overrides,
         },
     )

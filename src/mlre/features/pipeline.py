@@ -15,7 +15,11 @@ from mlre.data.contract import DataContract
 from mlre.data.roles import Role
 from mlre.features.transformers import CategoryEncoder, ColumnCoercer, DatetimeFeatures
 
-Style = Literal["trees", "dense"]
+#: trees: numbers as they are, categories as pandas categoricals (boosted trees, forests);
+#: dense: standardised numbers and one-hot categories (linear models, k-NN, MLP);
+#: plain: numbers as they are (median-imputed) and one-hot categories, for models people read
+#: (a shallow tree's thresholds stay in the column's own units).
+Style = Literal["trees", "dense", "plain"]
 
 
 @dataclass
@@ -70,12 +74,11 @@ def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
         if plan.categorical:
             parts.append(("cat", CategoryEncoder(), plan.categorical))
     else:
+        numeric = _dense_numeric if style == "dense" else _plain_numeric
         if plain:
-            parts.append(("num", _dense_numeric(), plain))
+            parts.append(("num", numeric(), plain))
         if plan.datetime:
-            parts.append(
-                ("date", make_pipeline(DatetimeFeatures(), _dense_numeric()), plan.datetime)
-            )
+            parts.append(("date", make_pipeline(DatetimeFeatures(), numeric()), plan.datetime))
         if plan.categorical:
             onehot = OneHotEncoder(
                 handle_unknown="infrequent_if_exist",
@@ -94,6 +97,12 @@ def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
             )
     columns = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("coerce", coerce), ("columns", columns)]).set_output(transform="pandas")
+
+
+def _plain_numeric() -> Pipeline:
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
+    )
 
 
 def _dense_numeric() -> Pipeline:

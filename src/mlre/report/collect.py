@@ -132,6 +132,7 @@ def collect(
         "diagnostics": [d.to_dict() for d in diagnostics],
         "importance": importance,
         "examples": examples,
+        "whole_model": _whole_model(job, task, classes),
         "findings": all_findings.to_list(),
         "card": model_card(summary, spec, audit),
         "seconds": round(time.monotonic() - started, 2),
@@ -300,6 +301,23 @@ def _examples(
         d["actual"] = _actual(ev, pick)
         out.append(d)
     return out
+
+
+def _whole_model(job: Any, task: str, classes: list[str] | None) -> dict[str, Any] | None:
+    """A single glass-box model, shown whole (coefficients, tree, shape functions)."""
+    from mlre.models.glassbox import describe
+    from mlre.models.zoo import FAMILIES
+
+    members = job.model.members
+    if len(members) != 1 or len(members[0].pipelines) != 1:
+        return None
+    family = FAMILIES.get(members[0].family)
+    if family is None or not family.interpretable:
+        return None
+    view = describe(members[0].pipelines[0], task, classes)
+    if view is not None:
+        view["family"] = members[0].family
+    return view
 
 
 def _actual(ev: Any, i: int) -> Any:

@@ -3,6 +3,7 @@ the page draws them with the Plotly library embedded once, so no figure needs th
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 Figure = dict[str, Any]
@@ -308,4 +309,32 @@ def all_figures(data: dict[str, Any]) -> dict[str, Figure]:
             out[name] = fig
     for i, case in enumerate(data.get("examples", [])):
         out[f"example_{i}"] = example(case)
+    whole = data.get("whole_model") or {}
+    if whole.get("kind") == "ebm":
+        for i, term in enumerate(whole["terms"][:SHAPES]):
+            fig = shape_function(term)
+            if fig is not None:
+                out[f"shape_{i}"] = fig
     return out
+
+
+#: Shape functions drawn for an explainable boosting machine (its most important terms).
+SHAPES = 6
+
+
+def shape_function(term: dict[str, Any]) -> Figure | None:
+    """One EBM term: its contribution to the prediction across the column's values."""
+    scores, names = term.get("scores"), term.get("names")
+    if not scores or not names:
+        return None
+    if len(names) == len(scores) + 1:  # bin edges of a number: draw a step at each bin's middle
+        x = [(float(a) + float(b)) / 2 for a, b in pairwise(names)]
+        trace = _line(term["term"], x, scores, 0, line={"shape": "hvh", "color": PALETTE[0]})
+    else:
+        trace = {
+            "type": "bar",
+            "x": [str(n) for n in names[: len(scores)]],
+            "y": scores,
+            "marker": {"color": PALETTE[0]},
+        }
+    return {"data": [trace], "layout": _layout(term["term"], term["term"], "contribution")}

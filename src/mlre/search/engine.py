@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from mlre.errors import InputError
 from mlre.models.final import Member, MlreModel
-from mlre.models.zoo import FAMILIES, PORTFOLIO_ORDER, Family, available_families
+from mlre.models.glassbox import INTERPRETABLE_ORDER
+from mlre.models.zoo import FAMILIES, PORTFOLIO_ORDER, Family, available_families, n_workers
 from mlre.search.ensemble import caruana
 from mlre.search.trial import TrialData, TrialResult, run_trial
 
@@ -56,9 +58,24 @@ class Search:
         *,
         families: list[str] | None = None,
         on_trial: OnTrial | None = None,
+        interpretable: bool = False,
+        predict_rows: int = 0,
     ) -> None:
         self.data = data
         self.deadline = deadline
+        self.interpretable = interpretable
+        # each fold model predicts its validation rows in a trial; after the search, the final
+        # model predicts ``predict_rows`` holdout rows with every fold model of every member
+        valid = np.mean([len(va) for _, va in data.folds]) if data.folds else 1.0
+        self.predict_ratio = predict_rows / max(1.0, float(valid))
+        if interpretable:
+            glass = [f.name for f in available_families(families) if f.interpretable]
+            if not glass:
+                raise InputError(
+                    "an interpretable model was asked for, but none of the families given is one",
+                    hint="glass-box families: sparse_linear, shallow_tree, ebm",
+                )
+            families = glass
         self.families = [
             f
             for f in available_families(families)
@@ -71,8 +88,14 @@ class Search:
     # ------------------------------------------------------------------ bookkeeping
 
     def remaining(self) -> float:
-        """Seconds left."""
-        return self.deadline - time.monotonic()
+        """Seconds left, less what the final model will need to predict the holdout."""
+        return self.deadline - time.monotonic() - self.final_cost()
+
+    def final_cost(self) -> float:
+        """Expected seconds for the final ensemble to predict the holdout, from the trials' own
+        prediction times (an upper bound: the best few candidates, all in the ensemble)."""
+        best = sorted((t for t in self.trials if t.status == "ok"), key=lambda t: t.loss)[:6]
+        return sum(t.predict_seconds for t in best) * self.predict_ratio / n_workers()
 
     def _expected(self, family: Family) -> float:
         """Seconds a trial of ``family`` is expected to take, from what has been seen so far."""
@@ -127,7 +150,10 @@ class Search:
     def portfolio(self) -> None:
         """Try the proven configurations, strong and cheap ones first."""
         allowed = {f.name: f for f in self.families}
-        for name, index in PORTFOLIO_ORDER:
+        order = INTERPRETABLE_ORDER if self.interpretable else PORTFOLIO_ORDER
+        # a family named by the user but absent from the order still gets its first configuration
+        order = order + [(n, 0) for n in allowed if n not in {name for name, _ in order}]
+        for name, index in order:
             family = allowed.get(name)
             if family is None or index >= len(family.portfolio):
                 continue
@@ -198,7 +224,10 @@ class Search:
         kept = sorted((t for t in self.trials if t.pipelines is not None), key=lambda t: t.loss)
         if not kept:
             raise RuntimeError("no trial finished")
-        weights, loss = caruana([t.oof for t in kept], self.data.y, self.data.metric)
+        if self.interpretable:  # a blend of readable models is not readable: the best one alone
+            weights, loss = np.eye(len(kept))[0], kept[0].loss
+        else:
+            weights, loss = caruana([t.oof for t in kept], self.data.y, self.data.metric)
         members = [
             Member(t.family, t.params, float(w), t.pipelines)
             for t, w in zip(kept, weights, strict=True)
@@ -253,17 +282,28 @@ def run_search(
     on_trial: OnTrial | None = None,
     classes: np.ndarray | None = None,
     contract: Any = None,
+    interpretable: bool = False,
+    predict_rows: int = 0,
 ) -> tuple[SearchResult, MlreModel]:
-    """Search for ``budget_seconds`` and return the result and the final model."""
+    """Search for ``budget_seconds`` and return the result and the final model; the search
+    stops early enough for the final model to predict ``predict_rows`` holdout rows in time."""
     started = time.monotonic()
-    search = Search(data, started + budget_seconds, families=families, on_trial=on_trial)
+    search = Search(
+        data,
+        started + budget_seconds,
+        families=families,
+        on_trial=on_trial,
+        interpretable=interpretable,
+        predict_rows=predict_rows,
+    )
     search.portfolio()
     search.tune()
     if not any(t.status == "ok" for t in search.trials):
         # the budget allowed nothing: a regularised linear model is quick and always sound
         log.warning("the time budget was too small for the search; returning a linear baseline")
         search.deadline = float("inf")
-        search._run(FAMILIES["linear"], {}, "baseline")
+        fallback = "sparse_linear" if interpretable else "linear"
+        search._run(FAMILIES[fallback], dict(FAMILIES[fallback].portfolio[0]), "baseline")
     result = search.ensemble()
     result.seconds = time.monotonic() - started
     model = MlreModel(data.task, result.members, classes, contract, data.metric.name)

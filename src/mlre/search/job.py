@@ -187,19 +187,29 @@ def run_job(
     groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
     folds, scheme = folds_for(y_search, task, spec.seed, groups)
     data = TrialData(X_search, y_search, folds, task, enc.n_classes, plan, metric, spec.seed)
+    interpretable = spec.constraints.interpretable
     budget = max(0.0, deadline - reserve - time.monotonic())
-    if len(rows) < len(train):
+    if len(rows) < len(train) or interpretable:
         budget *= 0.7  # the rest is for refitting the chosen models on every row
     search, model = run_search(
-        data, budget, families=families, on_trial=on_trial, classes=enc.classes, contract=contract
+        data,
+        budget,
+        families=families,
+        on_trial=on_trial,
+        classes=enc.classes,
+        contract=contract,
+        interpretable=interpretable,
+        predict_rows=len(hold),
     )
     if len(rows) < len(train):
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
+    # an interpretable model is one readable model, not an average of fold models: refit it
+    if len(rows) < len(train) or interpretable:
         full = TrialData(
             train[plan.columns], y_train, [], task, enc.n_classes, plan, metric, spec.seed
         )
         if refit_on_all(model, search, full, len(rows), deadline - reserve):
-            scheme += ", then refitted on all of them"
+            scheme += ", then refitted on all training rows"
     from mlre.explain.shapley import background_sample
 
     # a few training rows travel with the model: explanations average hidden columns over them
