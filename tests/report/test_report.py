@@ -46,6 +46,10 @@ def test_a_tracked_run_ends_with_a_self_contained_report(reported):
     assert main["low"] <= result.holdout_score <= main["high"]
     assert data["importance"]["features"], "permutation importance of the served model"
     assert {f["feature"] for f in data["importance"]["features"]} <= set(result.scheme["features"])
+    deps = data["dependence"]
+    assert deps and {d["feature"] for d in deps} <= set(result.scheme["features"])
+    assert all(len(d["values"]) == len(d["average"]) >= 2 for d in deps)
+    assert all(0 <= v <= 1 for d in deps for v in d["average"]), "probabilities of class '2'"
     assert "ranks a randomly chosen" in data["summary"]["how_well"]
     assert data["card"]["reproduce"].startswith("mlre run ")
 
@@ -102,6 +106,10 @@ def test_regression_and_multiclass_reports(tmp_path):
     )
     names = [d["name"] for d in reg.report["diagnostics"]]
     assert "residuals" in names and "calibration" not in names
+    # a diamond's size drives its price: the most important column's partial dependence spans
+    # thousands of dollars
+    top = reg.report["dependence"][0]
+    assert top["output"] == "prediction" and max(top["average"]) - min(top["average"]) > 1000
     assert "Residuals" in (tmp_path / "diamonds.html").read_text(encoding="utf-8")
     hpc = mlre.run(
         dataset("hpc_jobs"),
@@ -171,7 +179,10 @@ def test_the_report_draws_in_a_browser_without_errors(reported, tmp_path):
     for section, _ in SECTIONS:
         assert f'id="{section}"' in dom
     # Plotly replaced every figure placeholder with a drawn plot
-    figures = [f"fig-{name}" for name in ("leaderboard", "calibration", "roc", "importance")]
+    figures = [
+        f"fig-{name}"
+        for name in ("leaderboard", "calibration", "roc", "importance", "dependence_0")
+    ]
     for fig in figures:
         start = dom.index(f'id="{fig}"')
         assert "plot-container" in dom[start : start + 400], fig

@@ -33,8 +33,7 @@ REPORT_VERSION = 1
 TRAIN_SAMPLE = 2_000
 #: Holdout rows shuffled per feature for permutation importance (fewer when time is short).
 IMPORTANCE_ROWS = 1_000
-MIN_IMPORTANCE_ROWS = 200
-ALWAYS_MEASURED = 30
+MIN_IMPORTANCE_ROWS = 100
 
 
 def collect(
@@ -87,15 +86,22 @@ def collect(
     timed("slices", lambda: error_slices(ev.X_hold, ev.y_hold, ev.pred_hold, task))
     # importance first, with half of what is left: a report must say what the model relies on;
     # the learning curve (refits of the leading configuration) gets the rest
-    share = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
+    share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
     importance = timed(
         "importance",
         lambda: permutation_importance(
             job.model, ev.X_hold, ev.y_hold, metric, task, deadline=share, seed=seed
         ),
     )
+    share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
+    dependence = timed(
+        "dependence",
+        lambda: partial_dependence(
+            job.model, ev.X_hold, task, importance, deadline=share, seed=seed
+        ),
+    )
     share = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
-    examples = timed("examples", lambda: _examples(job, task, importance, share, seed))
+    examples = timed("examples", lambda: _examples(job, task, share, seed))
     timed("learning_curve", lambda: _learning_curve(job, metric, task, seed, deadline))
     diag_findings = [f for d in diagnostics for f in d.findings]
     all_findings = Findings([*findings, *diag_findings])
@@ -132,6 +138,7 @@ def collect(
         "diagnostics": [d.to_dict() for d in diagnostics],
         "importance": importance,
         "examples": examples,
+        "dependence": dependence,
         "whole_model": _whole_model(job, task, classes),
         "findings": all_findings.to_list(),
         "card": model_card(summary, spec, audit),
@@ -210,6 +217,21 @@ def _fit_cost(job: Any, lead: Any) -> float | None:
     return trial.fit_seconds / k / max(1.0, rows_per_fit)
 
 
+def _predict(model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+    return model.predict(frame) if task == "regression" else model.predict_proba(frame)
+
+
+def _rows_that_fit(model: Any, X: pd.DataFrame, task: str, copies: int, seconds: float) -> int:
+    """How many rows of ``X`` can be predicted ``copies`` times over in one call within
+    ``seconds``, judged from a timed call on 100 rows (whose fixed cost per call, the pipelines'
+    pandas work, makes it an overestimate)."""
+    t0 = time.monotonic()
+    _predict(model, X.head(100), task)
+    per_row = (time.monotonic() - t0) / min(100, len(X))
+    left = max(0.0, seconds - (time.monotonic() - t0))
+    return int(left / max(per_row * copies, 1e-9))
+
+
 def permutation_importance(
     model: Any,
     X: pd.DataFrame,
@@ -222,52 +244,108 @@ def permutation_importance(
 ) -> dict[str, Any]:
     """How much the holdout loss grows when one column's values are shuffled, per input column.
 
-    Model-agnostic and measured on the model that is served (the whole ensemble). Short of time
-    it uses fewer rows; past the first 30 columns, those not reached before ``deadline`` are
-    listed as not measured.
+    Model-agnostic and measured on the model that is served (the whole ensemble). The shuffled
+    copies are predicted in one call (an ensemble's fixed cost per call is most of its time on
+    small batches); short of time it uses fewer rows, down to 100 (one call of 100 rows per
+    column: a report must say what the model relies on).
     """
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(y), min(len(y), IMPORTANCE_ROWS), replace=False))
+    columns = list(X.columns)
+    fits = _rows_that_fit(model, X, task, len(columns) + 1, deadline - time.monotonic())
+    n = min(len(y), IMPORTANCE_ROWS, max(MIN_IMPORTANCE_ROWS, fits))
+    rows = np.sort(rng.choice(len(y), n, replace=False))
     X, y = X.iloc[rows].reset_index(drop=True), y[rows]
-
-    def loss(frame: pd.DataFrame) -> float:
-        pred = model.predict(frame) if task == "regression" else model.predict_proba(frame)
-        return metric.loss(y, pred)
-
-    t0 = time.monotonic()
-    base = loss(X)
-    # each column costs one prediction of these rows: use fewer rows (200 at least) rather than
-    # leave columns unmeasured when time is short
-    need = (time.monotonic() - t0) * X.shape[1]
-    left = deadline - time.monotonic()
-    if need > left and len(X) > MIN_IMPORTANCE_ROWS:
-        keep = max(MIN_IMPORTANCE_ROWS, int(len(X) * max(left, 0.0) / need))
-        X, y = X.iloc[:keep], y[:keep]
-        base = loss(X)
-    scores, skipped = [], []
-    for col in X.columns:
-        # the first columns are measured whatever the time (a few predictions of 200 rows): a
-        # report must say what the model relies on
-        if len(scores) >= ALWAYS_MEASURED and time.monotonic() > deadline:
-            skipped.append(col)
-            continue
+    copies = [X]
+    for col in columns:
         shuffled = X.copy()
-        shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
-        scores.append({"feature": col, "importance": loss(shuffled) - base})
+        shuffled[col] = X[col].to_numpy()[rng.permutation(n)]
+        copies.append(shuffled)
+    pred = _predict(model, pd.concat(copies, ignore_index=True), task)
+    base = metric.loss(y, pred[:n])
+    scores = [
+        {"feature": col, "importance": metric.loss(y, pred[(i + 1) * n : (i + 2) * n]) - base}
+        for i, col in enumerate(columns)
+    ]
     scores.sort(key=lambda r: -r["importance"])
     return {
         "method": "permutation",
         "metric": metric.name,
-        "rows": len(y),
+        "rows": n,
         "features": scores,
-        "not_measured": skipped,
-        "seconds_per_row": (time.monotonic() - t0) / max(1, len(y) * (1 + len(scores))),
+        "not_measured": [],
     }
 
 
-def _examples(
-    job: Any, task: str, importance: dict[str, Any], deadline: float, seed: int
+def partial_dependence(
+    model: Any,
+    X: pd.DataFrame,
+    task: str,
+    importance: dict[str, Any],
+    *,
+    top: int = 3,
+    grid: int = 8,
+    deadline: float = float("inf"),
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
+    """Partial dependence of the ``top`` most important columns: the model's average output over
+    holdout rows when the column is set to each value of a grid (numbers: quantiles; categories:
+    the most frequent levels), all predicted in one call sized to finish by ``deadline`` (50
+    rows at the least).
+    Output: the positive class's probability (binary), the most frequent class's (multiclass)
+    or the prediction (regression)."""
+    plans = []
+    for row in importance["features"][:top]:
+        col = row["feature"]
+        values = X[col]
+        numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype
+        )
+        if numeric:
+            levels = np.unique(np.nanquantile(values.astype(float), np.linspace(0.05, 0.95, grid)))
+        else:
+            levels = values.astype(object).dropna().value_counts().index[:grid].to_numpy()
+        if len(levels) >= 2:
+            plans.append((col, bool(numeric), levels))
+    copies = sum(len(levels) for _, _, levels in plans)
+    if not copies:
+        return []
+    # at least 50 rows (one call of a few thousand rows) even when time is short
+    n = min(
+        len(X), 200, max(50, _rows_that_fit(model, X, task, copies, deadline - time.monotonic()))
+    )
+    rng = np.random.default_rng(seed)
+    sample = X.iloc[np.sort(rng.choice(len(X), n, replace=False))].reset_index(drop=True)
+    frames = []
+    for col, numeric, levels in plans:
+        for level in levels:
+            changed = sample.copy()
+            changed[col] = float(level) if numeric else level
+            frames.append(changed)
+    pred = _predict(model, pd.concat(frames, ignore_index=True), task)
+    if task == "regression":
+        k, output, column = None, "prediction", pred
+    else:
+        k = 1 if pred.shape[1] == 2 else int(pred.mean(axis=0).argmax())
+        output, column = f"P({model.classes_[k]})", pred[:, k]
+    out, start = [], 0
+    for col, numeric, levels in plans:
+        means = []
+        for _ in levels:
+            means.append(float(np.mean(column[start : start + n])))
+            start += n
+        out.append(
+            {
+                "feature": col,
+                "numeric": numeric,
+                "values": [float(v) if numeric else str(v) for v in levels],
+                "average": means,
+                "output": output,
+            }
+        )
+    return out
+
+
+def _examples(job: Any, task: str, deadline: float, seed: int) -> list[dict[str, Any]]:
     """Shapley explanations of three telling holdout predictions, if they fit before ``deadline``:
     the most confident of each side and the least sure (regression: lowest, median, highest)."""
     from mlre.explain.shapley import explain_rows
@@ -290,8 +368,8 @@ def _examples(
     picks = list(dict.fromkeys(int(p) for p in picks))
     n_features = ev.X_hold.shape[1]
     # the permutation explainer predicts about 20 x columns x background rows per explained row
-    cost = len(picks) * 20 * n_features * len(background) * importance["seconds_per_row"]
-    if time.monotonic() + cost > deadline:
+    needed = len(picks) * 20 * n_features * len(background)
+    if _rows_that_fit(job.model, ev.X_hold, task, 1, deadline - time.monotonic()) < needed:
         return []
     rows = explain_rows(job.model, ev.X_hold.iloc[picks], seed=seed)
     out = []

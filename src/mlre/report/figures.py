@@ -309,6 +309,8 @@ def all_figures(data: dict[str, Any]) -> dict[str, Figure]:
             out[name] = fig
     for i, case in enumerate(data.get("examples", [])):
         out[f"example_{i}"] = example(case)
+    for i, dep in enumerate(data.get("dependence", [])):
+        out[f"dependence_{i}"] = dependence(dep)
     whole = data.get("whole_model") or {}
     if whole.get("kind") == "ebm":
         for i, term in enumerate(whole["terms"][:SHAPES]):
@@ -316,6 +318,25 @@ def all_figures(data: dict[str, Any]) -> dict[str, Figure]:
             if fig is not None:
                 out[f"shape_{i}"] = fig
     return out
+
+
+def dependence(dep: dict[str, Any]) -> Figure:
+    """Partial dependence of one column: the model's average output as the column varies."""
+    if dep["numeric"]:
+        trace = _line(dep["feature"], dep["values"], dep["average"], 2, mode="lines+markers")
+    else:
+        trace = {
+            "type": "bar",
+            "x": dep["values"],
+            "y": dep["average"],
+            "marker": {"color": PALETTE[2]},
+        }
+    return {
+        "data": [trace],
+        "layout": _layout(
+            f"Partial dependence: {dep['feature']}", dep["feature"], f"average {dep['output']}"
+        ),
+    }
 
 
 #: Shape functions drawn for an explainable boosting machine (its most important terms).
