@@ -254,7 +254,7 @@ def _write_report(
 ) -> None:
     """Compute the report's diagnostics, write it to ``path`` and log it to the run."""
     from mlre.report.collect import collect
-    from mlre.report.render import render_html, render_markdown, write_report
+    from mlre.report.render import render_html, render_markdown, save_report
 
     data = collect(
         job,
@@ -266,12 +266,9 @@ def _write_report(
         deadline=deadline - (1.5 if parent is not None else 0.5),
     )
     result.report = data
+    html, md = render_html(data), render_markdown(data)
     if path is not None:
-        html_path, md_path = write_report(data, path)
-        result.report_path = str(html_path)
-        html, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
-    elif parent is not None:
-        html, md = render_html(data), render_markdown(data)
+        result.report_path = str(save_report(html, md, path)[0])
     if parent is not None:
         parent.log_json(data, "report/report.json")
         parent.log_text(html, "report/report.html")

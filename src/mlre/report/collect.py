@@ -84,24 +84,34 @@ def collect(
         timed("calibration", lambda: calibration(ev.y_hold, ev.pred_hold))
         timed("curves", lambda: classification_curves(ev.y_hold, ev.pred_hold, classes))
     timed("slices", lambda: error_slices(ev.X_hold, ev.y_hold, ev.pred_hold, task))
-    # importance first, with half of what is left: a report must say what the model relies on;
-    # the learning curve (refits of the leading configuration) gets the rest
+    # importance first, with 40% of what is left: a report must say what the model relies on;
+    # then partial dependence and example explanations, each with a share of the rest, and the
+    # learning curve (refits of the leading configuration) last. All but the last size their
+    # work by the served model's prediction time, measured once here.
+    per_row = seconds_per_row(job.model, ev.X_hold, task)
     share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
     importance = timed(
         "importance",
         lambda: permutation_importance(
-            job.model, ev.X_hold, ev.y_hold, metric, task, deadline=share, seed=seed
+            job.model,
+            ev.X_hold,
+            ev.y_hold,
+            metric,
+            task,
+            deadline=share,
+            seed=seed,
+            per_row=per_row,
         ),
     )
     share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
     dependence = timed(
         "dependence",
         lambda: partial_dependence(
-            job.model, ev.X_hold, task, importance, deadline=share, seed=seed
+            job.model, ev.X_hold, task, importance, deadline=share, seed=seed, per_row=per_row
         ),
     )
     share = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
-    examples = timed("examples", lambda: _examples(job, task, share, seed))
+    examples = timed("examples", lambda: _examples(job, task, share, seed, per_row))
     timed("learning_curve", lambda: _learning_curve(job, metric, task, seed, deadline))
     diag_findings = [f for d in diagnostics for f in d.findings]
     all_findings = Findings([*findings, *diag_findings])
@@ -221,15 +231,17 @@ def _predict(model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
     return model.predict(frame) if task == "regression" else model.predict_proba(frame)
 
 
-def _rows_that_fit(model: Any, X: pd.DataFrame, task: str, copies: int, seconds: float) -> int:
-    """How many rows of ``X`` can be predicted ``copies`` times over in one call within
-    ``seconds``, judged from a timed call on 100 rows (whose fixed cost per call, the pipelines'
-    pandas work, makes it an overestimate)."""
+def seconds_per_row(model: Any, X: pd.DataFrame, task: str) -> float:
+    """The model's prediction time per row, from a timed call on 100 rows of ``X`` (its fixed
+    cost per call, the pipelines' pandas work, makes this an overestimate for larger calls)."""
     t0 = time.monotonic()
     _predict(model, X.head(100), task)
-    per_row = (time.monotonic() - t0) / min(100, len(X))
-    left = max(0.0, seconds - (time.monotonic() - t0))
-    return int(left / max(per_row * copies, 1e-9))
+    return (time.monotonic() - t0) / max(1, min(100, len(X)))
+
+
+def _rows_that_fit(per_row: float, copies: int, seconds: float) -> int:
+    """How many rows can be predicted ``copies`` times over in one call within ``seconds``."""
+    return int(max(0.0, seconds) / max(per_row * copies, 1e-9))
 
 
 def permutation_importance(
@@ -241,6 +253,7 @@ def permutation_importance(
     *,
     deadline: float = float("inf"),
     seed: int = 0,
+    per_row: float | None = None,
 ) -> dict[str, Any]:
     """How much the holdout loss grows when one column's values are shuffled, per input column.
 
@@ -251,7 +264,8 @@ def permutation_importance(
     """
     rng = np.random.default_rng(seed)
     columns = list(X.columns)
-    fits = _rows_that_fit(model, X, task, len(columns) + 1, deadline - time.monotonic())
+    per_row = seconds_per_row(model, X, task) if per_row is None else per_row
+    fits = _rows_that_fit(per_row, len(columns) + 1, deadline - time.monotonic())
     n = min(len(y), IMPORTANCE_ROWS, max(MIN_IMPORTANCE_ROWS, fits))
     rows = np.sort(rng.choice(len(y), n, replace=False))
     X, y = X.iloc[rows].reset_index(drop=True), y[rows]
@@ -286,6 +300,7 @@ def partial_dependence(
     grid: int = 8,
     deadline: float = float("inf"),
     seed: int = 0,
+    per_row: float | None = None,
 ) -> list[dict[str, Any]]:
     """Partial dependence of the ``top`` most important columns: the model's average output over
     holdout rows when the column is set to each value of a grid (numbers: quantiles; categories:
@@ -310,9 +325,8 @@ def partial_dependence(
     if not copies:
         return []
     # at least 50 rows (one call of a few thousand rows) even when time is short
-    n = min(
-        len(X), 200, max(50, _rows_that_fit(model, X, task, copies, deadline - time.monotonic()))
-    )
+    per_row = seconds_per_row(model, X, task) if per_row is None else per_row
+    n = min(len(X), 200, max(50, _rows_that_fit(per_row, copies, deadline - time.monotonic())))
     rng = np.random.default_rng(seed)
     sample = X.iloc[np.sort(rng.choice(len(X), n, replace=False))].reset_index(drop=True)
     frames = []
@@ -345,7 +359,9 @@ def partial_dependence(
     return out
 
 
-def _examples(job: Any, task: str, deadline: float, seed: int) -> list[dict[str, Any]]:
+def _examples(
+    job: Any, task: str, deadline: float, seed: int, per_row: float
+) -> list[dict[str, Any]]:
     """Shapley explanations of three telling holdout predictions, if they fit before ``deadline``:
     the most confident of each side and the least sure (regression: lowest, median, highest)."""
     from mlre.explain.shapley import explain_rows
@@ -369,7 +385,7 @@ def _examples(job: Any, task: str, deadline: float, seed: int) -> list[dict[str,
     n_features = ev.X_hold.shape[1]
     # the permutation explainer predicts about 20 x columns x background rows per explained row
     needed = len(picks) * 20 * n_features * len(background)
-    if _rows_that_fit(job.model, ev.X_hold, task, 1, deadline - time.monotonic()) < needed:
+    if _rows_that_fit(per_row, 1, deadline - time.monotonic()) < needed:
         return []
     rows = explain_rows(job.model, ev.X_hold.iloc[picks], seed=seed)
     out = []

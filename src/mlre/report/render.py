@@ -169,9 +169,14 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def write_report(data: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     """Write ``path`` (HTML) and the Markdown beside it (same name, ``.md``)."""
+    return save_report(render_html(data), render_markdown(data), path)
+
+
+def save_report(html: str, md: str, path: str | Path) -> tuple[Path, Path]:
+    """Write a rendered report: ``path`` (HTML) and the Markdown beside it."""
     html_path = Path(path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     md_path = html_path.with_suffix(".md")
-    html_path.write_text(render_html(data), encoding="utf-8")
-    md_path.write_text(render_markdown(data), encoding="utf-8")
+    html_path.write_text(html, encoding="utf-8")
+    md_path.write_text(md, encoding="utf-8")
     return html_path, md_path
