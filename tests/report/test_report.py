@@ -46,7 +46,14 @@ def test_a_tracked_run_ends_with_a_self_contained_report(reported):
     assert main["low"] <= result.holdout_score <= main["high"]
     assert data["importance"]["features"], "permutation importance of the served model"
     assert {f["feature"] for f in data["importance"]["features"]} <= set(result.scheme["features"])
+    sh = data["shapley"]
+    assert sh and sh["method"] == "shapley" and sh["output"] == "P(2)" and sh["rows"] >= 20
+    assert {f["feature"] for f in sh["features"]} == set(result.scheme["features"])
+    assert [d["feature"] for d in sh["dependence"]] == [f["feature"] for f in sh["features"][:3]]
+    assert all(len(d["x"]) == len(d["shap"]) == sh["rows"] for d in sh["dependence"])
     deps = data["dependence"]
+    # partial dependence follows the Shapley ranking
+    assert [d["feature"] for d in deps] == [f["feature"] for f in sh["features"]][: len(deps)]
     assert deps and {d["feature"] for d in deps} <= set(result.scheme["features"])
     assert all(len(d["values"]) == len(d["average"]) >= 2 for d in deps)
     assert all(0 <= v <= 1 for d in deps for v in d["average"]), "probabilities of class '2'"
@@ -181,7 +188,15 @@ def test_the_report_draws_in_a_browser_without_errors(reported, tmp_path):
     # Plotly replaced every figure placeholder with a drawn plot
     figures = [
         f"fig-{name}"
-        for name in ("leaderboard", "calibration", "roc", "importance", "dependence_0")
+        for name in (
+            "leaderboard",
+            "calibration",
+            "roc",
+            "shapley",
+            "shapley_dependence_0",
+            "importance",
+            "dependence_0",
+        )
     ]
     for fig in figures:
         start = dom.index(f'id="{fig}"')

@@ -6,14 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlre.data.contract import DataContract
 from mlre.data.roles import Role
-from mlre.features.transformers import CategoryEncoder, ColumnCoercer, DatetimeFeatures
+from mlre.features.transformers import (
+    CategoryEncoder,
+    ColumnCoercer,
+    ColumnStack,
+    DatetimeFeatures,
+)
 
 #: trees: numbers as they are, categories as pandas categoricals (boosted trees, forests);
 #: dense: standardised numbers and one-hot categories (linear models, k-NN, MLP);
@@ -95,7 +99,7 @@ def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
                     plan.categorical,
                 )
             )
-    columns = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    columns = ColumnStack(parts)
     return Pipeline([("coerce", coerce), ("columns", columns)]).set_output(transform="pandas")
 
 

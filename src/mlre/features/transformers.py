@@ -30,7 +30,14 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for c in self.numeric:
-            out[c] = pd.to_numeric(X[c], errors="coerce").astype("float64")
+            s = X[c]
+            if s.dtype != "float64":
+                s = (
+                    s
+                    if pd.api.types.is_numeric_dtype(s.dtype)
+                    else pd.to_numeric(s, errors="coerce")
+                ).astype("float64")
+            out[c] = s
         for c in self.boolean:
             out[c] = _to_flag(X[c])
         for c in self.datetime:
@@ -42,7 +49,12 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
             out[c] = s.astype("datetime64[ns]")
         for c in self.categorical:
             s = X[c]
-            out[c] = s.astype("string").astype(object).where(s.notna(), np.nan)
+            if isinstance(s.dtype, pd.StringDtype):
+                out[c] = s.astype(object)  # text already (what JSON and most files give)
+            elif s.dtype == object and s.map(type).eq(str).all():
+                out[c] = s
+            else:
+                out[c] = s.astype("string").astype(object).where(s.notna(), np.nan)
         return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -115,11 +127,65 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         out = {}
         for c, levels in self.levels_.items():
             s = X[c]
-            text = s.astype(str).where(s.notna(), None)
-            known = text.isin(levels[:-1])
-            text = text.where(known | text.isna(), self.OTHER)
-            out[c] = pd.Categorical(text, categories=levels)
+            missing = s.isna().to_numpy()
+            keys = s.astype(str).to_numpy(dtype=object) if s.dtype != object else s.to_numpy()
+            # codes by index lookup: several times faster than string operations on a Series,
+            # which a served model pays on every request
+            codes = pd.Index(levels[:-1], dtype=object).get_indexer(keys)
+            codes[(codes < 0) & ~missing] = len(levels) - 1
+            codes[missing] = -1
+            out[c] = pd.Categorical.from_codes(codes, categories=levels)
         return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(list(self.levels_), dtype=object)
+
+
+class ColumnStack(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Each part's transformer on its own columns, the outputs side by side (pandas).
+
+    What scikit-learn's ColumnTransformer does for mlre's pipelines, without its fixed cost per
+    call (input checks and a joblib dispatch, about 6 ms): an ensemble of a dozen bagged pipelines
+    paid it a dozen times for every one-row prediction it served. ``parts`` are
+    ``(name, transformer or "passthrough", columns)``; every transformer gives pandas out.
+    """
+
+    def __init__(self, parts=()):
+        self.parts = parts
+
+    def fit(self, X: pd.DataFrame, y=None) -> ColumnStack:
+        from sklearn.base import clone
+
+        self.parts_ = []
+        names: list[str] = []
+        for name, transformer, columns in self.parts:
+            columns = list(columns)
+            if isinstance(transformer, str) and transformer == "passthrough":
+                self.parts_.append((name, None, columns))
+                names += columns
+                continue
+            fitted = clone(transformer).set_output(transform="pandas").fit(X[columns], y)
+            self.parts_.append((name, fitted, columns))
+            names += [str(n) for n in fitted.get_feature_names_out(columns)]
+        self.feature_names_out_ = np.asarray(names, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        frames = []
+        for _, fitted, columns in self.parts_:
+            part = X[columns] if fitted is None else fitted.transform(X[columns])
+            if not isinstance(part, pd.DataFrame):
+                part = pd.DataFrame(part, index=X.index)
+            frames.append(part)
+        if not frames:
+            return pd.DataFrame(index=X.index)
+        out = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
+        out.columns = self.feature_names_out_
+        return out
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return self.feature_names_out_
+
+    def set_output(self, *, transform=None) -> ColumnStack:
+        """Pandas out always (its parts are set when they are fitted)."""
+        return self

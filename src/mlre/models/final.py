@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +44,28 @@ def member_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) ->
 PARALLEL_ROWS = 2_000
 
 
-def _limited_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
-    from threadpoolctl import threadpool_limits
+_controller: Any = None
+_controller_lock = threading.Lock()
 
+
+def _threadpools() -> Any:
+    """One ThreadpoolController for the process: building one scans every loaded library
+    (about 6 ms), which a one-row prediction of an ensemble would otherwise pay per pipeline."""
+    global _controller
+    with _controller_lock:
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        return _controller
+
+
+def _limited_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
     from mlre.models.zoo import n_threads
 
     # OpenMP estimators (HistGradientBoosting) would otherwise spin on every core; the limit
     # holds for the calling thread only, so it is set in the thread that predicts
-    with threadpool_limits(n_threads(), user_api="openmp"):
+    with _threadpools().limit(limits=n_threads(), user_api="openmp"):
         return member_predict(pipeline, X, task, n_classes)
 
 

@@ -34,6 +34,13 @@ TRAIN_SAMPLE = 2_000
 #: Holdout rows shuffled per feature for permutation importance (fewer when time is short).
 IMPORTANCE_ROWS = 1_000
 MIN_IMPORTANCE_ROWS = 100
+#: Holdout rows whose Shapley values make the global importance (fewer when time is short, none
+#: below the minimum), the background rows they are measured against, and a bound on the rows
+#: of one model call (explained rows x background rows x (columns + 1)).
+SHAPLEY_ROWS = 500
+MIN_SHAPLEY_ROWS = 20
+SHAPLEY_BACKGROUND = 20
+SHAPLEY_CELLS = 400_000
 
 
 def collect(
@@ -89,6 +96,13 @@ def collect(
     # learning curve (refits of the leading configuration) last. All but the last size their
     # work by the served model's prediction time, measured once here.
     per_row = seconds_per_row(job.model, ev.X_hold, task)
+    share = time.monotonic() + 0.35 * max(0.0, deadline - time.monotonic())
+    shapley = timed(
+        "shapley",
+        lambda: shapley_importance(
+            job.model, ev.X_hold, deadline=share, seed=seed, per_row=per_row
+        ),
+    )
     share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
     importance = timed(
         "importance",
@@ -107,7 +121,13 @@ def collect(
     dependence = timed(
         "dependence",
         lambda: partial_dependence(
-            job.model, ev.X_hold, task, importance, deadline=share, seed=seed, per_row=per_row
+            job.model,
+            ev.X_hold,
+            task,
+            ranking(shapley, importance),
+            deadline=share,
+            seed=seed,
+            per_row=per_row,
         ),
     )
     share = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
@@ -127,7 +147,7 @@ def collect(
         "greater_is_better": metric.greater_is_better,
         "target": spec.target,
         "classes": classes,
-        "data": _data_section(audit, spec, importance),
+        "data": _data_section(audit, spec, ranking(shapley, importance)),
         "selection": {
             "leaderboard": leaderboard,
             "trials": len(leaderboard),
@@ -147,6 +167,7 @@ def collect(
         },
         "diagnostics": [d.to_dict() for d in diagnostics],
         "importance": importance,
+        "shapley": shapley,
         "examples": examples,
         "dependence": dependence,
         "whole_model": _whole_model(job, task, classes),
@@ -290,11 +311,83 @@ def permutation_importance(
     }
 
 
+def ranking(shapley: dict[str, Any] | None, importance: dict[str, Any]) -> list[str]:
+    """The input columns, most relied on first: by Shapley values when they were measured, by
+    permutation importance otherwise."""
+    rows = shapley["features"] if shapley else importance["features"]
+    return [r["feature"] for r in rows]
+
+
+def shapley_importance(
+    model: Any,
+    X: pd.DataFrame,
+    *,
+    deadline: float = float("inf"),
+    seed: int = 0,
+    per_row: float | None = None,
+    top: int = 3,
+) -> dict[str, Any] | None:
+    """Global importance as the mean absolute Shapley value of each column over a sample of
+    holdout rows (of the whole served model), and the values of the ``top`` columns row by row
+    for dependence plots. As many rows as fit before ``deadline`` (at most 500); ``None`` when
+    not even 20 fit: permutation importance then stands alone."""
+    from mlre.explain.shapley import sampled_shapley
+
+    background = getattr(model, "background", None)
+    if background is None or len(background) == 0 or len(X) == 0:
+        return None
+    task = getattr(model, "task", None)
+    per_row = seconds_per_row(model, X, task) if per_row is None else per_row
+    b, m, permutations = min(SHAPLEY_BACKGROUND, len(background)), X.shape[1], 2
+    copies = permutations * (m + 1) * b
+    fits = _rows_that_fit(per_row, copies, deadline - time.monotonic())
+    n = min(len(X), SHAPLEY_ROWS, fits, max(1, SHAPLEY_CELLS // ((m + 1) * b)))
+    if n < MIN_SHAPLEY_ROWS:
+        return None
+    rng = np.random.default_rng(seed)
+    sample = X.iloc[np.sort(rng.choice(len(X), n, replace=False))].reset_index(drop=True)
+    bg = background.sample(n=b, random_state=seed) if len(background) > b else background
+    result = sampled_shapley(model, sample, bg, permutations=permutations, seed=seed)
+    # multiclass: the columns' weight summed over the classes' probabilities
+    strength = np.abs(result.values).mean(axis=0).sum(axis=1)
+    order = np.argsort(-strength, kind="stable")
+    k = int(np.argmax(result.base)) if len(result.outputs) > 1 else 0
+    dependence = []
+    for j in order[:top]:
+        col = result.columns[j]
+        values = sample[col]
+        numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype
+        )
+        dependence.append(
+            {
+                "feature": col,
+                "numeric": bool(numeric),
+                "x": [
+                    (float(v) if numeric else str(v)) if pd.notna(v) else None
+                    for v in values.to_numpy()
+                ],
+                "shap": [float(v) for v in result.values[:, j, k]],
+            }
+        )
+    return {
+        "method": "shapley",
+        "outputs": result.outputs,
+        "output": result.outputs[k],
+        "base": [float(v) for v in result.base],
+        "rows": n,
+        "background_rows": result.background_rows,
+        "permutations": result.permutations,
+        "features": [{"feature": result.columns[j], "mean_abs": float(strength[j])} for j in order],
+        "dependence": dependence,
+    }
+
+
 def partial_dependence(
     model: Any,
     X: pd.DataFrame,
     task: str,
-    importance: dict[str, Any],
+    ranked: list[str],
     *,
     top: int = 3,
     grid: int = 8,
@@ -309,8 +402,7 @@ def partial_dependence(
     Output: the positive class's probability (binary), the most frequent class's (multiclass)
     or the prediction (regression)."""
     plans = []
-    for row in importance["features"][:top]:
-        col = row["feature"]
+    for col in ranked[:top]:
         values = X[col]
         numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
             values.dtype
@@ -420,8 +512,7 @@ def _actual(ev: Any, i: int) -> Any:
     return str(ev.classes[int(ev.y_hold[i])])
 
 
-def _data_section(audit: Any, spec: Any, importance: dict[str, Any]) -> dict[str, Any]:
-    ranked = [r["feature"] for r in importance["features"]]
+def _data_section(audit: Any, spec: Any, ranked: list[str]) -> dict[str, Any]:
     profiles = audit.profiles
     order = [c for c in ranked if c in profiles] + [
         c for c in profiles if c not in ranked and c != spec.target

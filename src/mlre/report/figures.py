@@ -256,6 +256,52 @@ def importance(data: dict[str, Any], top: int = 15) -> Figure | None:
     )
 
 
+def shapley(data: dict[str, Any], top: int = 15) -> Figure | None:
+    """Mean absolute Shapley value of the top columns."""
+    sh = data.get("shapley")
+    if not sh or not sh["features"]:
+        return None
+    rows = sh["features"][:top][::-1]
+    return _hbar(
+        "How much each column moves the prediction",
+        "mean |Shapley value| ("
+        + (
+            sh["outputs"][0]
+            if len(sh["outputs"]) == 1
+            else "summed over the classes' probabilities"
+        )
+        + ")",
+        [r["mean_abs"] for r in rows],
+        [r["feature"] for r in rows],
+        PALETTE[0],
+    )
+
+
+def shapley_dependence(dep: dict[str, Any], output: str) -> Figure:
+    """One column's Shapley value against its value, one point per explained row."""
+    pairs = [(x, v) for x, v in zip(dep["x"], dep["shap"], strict=True) if x is not None]
+    trace = {
+        "type": "scatter" if dep["numeric"] else "box",
+        "x": [x for x, _ in pairs],
+        "y": [v for _, v in pairs],
+        "marker": {"color": PALETTE[0], "size": 5, "opacity": 0.6},
+        "name": dep["feature"],
+    }
+    if dep["numeric"]:
+        trace["mode"] = "markers"
+    else:
+        trace["boxpoints"] = "all"
+    return {
+        "data": [trace],
+        "layout": _layout(
+            f"Dependence: {dep['feature']}",
+            dep["feature"],
+            f"contribution to {output}",
+            showlegend=False,
+        ),
+    }
+
+
 def slices(data: dict[str, Any], top: int = 10) -> Figure | None:
     """The subgroups where the model does worst, by how many times worse than the rest."""
     d = diagnostic(data, "slices")
@@ -299,6 +345,7 @@ def all_figures(data: dict[str, Any]) -> dict[str, Figure]:
         "confusion": confusion,
         "residuals": residuals,
         "learning_curve": learning_curve,
+        "shapley": shapley,
         "importance": importance,
         "slices": slices,
     }
@@ -311,6 +358,9 @@ def all_figures(data: dict[str, Any]) -> dict[str, Figure]:
         out[f"example_{i}"] = example(case)
     for i, dep in enumerate(data.get("dependence", [])):
         out[f"dependence_{i}"] = dependence(dep)
+    sh = data.get("shapley") or {}
+    for i, dep in enumerate(sh.get("dependence", [])):
+        out[f"shapley_dependence_{i}"] = shapley_dependence(dep, sh["output"])
     whole = data.get("whole_model") or {}
     if whole.get("kind") == "ebm":
         for i, term in enumerate(whole["terms"][:SHAPES]):

@@ -126,12 +126,25 @@ def render_markdown(data: dict[str, Any]) -> str:
         for f in d["findings"]:
             out.append(f"- **{d['title']}** ({f['severity']}): {f['message']}")
     imp = data["importance"]["features"][:10]
+    sh = data.get("shapley")
+    if imp or sh:
+        out += ["", "## Explanations"]
+    if sh:
+        of = sh["output"] if len(sh["outputs"]) == 1 else "summed over the classes"
+        out += [
+            "",
+            f"Columns that move the prediction most (mean absolute Shapley value over "
+            f"{sh['rows']} holdout rows, {of}):",
+            "",
+        ]
+        out += [
+            f"{i + 1}. {r['feature']} ({_num(r['mean_abs'], 3)})"
+            for i, r in enumerate(sh["features"][:10])
+        ]
     if imp:
         out += [
             "",
-            "## Explanations",
-            "",
-            "Columns the model relies on most (permutation "
+            "Columns the score depends on most (permutation "
             "importance: increase in holdout loss when the column is shuffled):",
             "",
         ]
