@@ -25,7 +25,7 @@ QUICK = ["lightgbm", "linear"]
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory: pytest.TempPathFactory):
     """One tracked run on german_credit, which writes report.html into its working folder."""
-    yield from tracked_credit_run(tmp_path_factory.mktemp("report"), time_budget=25, families=QUICK)
+    yield from tracked_credit_run(tmp_path_factory.mktemp("report"), time_budget=35, families=QUICK)
 
 
 def test_a_tracked_run_ends_with_a_self_contained_report(reported):

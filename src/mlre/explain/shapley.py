@@ -219,8 +219,8 @@ def sampled_shapley(
     explained row, and an ensemble's fixed cost per call (each pipeline's pandas work) then makes
     a few hundred rows take minutes; batching all rows into one call per permutation makes them
     take seconds. Each permutation's values add up exactly (base plus contributions equals the
-    prediction); more permutations lower the sampling noise. ``permutations`` is rounded up to
-    an even number: each random order is followed by its reverse.
+    prediction); more permutations lower the sampling noise. ``permutations`` above one is
+    rounded up to an even number: each random order is followed by its reverse.
     """
     columns = list(background.columns)
     X = X[columns].reset_index(drop=True)
@@ -229,7 +229,7 @@ def sampled_shapley(
     if n == 0 or b == 0 or m == 0:
         raise ValueError("Shapley values need rows to explain, background rows and columns")
     rng = np.random.default_rng(seed)
-    rounds = max(2, permutations + permutations % 2)
+    rounds = 1 if permutations == 1 else permutations + permutations % 2
     # row r of one call: (state k, explained row i, background row j), k = 0..m columns switched
     states = m + 1
     k_idx = np.repeat(np.arange(states), n * b)

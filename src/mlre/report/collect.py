@@ -84,6 +84,17 @@ def collect(
         ((r["low"], r["high"]) for r in intervals.data["rows"] if r["metric"] == metric.name),
         None,
     )
+    # what the model relies on comes first, Shapley values with 40% of the time: the later
+    # pieces shrink to what is left. Everything that predicts many copies of holdout rows sizes
+    # its work by the served model's prediction time, measured once here.
+    per_row = seconds_per_row(job.model, ev.X_hold, task)
+    share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
+    shapley = timed(
+        "shapley",
+        lambda: shapley_importance(
+            job.model, ev.X_hold, deadline=share, seed=seed, per_row=per_row
+        ),
+    )
     timed("fit", lambda: _fit(job, metric, task, interval, seed))
     if task == "regression":
         timed("residuals", lambda: residuals(ev.y_hold, ev.pred_hold, ev.X_hold, seed=seed))
@@ -91,18 +102,9 @@ def collect(
         timed("calibration", lambda: calibration(ev.y_hold, ev.pred_hold))
         timed("curves", lambda: classification_curves(ev.y_hold, ev.pred_hold, classes))
     timed("slices", lambda: error_slices(ev.X_hold, ev.y_hold, ev.pred_hold, task))
-    # importance first, with 40% of what is left: a report must say what the model relies on;
-    # then partial dependence and example explanations, each with a share of the rest, and the
-    # learning curve (refits of the leading configuration) last. All but the last size their
-    # work by the served model's prediction time, measured once here.
-    per_row = seconds_per_row(job.model, ev.X_hold, task)
-    share = time.monotonic() + 0.35 * max(0.0, deadline - time.monotonic())
-    shapley = timed(
-        "shapley",
-        lambda: shapley_importance(
-            job.model, ev.X_hold, deadline=share, seed=seed, per_row=per_row
-        ),
-    )
+    # permutation importance with 40% of what is left, then partial dependence and example
+    # explanations, each with a share of the rest, and the learning curve (refits of the leading
+    # configuration) last
     share = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
     importance = timed(
         "importance",
@@ -253,11 +255,21 @@ def _predict(model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
 
 
 def seconds_per_row(model: Any, X: pd.DataFrame, task: str) -> float:
-    """The model's prediction time per row, from a timed call on 100 rows of ``X`` (its fixed
-    cost per call, the pipelines' pandas work, makes this an overestimate for larger calls)."""
+    """The model's prediction time per row in calls of a few thousand rows, from timed calls on
+    10 and 300 rows of ``X``: an ensemble's fixed cost per call (each pipeline's pandas work) is
+    most of a small call's time, so one small call would overestimate large ones severalfold."""
+    small, large = min(10, len(X)), min(300, len(X))
     t0 = time.monotonic()
-    _predict(model, X.head(100), task)
-    return (time.monotonic() - t0) / max(1, min(100, len(X)))
+    _predict(model, X.head(small), task)
+    t1 = time.monotonic()
+    _predict(model, X.head(large), task)
+    t2 = time.monotonic()
+    fixed_and_small, fixed_and_large = t1 - t0, t2 - t1
+    if large <= small:
+        return fixed_and_large / max(1, large)
+    marginal = max(0.0, fixed_and_large - fixed_and_small) / (large - small)
+    fixed = max(0.0, fixed_and_small - marginal * small)
+    return max(marginal + fixed / 2_000, 1e-7)
 
 
 def _rows_that_fit(per_row: float, copies: int, seconds: float) -> int:
@@ -338,11 +350,17 @@ def shapley_importance(
         return None
     task = getattr(model, "task", None)
     per_row = seconds_per_row(model, X, task) if per_row is None else per_row
-    b, m, permutations = min(SHAPLEY_BACKGROUND, len(background)), X.shape[1], 2
-    copies = permutations * (m + 1) * b
-    fits = _rows_that_fit(per_row, copies, deadline - time.monotonic())
-    n = min(len(X), SHAPLEY_ROWS, fits, max(1, SHAPLEY_CELLS // ((m + 1) * b)))
-    if n < MIN_SHAPLEY_ROWS:
+    m = X.shape[1]
+    # fewer background rows and orders before fewer explained rows: the importance averages
+    # over rows, and each single order already adds up exactly
+    for b, permutations in ((SHAPLEY_BACKGROUND, 2), (10, 2), (5, 2), (5, 1)):
+        b = min(b, len(background))
+        copies = permutations * (m + 1) * b
+        fits = _rows_that_fit(per_row, copies, deadline - time.monotonic())
+        n = min(len(X), SHAPLEY_ROWS, fits, max(1, SHAPLEY_CELLS // ((m + 1) * b)))
+        if n >= min(50, len(X)):
+            break
+    if n < min(MIN_SHAPLEY_ROWS, len(X)):
         return None
     rng = np.random.default_rng(seed)
     sample = X.iloc[np.sort(rng.choice(len(X), n, replace=False))].reset_index(drop=True)
