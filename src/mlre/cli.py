@@ -535,3 +535,7 @@ def budget_bar(enabled: bool, budget: float | None) -> Iterator[Callable[[str], 
 def main() -> None:
     """Entry point of the ``mlre`` console script."""
     app()
+
+
+# the release commands register themselves on ``app``
+from mlre import cli_deploy  # noqa: E402, F401

@@ -57,6 +57,36 @@ class Constraints(_Strict):
     fairness: FairnessConstraint | None = None
 
 
+class RollbackPolicy(_Strict):
+    """When a service demotes a challenger by itself, judged over a sliding window."""
+
+    window_seconds: float = Field(300.0, gt=0, description="the sliding window")
+    min_requests: int = Field(50, ge=1, description="challenger requests before any verdict")
+    max_error_rate: float = Field(0.05, ge=0, le=1)
+    max_latency_ratio: float = Field(
+        3.0, gt=1, description="challenger p99 latency over the champion's p99"
+    )
+    latency_floor_ms: float = Field(
+        20.0, ge=0, description="p99 latencies below this are never a reason to roll back"
+    )
+    max_p99_ms: float | None = Field(None, gt=0, description="an absolute bound on p99 latency")
+    max_disagreement: float = Field(
+        0.3, ge=0, le=1, description="share of shadowed requests answered differently"
+    )
+    regression_tolerance: float = Field(
+        0.5, gt=0, description="regression answers differ beyond this many champion std devs"
+    )
+
+
+class DeployPolicy(_Strict):
+    """How releases are judged: automatic rollback, and the gate for a full promotion."""
+
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    gate_margin: float = Field(
+        0.005, ge=0, description="how much worse than the champion's holdout score is tolerated"
+    )
+
+
 class Spec(_Strict):
     """The objective contract of a project."""
 
@@ -74,6 +104,7 @@ class Spec(_Strict):
     drop: list[str] = Field(default_factory=list, description="columns ignored entirely")
     na_values: list[str] = Field(default_factory=list, description="extra tokens read as missing")
     constraints: Constraints = Field(default_factory=Constraints)
+    deploy: DeployPolicy = Field(default_factory=DeployPolicy)
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +288,21 @@ constraints:
   max_model_mb: null        # size of the saved pipeline
   interpretable: false      # glass-box models only: sparse linear, shallow tree, EBM
   fairness: null            # e.g. {{metric: demographic_parity_difference, max_difference: 0.1}}
+
+# Releases (`mlre serve`, `mlre promote`): when the service rolls a challenger back by itself,
+# over a sliding window, and how much worse than the champion's holdout score a full promotion
+# may be.
+deploy:
+  rollback:
+    window_seconds: 300
+    min_requests: 50          # challenger requests in the window before any verdict
+    max_error_rate: 0.05
+    max_latency_ratio: 3.0    # challenger p99 over champion p99
+    latency_floor_ms: 20      # p99 below this never triggers a rollback
+    max_p99_ms: null          # an absolute bound, if you have one
+    max_disagreement: 0.3     # share of shadowed requests answered differently
+    regression_tolerance: 0.5 # regression answers differ beyond this many champion std devs
+  gate_margin: 0.005
 """
 
 

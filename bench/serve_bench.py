@@ -1,0 +1,326 @@
+"""Serving latency and throughput, side by side: raw in-process predict, `mlre serve`,
+`mlflow models serve` on the same registered model, and `mlre serve` with a challenger in shadow.
+
+    .venv/bin/python bench/serve_bench.py                        # adult, 30 s model, c = 1, 8, 32
+    .venv/bin/python bench/serve_bench.py --budget 60 --requests 2000
+
+A model is trained once with `mlre run` (tracked, in bench/.work/serve/), registered twice (v1
+champion, v2 the shadow challenger). Each server runs in its own process on a loopback port;
+the load comes from another process (an asyncio httpx client) sending single-row requests with
+1, 8 and 32 in flight, after a warm-up. The raw floor is the model's own predict on one row in a
+loop, in a child process too. Printed: p50/p99 latency, throughput and errors per system and
+concurrency, then the targets: mlre's p50 at c=1 within 2 ms of raw predict, throughput at least
+2x MLflow's, shadow adding at most 10% to the champion's p50, zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+WORK = BENCH_DIR / ".work" / "serve"
+NAME = "adult_serve"
+DATA = REPO_DIR / "examples" / "data" / "adult.csv.gz"
+TARGET = "income-per-year"
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+async def _load(url: str, bodies: list[bytes], concurrency: int, total: int, warmup: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        headers = {"content-type": "application/json"}
+        for i in range(warmup):
+            await client.post(url, content=bodies[i % len(bodies)], headers=headers)
+        counter = iter(range(total))
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, content=bodies[i % len(bodies)], headers=headers)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - t0)
+                errors += not ok
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return _stats(latencies, wall, errors)
+
+
+def _stats(latencies: list[float], wall: float, errors: int) -> dict:
+    import numpy as np
+
+    ms = np.array(latencies) * 1000
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "rps": len(latencies) / wall,
+        "errors": errors,
+        "requests": len(latencies),
+    }
+
+
+def load_child(args: argparse.Namespace) -> None:
+    bodies = [line.encode() for line in Path(args.bodies).read_text().splitlines() if line]
+    result = asyncio.run(_load(args.url, bodies, args.concurrency, args.requests, args.warmup))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def raw_child(args: argparse.Namespace) -> None:
+    """The floor: the registered model's predict on one row at a time, in threads."""
+    import threading
+
+    import pandas as pd
+
+    from mlre.track.registry import load_model
+
+    model = load_model(f"models:/{NAME}/1").model
+    rows = [pd.DataFrame([r]) for r in json.loads(Path(args.rows).read_text())]
+    for i in range(args.warmup):
+        model.predict_proba(rows[i % len(rows)])
+    latencies: list[float] = []
+    counter = iter(range(args.requests))
+
+    def worker() -> None:
+        for i in counter:
+            t0 = time.perf_counter()
+            model.predict_proba(rows[i % len(rows)])
+            latencies.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("RESULT " + json.dumps(_stats(latencies, time.perf_counter() - started, 0)), flush=True)
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = os.environ | {"PYTHONPATH": str(REPO_DIR / "src"), "MLRE_API_KEY": "bench-key-0123456789abcdef"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def _python(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=WORK, env=_env(), text=True,
+                          capture_output=True, check=False, **kwargs)  # fmt: skip
+
+
+def _result(done: subprocess.CompletedProcess) -> dict:
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"no result: {done.stderr[-2000:]}")
+
+
+def setup(budget: float) -> None:
+    """Train and register the model (v1 champion, v2 a copy for the shadow)."""
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    WORK.mkdir(parents=True)
+    script = f"""
+import mlre, pandas as pd
+from mlre.serve.gate import promote
+from mlre.track.registry import log_and_register
+df = pd.read_csv({str(DATA)!r})
+r = mlre.run(df, target={TARGET!r}, time_budget={budget}, project={NAME!r}, report=False, force=True)
+X = df.drop(columns=[{TARGET!r}])
+log_and_register(r.run_id, r.model, X, name={NAME!r},
+                 tags={{"mlre.metric": r.metric, "mlre.holdout_score": str(r.holdout_score)}})
+promote({NAME!r}, "1", "full", reason="benchmark")
+import json
+rows = X.sample(200, random_state=0)
+recs = json.loads(rows.to_json(orient="records"))
+open("rows.json", "w").write(json.dumps(recs))
+with open("bodies_predict.jsonl", "w") as f:
+    for rec in recs:
+        f.write(json.dumps([rec]) + "\\n")
+with open("bodies_invocations.jsonl", "w") as f:
+    for rec in recs:
+        f.write(json.dumps({{"dataframe_records": [rec]}}) + "\\n")
+print("RESULT " + json.dumps({{"members": len(r.model.members), "pipelines": sum(len(m.pipelines) for m in r.model.members), "families": [m.family for m in r.model.members]}}))
+"""
+    done = _python("-c", script)
+    if done.returncode != 0:
+        raise SystemExit(f"training failed:\n{done.stderr[-3000:]}")
+    print(f"model: {_result(done)}")
+
+
+def _server(kind: str) -> tuple[subprocess.Popen, str, str]:
+    import httpx
+
+    port = _free_port()
+    if kind == "mlflow":
+        uri = f"sqlite:///{WORK / 'mlruns.db'}"
+        cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}/1",
+               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+        env = _env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+        path, ready = "/invocations", "/ping"
+    else:
+        cmd = [sys.executable, "-m", "mlre", "serve", "--model", NAME, "--port", str(port)]
+        env, path, ready = _env(), "/predict", "/v2/health/ready"
+    proc = subprocess.Popen(cmd, cwd=WORK, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url + ready, timeout=1).status_code == 200:
+                return proc, url + path, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{kind} server did not start")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def measure(system: str, concurrencies: list[int], requests: int, warmup: int) -> list[dict]:
+    out = []
+    if system == "raw":
+        for c in concurrencies:
+            done = _python(__file__, "--raw-child", "--rows", str(WORK / "rows.json"),
+                           "--concurrency", str(c), "--requests", str(requests),
+                           "--warmup", str(warmup))  # fmt: skip
+            out.append({"system": system, "concurrency": c, **_result(done)})
+        return out
+    if system == "mlre+shadow":
+        done = _python("-m", "mlre", "promote", NAME, "--version", "2", "--shadow")
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+    proc, target, _ = _server("mlflow" if system == "mlflow" else "mlre")
+    try:
+        if system == "mlre+shadow":
+            time.sleep(3)  # the service follows the alias
+        bodies = WORK / ("bodies_invocations.jsonl" if system == "mlflow" else "bodies_predict.jsonl")
+        for c in concurrencies:
+            done = _python(__file__, "--load-child", "--url", target, "--bodies", str(bodies),
+                           "--concurrency", str(c), "--requests", str(requests),
+                           "--warmup", str(warmup))  # fmt: skip
+            out.append({"system": system, "concurrency": c, **_result(done)})
+    finally:
+        _stop(proc)
+        if system == "mlre+shadow":
+            _python("-m", "mlre", "rollback", NAME, "--reason", "benchmark done")
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| system | concurrency | p50 (ms) | p99 (ms) | throughput (req/s) | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['system']} | {r['concurrency']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['rps']:,.0f} | {r['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict]) -> list[str]:
+    def get(system: str, c: int) -> dict | None:
+        return next((r for r in rows if r["system"] == system and r["concurrency"] == c), None)
+
+    out = []
+    raw, mine = get("raw", 1), get("mlre", 1)
+    if raw and mine:
+        gap = mine["p50_ms"] - raw["p50_ms"]
+        out.append(f"p50 at c=1: mlre {mine['p50_ms']:.2f} ms vs raw {raw['p50_ms']:.2f} ms: "
+                   f"+{gap:.2f} ms (target <= 2 ms) {'met' if gap <= 2 else 'NOT met'}")  # fmt: skip
+    for c in sorted({r["concurrency"] for r in rows}):
+        a, b = get("mlre", c), get("mlflow", c)
+        if a and b:
+            ratio = a["rps"] / b["rps"]
+            out.append(f"throughput at c={c}: mlre {a['rps']:,.0f} vs mlflow {b['rps']:,.0f} req/s: "
+                       f"{ratio:.1f}x (target >= 2x) {'met' if ratio >= 2 else 'NOT met'}")  # fmt: skip
+    shadow = get("mlre+shadow", 1)
+    if shadow and mine:
+        extra = shadow["p50_ms"] / mine["p50_ms"] - 1
+        out.append(f"shadow at c=1: p50 {shadow['p50_ms']:.2f} vs {mine['p50_ms']:.2f} ms: "
+                   f"{extra:+.1%} (target <= +10%) {'met' if extra <= 0.10 else 'NOT met'}")  # fmt: skip
+    errors = sum(r["errors"] for r in rows)
+    out.append(f"errors: {errors} (target 0) {'met' if errors == 0 else 'NOT met'}")
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=30.0, help="seconds to train the model")
+    p.add_argument("--requests", type=int, default=1000, help="requests per measurement")
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--systems", default="raw,mlre,mlflow,mlre+shadow")
+    p.add_argument("--reuse", action="store_true", help="keep the model trained by the last run")
+    p.add_argument("--load-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--bodies", help=argparse.SUPPRESS)
+    p.add_argument("--rows", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.load_child:
+        args.concurrency = int(args.concurrency)
+        load_child(args)
+        return 0
+    if args.raw_child:
+        args.concurrency = int(args.concurrency)
+        raw_child(args)
+        return 0
+    if not (args.reuse and (WORK / "rows.json").exists()):
+        setup(args.budget)
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    rows: list[dict] = []
+    for system in args.systems.split(","):
+        rows += measure(system, concurrencies, args.requests, args.warmup)
+        print(table([r for r in rows if r["system"] == system]).split("\n", 2)[-1], flush=True)
+    print()
+    print(table(rows))
+    print()
+    for line in targets(rows):
+        print("- " + line)
+    (WORK / "results.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Serving and releases: ``mlre serve``, ``promote``, ``rollback``, ``deployments`` and
+``audit-log verify``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlre.errors import InputError
+from mlre.spec import DeployPolicy, load_spec
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "MLRE_API_KEY"
+
+
+def _policy(spec: str | Path | None) -> DeployPolicy:
+    return load_spec(spec).deploy
+
+
+def api_key(key_file: str | Path | None = None) -> str | None:
+    """The service's API key: the first line of ``key_file``, else ``MLRE_API_KEY``."""
+    if key_file is not None:
+        path = Path(key_file)
+        try:
+            key = path.read_text(encoding="utf-8").strip().splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError):
+            raise InputError(
+                f"cannot read an API key from {path}", hint="one line, the key"
+            ) from None
+    else:
+        key = os.environ.get(API_KEY_ENV, "").strip()
+    if key and len(key) < 16:
+        raise InputError(
+            "the API key is shorter than 16 characters",
+            hint="use a long random key, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+        )
+    return key or None
+
+
+def service_config(
+    model: str,
+    *,
+    spec: str | Path | None = None,
+    key_file: str | Path | None = None,
+    max_body_bytes: int = 2 * 1024 * 1024,
+    max_rows: int = 10_000,
+    poll_seconds: float = 2.0,
+    prediction_log: str | Path | None = None,
+    log_sample: float = 1.0,
+    log_inputs: bool = True,
+    retention_days: float | None = None,
+) -> Any:
+    """A checked ``ServeConfig`` for ``model``."""
+    from mlre.serve.service import ServeConfig
+
+    if max_body_bytes <= 0 or max_rows <= 0 or poll_seconds <= 0:
+        raise InputError("body size, rows per request and poll interval must be positive")
+    if not 0.0 <= log_sample <= 1.0:
+        raise InputError(f"--log-sample must be between 0 and 1, not {log_sample}")
+    return ServeConfig(
+        model=model,
+        api_key=api_key(key_file),
+        max_body_bytes=max_body_bytes,
+        max_rows=max_rows,
+        poll_seconds=poll_seconds,
+        prediction_log=Path(prediction_log) if prediction_log else None,
+        log_sample=log_sample,
+        log_inputs=log_inputs,
+        retention_days=retention_days,
+        deploy=_policy(spec),
+    )
+
+
+def serve(config: Any, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve ``config.model`` over HTTP until interrupted."""
+    import uvicorn
+
+    from mlre.serve.app import create_app
+    from mlre.serve.service import Service
+    from mlre.track.releases import read_release
+
+    release = read_release(config.model)  # a clear error now, not a 503 later
+    if release.serving is None:
+        raise InputError(
+            f"{config.model!r} has no champion or candidate version to serve",
+            hint="`mlre run` registers a candidate",
+        )
+    app = create_app(Service(config))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def promote(
+    name: str,
+    version: str | int,
+    mode: str,
+    *,
+    share: float = 0.0,
+    reason: str = "",
+    spec: str | Path | None = None,
+    prediction_log: str | Path | None = None,
+) -> Any:
+    """Start a shadow or canary trial of ``version``, or make it champion if the gate passes."""
+    from mlre.serve.gate import promote as do_promote
+    from mlre.serve.predlog import PredictionLog
+
+    return do_promote(
+        name,
+        str(version),
+        mode,
+        share=share,
+        reason=reason,
+        policy=_policy(spec),
+        predictions=PredictionLog(prediction_log) if mode == "full" else None,
+    )
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback changed."""
+
+    model: str
+    action: str  # challenger_removed | champion_restored
+    versions: dict[str, Any]
+    audit_seq: int
+
+
+def rollback(name: str, *, reason: str = "") -> RollbackResult:
+    """End the challenger's trial, or, with none on trial, restore the previous champion."""
+    from mlre.track.releases import read_release, restore_champion
+    from mlre.track.releases import rollback as end_trial
+
+    why = reason or "by hand"
+    release = read_release(name)
+    if release.challenger is not None:
+        record = end_trial(name, reason=why)
+        assert record is not None
+        return RollbackResult(name, "challenger_removed", record.versions, record.seq)
+    record = restore_champion(name, reason=why)
+    if record is None:
+        raise InputError(
+            f"{name!r} has nothing to roll back: no challenger on trial and no earlier champion",
+            hint=f"`mlre deployments {name}` shows the history",
+        )
+    return RollbackResult(name, "champion_restored", record.versions, record.seq)
+
+
+def deployments(name: str) -> dict[str, Any]:
+    """Who serves what now, and the history of release actions (newest last)."""
+    from mlre.track.audit_log import AuditLog
+    from mlre.track.releases import read_release
+
+    release = read_release(name)
+    history = [r.to_dict() for r in AuditLog().records(name)]
+    return {"release": release.to_dict(), "history": history}
+
+
+def verify_audit_log(path: str | Path | None = None) -> Any:
+    """Check the audit log's hash chain, and its newest records against the registry's copies."""
+    from mlre.track.audit_log import AuditLog, Verification, default_path
+    from mlre.track.releases import anchors
+
+    pinned = anchors()
+    file = Path(path) if path is not None else default_path()
+    if not file.exists():
+        if pinned:
+            return Verification(
+                False, 0, f"the audit log {file} is missing, but the registry records actions"
+            )
+        return Verification(True, 0)
+    return AuditLog(file).verify(pinned)

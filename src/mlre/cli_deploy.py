@@ -1,0 +1,206 @@
+"""The release commands of the ``mlre`` command line: serve, promote, rollback, deployments and
+audit-log verify. Parse, call the API, render with Rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlre.cli import JsonOpt, SpecOpt, app, err, guarded, out
+
+NameArg = Annotated[str, typer.Argument(help="The registered model's name (the project).")]
+audit_log_app = typer.Typer(help="The deployment audit log.", no_args_is_help=True)
+app.add_typer(audit_log_app, name="audit-log")
+
+
+@app.command()
+@guarded
+def serve(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model to serve.")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    spec: SpecOpt = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the API key for state changes (else $MLRE_API_KEY)."),
+    ] = None,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 2.0,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most rows in one request.")] = 10_000,
+    prediction_log: Annotated[
+        Path | None, typer.Option(help="SQLite file of logged predictions.")
+    ] = None,
+    log_sample: Annotated[float, typer.Option(help="Share of requests logged (0-1).")] = 1.0,
+    log_inputs: Annotated[
+        bool, typer.Option(help="Log each request's inputs (off: outputs and latency only).")
+    ] = True,
+    retention_days: Annotated[
+        float | None, typer.Option(help="Delete logged predictions older than this.")
+    ] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between registry checks.")] = 2.0,
+) -> None:
+    """Serve the registry's champion (or candidate) over HTTP, with its challenger on trial."""
+    from mlre.api.deploy import serve as run_server
+    from mlre.api.deploy import service_config
+
+    config = service_config(
+        model,
+        spec=spec,
+        key_file=api_key_file,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_rows=max_rows,
+        poll_seconds=poll,
+        prediction_log=prediction_log,
+        log_sample=log_sample,
+        log_inputs=log_inputs,
+        retention_days=retention_days,
+    )
+    keyed = "on" if config.api_key else "off (no API key)"
+    err.print(
+        f"serving [bold]{escape(model)}[/] on http://{host}:{port} (docs at /docs; state changes "
+        f"{keyed})"
+    )
+    run_server(config, host=host, port=port)
+
+
+@app.command()
+@guarded
+def promote(
+    name: NameArg,
+    version: Annotated[str, typer.Option("--version", "-v", help="The version to promote.")],
+    shadow: Annotated[bool, typer.Option("--shadow", help="Mirror live traffic to it.")] = False,
+    canary: Annotated[
+        float | None, typer.Option("--canary", help="Send it this percentage of live traffic.")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Make it champion, if the gate passes.")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    spec: SpecOpt = None,
+    prediction_log: Annotated[
+        Path | None, typer.Option(help="The service's prediction log (for the gate).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a version on trial (--shadow, --canary PCT) or make it champion (--full)."""
+    from mlre.api.deploy import promote as do_promote
+    from mlre.errors import InputError
+
+    chosen = [
+        m for m, on in (("shadow", shadow), ("canary", canary is not None), ("full", full)) if on
+    ]
+    if len(chosen) != 1:
+        raise InputError("choose one of --shadow, --canary PCT or --full")
+    share = (canary or 0.0) / 100.0
+    result = do_promote(
+        name,
+        version,
+        chosen[0],
+        share=share,
+        reason=reason,
+        spec=spec,
+        prediction_log=prediction_log,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        return
+    if result.mode == "full":
+        out.print(f"version {result.version} of {escape(name)} is now the [bold]champion[/]")
+        summary = result.evidence.get("summary")
+        if summary:
+            out.print(f"[dim]{escape(summary)}[/]")
+    elif result.mode == "canary":
+        out.print(
+            f"version {result.version} of {escape(name)} is the challenger, answering "
+            f"{result.share:.0%} of live traffic"
+        )
+    else:
+        out.print(f"version {result.version} of {escape(name)} is the challenger, in shadow")
+    out.print(f"[dim]audit record {result.audit_seq}[/]")
+
+
+@app.command()
+@guarded
+def rollback(
+    name: NameArg,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+) -> None:
+    """End the challenger's trial, or put back the previous champion when none is on trial."""
+    from mlre.api.deploy import rollback as do_rollback
+
+    result = do_rollback(name, reason=reason)
+    if result.action == "challenger_removed":
+        out.print(
+            f"challenger version {result.versions.get('challenger')} of {escape(name)} rolled "
+            f"back; version {result.versions.get('champion')} keeps serving"
+        )
+    else:
+        out.print(
+            f"version {result.versions.get('champion')} of {escape(name)} is the champion again "
+            f"(version {result.versions.get('demoted_champion')} demoted)"
+        )
+    out.print(f"[dim]audit record {result.audit_seq}[/]")
+
+
+@app.command()
+@guarded
+def deployments(name: NameArg, as_json: JsonOpt = False) -> None:
+    """Who serves what, since when and why: the current roles and the release history."""
+    from mlre.api.deploy import deployments as get
+
+    data = get(name)
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    r = data["release"]
+    trial = ""
+    if r["challenger"]:
+        share = f" {r['share']:.0%}" if r["mode"] == "canary" else ""
+        trial = f", challenger v{r['challenger']} ({r['mode']}{share} since {r['since']})"
+    out.print(
+        f"[bold]{escape(name)}[/]: champion {('v' + r['champion']) if r['champion'] else 'none'}"
+        f"{trial}" + (f", latest candidate v{r['candidate']}" if r["candidate"] else "")
+    )
+    if not data["history"]:
+        out.print("[dim]no release actions recorded yet[/]")
+        return
+    table = Table(expand=False)
+    for col in ("#", "time", "action", "versions", "actor", "reason"):
+        table.add_column(col)
+    for h in data["history"]:
+        versions = ", ".join(f"{k} {v}" for k, v in h["versions"].items() if v is not None)
+        table.add_row(
+            str(h["seq"]),
+            h["time"][:19].replace("T", " "),
+            h["action"],
+            escape(versions),
+            escape(h["actor"]),
+            escape(h["reason"]),
+        )
+    out.print(table)
+
+
+@audit_log_app.command("verify")
+@guarded
+def verify(
+    path: Annotated[
+        Path | None,
+        typer.Option(help="The audit log (default: $MLRE_AUDIT_LOG or ./mlre-audit.db)."),
+    ] = None,
+) -> None:
+    """Prove the deployment history was not altered: exit 1 if any record was edited or removed."""
+    from mlre.api.deploy import verify_audit_log
+
+    result = verify_audit_log(path)
+    if result.ok:
+        out.print(
+            f"[green]✔[/] the audit log is intact: {result.records} record(s), chain verified"
+        )
+        return
+    err.print(f"[bold red]✖ the audit log was altered:[/] {escape(result.problem or '')}")
+    raise typer.Exit(1)

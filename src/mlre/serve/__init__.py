@@ -1,0 +1,1 @@
+"""The HTTP service: protocols, routing (champion, shadow, canary), rollback, logs, metrics."""

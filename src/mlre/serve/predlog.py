@@ -1,0 +1,315 @@
+"""The prediction log: every answered request (and every shadow prediction) with the model
+version and role that made it, its inputs, outputs and latency; true labels join later by
+request id (``POST /feedback``).
+
+An embedded SQLite file in WAL mode by default. Writes leave the request path: callers enqueue a
+record and a writer thread commits them in batches, so logging adds microseconds to a request. A
+killed server loses at most the records of its last batch (under a second), never the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlre.errors import InputError
+from mlre.track.wal import connect
+
+log = logging.getLogger(__name__)
+
+#: Where predictions are logged unless ``MLRE_PREDICTION_LOG`` or the caller says otherwise.
+DEFAULT_PATH = "mlre-predictions.db"
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS predictions (
+        request_id TEXT NOT NULL,
+        time REAL NOT NULL,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        role TEXT NOT NULL,
+        inputs TEXT,
+        outputs TEXT,
+        latency_ms REAL,
+        error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS predictions_request ON predictions (request_id)",
+    "CREATE INDEX IF NOT EXISTS predictions_model ON predictions (model, version, role, time)",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        request_id TEXT PRIMARY KEY,
+        time REAL NOT NULL,
+        label TEXT NOT NULL
+    )""",
+)
+
+
+def default_path() -> Path:
+    """The prediction log file: ``MLRE_PREDICTION_LOG`` or ``./mlre-predictions.db``."""
+    return Path(os.environ.get("MLRE_PREDICTION_LOG") or DEFAULT_PATH)
+
+
+@dataclass
+class LoggedPrediction:
+    """One prediction as it is written."""
+
+    request_id: str
+    model: str
+    version: str
+    role: str  # champion | challenger | shadow
+    inputs: Any
+    outputs: Any
+    latency_ms: float | None
+    error: str | None = None
+    time: float = 0.0
+
+
+class PredictionLog:
+    """Append predictions from many threads; read, count, export and prune them."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        sample: float = 1.0,
+        retention_days: float | None = None,
+        flush_seconds: float = 0.2,
+        max_queue: int = 100_000,
+    ) -> None:
+        if not 0.0 <= sample <= 1.0:
+            raise InputError(f"the prediction log's sample rate must be in [0, 1], not {sample}")
+        self.path = Path(path) if path is not None else default_path()
+        self.sample = sample
+        self.retention_days = retention_days
+        self.flush_seconds = flush_seconds
+        self.dropped = 0
+        self._queue: queue.Queue[LoggedPrediction | None] = queue.Queue(maxsize=max_queue)
+        self._writer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    def _connect(self) -> Any:
+        return connect(self.path, "the prediction log")
+
+    # ----------------------------------------------------------------- writing
+
+    def start(self) -> PredictionLog:
+        """Start the writer thread (idempotent)."""
+        if self._writer is None or not self._writer.is_alive():
+            self._stop.clear()
+            self._writer = threading.Thread(target=self._drain, name="mlre-predlog", daemon=True)
+            self._writer.start()
+        return self
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer."""
+        if self._writer is not None and self._writer.is_alive():
+            self._stop.set()
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+        self._writer = None
+
+    def wants(self, request_id: str) -> bool:
+        """Whether this request is in the sample (decided once per request, for every role)."""
+        if self.sample >= 1.0:
+            return True
+        return random.Random(request_id).random() < self.sample
+
+    def add(self, record: LoggedPrediction) -> None:
+        """Queue a record for writing; never blocks the caller (a full queue drops and counts)."""
+        record.time = record.time or time.time()
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _drain(self) -> None:
+        last_prune = 0.0
+        while True:
+            batch: list[LoggedPrediction] = []
+            item = self._queue.get()
+            done = item is None
+            if item is not None:
+                batch.append(item)
+            deadline = time.monotonic() + self.flush_seconds
+            while not done and len(batch) < 5_000:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+            if batch:
+                try:
+                    self.write(batch)
+                except Exception:  # the service keeps answering; the log says what was lost
+                    log.exception("could not write %d predictions to %s", len(batch), self.path)
+            if self.retention_days and time.monotonic() - last_prune > 600:
+                last_prune = time.monotonic()
+                self.prune()
+            if done or (self._stop.is_set() and self._queue.empty()):
+                return
+
+    def write(self, records: list[LoggedPrediction]) -> None:
+        """Write records now, in one transaction."""
+        rows = [
+            (
+                r.request_id,
+                r.time or time.time(),
+                r.model,
+                str(r.version),
+                r.role,
+                _json(r.inputs),
+                _json(r.outputs),
+                r.latency_ms,
+                r.error,
+            )
+            for r in records
+        ]
+        with self._connect() as db:
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+
+    def add_feedback(self, request_id: str, label: Any) -> bool:
+        """Attach the true label to a logged request; ``False`` if no such request was logged."""
+        self.flush()
+        with self._connect() as db:
+            known = db.execute(
+                "SELECT 1 FROM predictions WHERE request_id = ? LIMIT 1", (request_id,)
+            ).fetchone()
+            if not known:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)",
+                (request_id, time.time(), _json(label)),
+            )
+        return True
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every queued record is written (for tests and exports)."""
+        end = time.monotonic() + timeout
+        while not self._queue.empty() and time.monotonic() < end:
+            time.sleep(0.01)
+        if self._writer is not None and self._writer.is_alive():
+            time.sleep(min(self.flush_seconds * 2, max(0.0, end - time.monotonic())))
+
+    def prune(self) -> int:
+        """Delete predictions (and their feedback) older than the retention; how many went."""
+        if not self.retention_days:
+            return 0
+        cutoff = time.time() - self.retention_days * 86_400
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            gone = db.execute("DELETE FROM predictions WHERE time < ?", (cutoff,)).rowcount
+            db.execute(
+                "DELETE FROM feedback WHERE request_id NOT IN (SELECT request_id FROM predictions)"
+            )
+            db.execute("COMMIT")
+        return gone
+
+    # ----------------------------------------------------------------- reading
+
+    def count(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        roles: tuple[str, ...] | None = None,
+        since: float | None = None,
+        errors: bool | None = None,
+    ) -> int:
+        """How many predictions match."""
+        where, args = _where("", model, version, roles, since, errors)
+        with self._connect() as db:
+            return int(db.execute(f"SELECT COUNT(*) FROM predictions {where}", args).fetchone()[0])
+
+    def frame(
+        self,
+        model: str | None = None,
+        *,
+        version: str | None = None,
+        roles: tuple[str, ...] | None = None,
+        since: float | None = None,
+        with_feedback: bool = True,
+    ) -> Any:
+        """The predictions as a pandas table (inputs and outputs as parsed JSON)."""
+        import pandas as pd
+
+        where, args = _where("p.", model, version, roles, since, None)
+        join = "LEFT JOIN feedback f ON f.request_id = p.request_id" if with_feedback else ""
+        label = ", f.label AS label" if with_feedback else ""
+        query = f"SELECT p.*{label} FROM predictions p {join} {where} ORDER BY p.time"
+        with self._connect() as db:
+            frame = pd.read_sql_query(query, db, params=args)
+        for col in ("inputs", "outputs", "label"):
+            if col in frame:
+                frame[col] = [json.loads(v) if isinstance(v, str) else None for v in frame[col]]
+        return frame
+
+    def export_parquet(self, output: str | Path, **filters: Any) -> Path:
+        """Write the log (inputs and outputs as JSON text) to a Parquet file."""
+        frame = self.frame(**filters)
+        for col in ("inputs", "outputs", "label"):
+            if col in frame:
+                frame[col] = [None if v is None else json.dumps(v) for v in frame[col]]
+        out = Path(output)
+        frame.to_parquet(out, index=False)
+        return out
+
+
+def _where(
+    prefix: str,
+    model: str | None,
+    version: str | None,
+    roles: tuple[str, ...] | None,
+    since: float | None,
+    errors: bool | None,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if model is not None:
+        clauses.append(f"{prefix}model = ?")
+        args.append(model)
+    if version is not None:
+        clauses.append(f"{prefix}version = ?")
+        args.append(str(version))
+    if roles:
+        clauses.append(f"{prefix}role IN ({', '.join('?' for _ in roles)})")
+        args.extend(roles)
+    if since is not None:
+        clauses.append(f"{prefix}time >= ?")
+        args.append(since)
+    if errors is not None:
+        clauses.append(f"{prefix}error IS {'NOT ' if errors else ''}NULL")
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=_plain, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,307 @@
+"""Request bodies to tables and predictions to response bodies, for the three ways in:
+
+- Open Inference Protocol v2 (KServe / Triton REST): one named input tensor per column, as
+  JSON ``data`` or, with the binary tensor extension, raw bytes after the JSON header;
+- MLflow's scoring format (``/invocations``): ``dataframe_split``, ``dataframe_records``,
+  ``instances`` or ``inputs``;
+- plain JSON records (``/predict``): a list of objects, or ``{"records": [...]}``.
+
+Every malformed body raises ``BadRequest`` with what is wrong; nothing here touches a model.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: v2 datatypes and the numpy types their binary data is read as.
+_V2_NUMPY = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
+
+
+class BadRequest(Exception):
+    """A request the service cannot read; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400, column: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.column = column
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON of a body, or BadRequest saying where it breaks."""
+    if not body:
+        raise BadRequest("the request has no body; send JSON")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadRequest(f"the body is not valid JSON: {err}") from None
+
+
+def _table(rows: Any, columns: list[str] | None = None, where: str = "the body") -> pd.DataFrame:
+    try:
+        frame = pd.DataFrame(rows, columns=columns)
+    except (ValueError, TypeError) as err:
+        raise BadRequest(f"{where} is not a table: {err}") from None
+    if frame.empty:
+        raise BadRequest(f"{where} has no rows")
+    return frame
+
+
+def records_frame(payload: Any) -> pd.DataFrame:
+    """``/predict``: ``[{col: value}, ...]``, one object, or ``{"records": [...]}``."""
+    if isinstance(payload, dict) and "records" in payload:
+        payload = payload["records"]
+    if isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
+        raise BadRequest(
+            'send a JSON list of records ({"column": value, ...}) or {"records": [...]}'
+        )
+    return _table(payload, where="records")
+
+
+def mlflow_frame(payload: Any) -> pd.DataFrame:
+    """``/invocations`` in MLflow's scoring format."""
+    if not isinstance(payload, dict):
+        raise BadRequest(
+            "send a JSON object with one of dataframe_split, dataframe_records, instances, inputs"
+        )
+    keys = [
+        k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload
+    ]
+    if len(keys) != 1:
+        raise BadRequest(
+            "the body needs exactly one of dataframe_split, dataframe_records, instances, inputs"
+            + (f" (found {', '.join(keys)})" if keys else "")
+        )
+    key, value = keys[0], payload[keys[0]]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or "data" not in value:
+            raise BadRequest('dataframe_split needs {"columns": [...], "data": [[...], ...]}')
+        return _table(value["data"], value.get("columns"), "dataframe_split")
+    if isinstance(value, dict):  # columnar: {"col": [values]}
+        try:
+            return _table(value, where=key)
+        except BadRequest:
+            return _table([value], where=key)
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise BadRequest(f'{key} must be a list of records ({{"column": value, ...}})')
+    return _table(value, where=key)
+
+
+def v2_frame(body: bytes, header_length: int | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A v2 inference request: each input tensor is one column (KServe's pandas convention).
+
+    ``header_length`` is the ``Inference-Header-Content-Length`` of the binary tensor extension:
+    the JSON header is that many bytes, the tensors' raw bytes follow in input order.
+    """
+    if header_length is not None:
+        if header_length < 0 or header_length > len(body):
+            raise BadRequest("Inference-Header-Content-Length is larger than the body")
+        payload, binary = parse_json(body[:header_length]), body[header_length:]
+    else:
+        payload, binary = parse_json(body), b""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise BadRequest('a v2 request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
+    if not payload["inputs"]:
+        raise BadRequest("the request has no inputs")
+    columns: dict[str, np.ndarray] = {}
+    offset = 0
+    rows: int | None = None
+    for i, tensor in enumerate(payload["inputs"]):
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise BadRequest(f"input {i} has no name")
+        name, datatype = tensor["name"], str(tensor.get("datatype", "")).upper()
+        shape = tensor.get("shape")
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+        ):
+            raise BadRequest(
+                f"input {name!r} needs a shape such as [rows] or [rows, 1]", column=name
+            )
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise BadRequest(
+                f"input {name!r} has shape {shape}: send one input per column, shape [rows]",
+                column=name,
+            )
+        count = shape[0]
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            values, offset = _binary_tensor(name, datatype, count, binary, offset, int(size))
+        else:
+            if "data" not in tensor:
+                raise BadRequest(f"input {name!r} has no data", column=name)
+            values = np.asarray(_flat(tensor["data"]), dtype=object)
+            if len(values) != count:
+                raise BadRequest(
+                    f"input {name!r} has {len(values)} values for shape {shape}", column=name
+                )
+            values = _typed(name, datatype, values)
+        if rows is not None and count != rows:
+            raise BadRequest(f"input {name!r} has {count} rows, the others {rows}", column=name)
+        rows = count
+        columns[name] = values
+    if not rows:
+        raise BadRequest("the request has no rows")
+    return pd.DataFrame(columns), payload
+
+
+def _flat(data: Any) -> list[Any]:
+    if isinstance(data, list) and data and isinstance(data[0], list):
+        return [v for row in data for v in (row if isinstance(row, list) else [row])]
+    return data if isinstance(data, list) else [data]
+
+
+def _typed(name: str, datatype: str, values: np.ndarray) -> np.ndarray:
+    if datatype == "BYTES":
+        return np.array(
+            [v if v is None or isinstance(v, str) else str(v) for v in values], dtype=object
+        )
+    if datatype in _V2_NUMPY:
+        try:
+            if datatype == "BOOL":
+                return np.array([None if v is None else bool(v) for v in values], dtype=object)
+            if datatype.startswith("FP") or any(v is None for v in values):
+                return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+            return np.array([int(v) for v in values], dtype=np.int64)
+        except (TypeError, ValueError):
+            raise BadRequest(
+                f"input {name!r} is declared {datatype} but holds values that are not numbers",
+                status=422,
+                column=name,
+            ) from None
+    raise BadRequest(f"input {name!r} has an unknown datatype {datatype!r}", column=name)
+
+
+def _binary_tensor(
+    name: str, datatype: str, count: int, binary: bytes, offset: int, size: int
+) -> tuple[np.ndarray, int]:
+    chunk = binary[offset : offset + size]
+    if len(chunk) != size:
+        raise BadRequest(
+            f"input {name!r} declares {size} bytes but the body is shorter", column=name
+        )
+    if datatype == "BYTES":  # each element: a 4-byte little-endian length, then the bytes
+        out, pos = [], 0
+        while pos < size:
+            if pos + 4 > size:
+                raise BadRequest(f"input {name!r} has a truncated BYTES element", column=name)
+            (n,) = struct.unpack_from("<I", chunk, pos)
+            out.append(chunk[pos + 4 : pos + 4 + n].decode("utf-8", errors="replace"))
+            pos += 4 + n
+        values = np.array(out, dtype=object)
+    elif datatype in _V2_NUMPY:
+        dtype = np.dtype(_V2_NUMPY[datatype]).newbyteorder("<")
+        if size % dtype.itemsize:
+            raise BadRequest(
+                f"input {name!r} has {size} bytes, not a whole number of {datatype}", column=name
+            )
+        values = np.frombuffer(chunk, dtype=dtype)
+        values = values.astype(float if datatype.startswith("FP") else np.int64)
+        if datatype == "BOOL":
+            values = values.astype(bool)
+    else:
+        raise BadRequest(f"input {name!r} has an unknown datatype {datatype!r}", column=name)
+    if len(values) != count:
+        raise BadRequest(
+            f"input {name!r} has {len(values)} values, its shape says {count}", column=name
+        )
+    return values, offset + size
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def records_response(task: str, classes: list[Any] | None, out: np.ndarray) -> list[dict[str, Any]]:
+    """One object per row: the prediction and, for classification, each class's probability."""
+    if task == "regression":
+        return [{"prediction": float(v)} for v in out]
+    labels = [_plain(c) for c in classes or []]
+    best = out.argmax(axis=1)
+    return [
+        {
+            "prediction": labels[int(k)],
+            "probabilities": dict(zip(map(str, labels), map(float, row), strict=True)),
+        }
+        for k, row in zip(best, out, strict=True)
+    ]
+
+
+def mlflow_response(task: str, classes: list[Any] | None, out: np.ndarray) -> dict[str, Any]:
+    """MLflow's answer for a table output: ``{"predictions": [records]}`` with mlre's columns."""
+    if task == "regression":
+        return {"predictions": [{"prediction": float(v)} for v in out]}
+    labels = [_plain(c) for c in classes or []]
+    rows = []
+    for row in out:
+        record: dict[str, Any] = {"prediction": labels[int(row.argmax())]}
+        for c, p in zip(labels, row, strict=True):
+            record[f"proba_{c}"] = float(p)
+        rows.append(record)
+    return {"predictions": rows}
+
+
+def v2_response(
+    name: str,
+    version: str,
+    request_id: str | None,
+    task: str,
+    classes: list[Any] | None,
+    out: np.ndarray,
+) -> dict[str, Any]:
+    """A v2 answer: ``predict`` (labels or values) and, for classification, ``probabilities``
+    (rows x classes, the class order in the parameters)."""
+    n = len(out)
+    if task == "regression":
+        outputs = [
+            {"name": "predict", "shape": [n], "datatype": "FP64", "data": [float(v) for v in out]}
+        ]
+    else:
+        labels = [_plain(c) for c in classes or []]
+        predicted = [labels[int(k)] for k in out.argmax(axis=1)]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels)
+        outputs = [
+            {
+                "name": "predict",
+                "shape": [n],
+                "datatype": "INT64"
+                if numeric and all(isinstance(v, int) for v in labels)
+                else ("FP64" if numeric else "BYTES"),
+                "data": predicted if numeric else [str(v) for v in predicted],
+            },
+            {
+                "name": "probabilities",
+                "shape": [n, len(labels)],
+                "datatype": "FP64",
+                "data": [float(v) for v in out.ravel()],
+                "parameters": {"classes": [str(c) for c in labels]},
+            },
+        ]
+    body: dict[str, Any] = {"model_name": name, "model_version": str(version), "outputs": outputs}
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

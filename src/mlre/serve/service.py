@@ -1,0 +1,539 @@
+"""The serving core, free of HTTP: which model versions answer, in which role, and what happens
+around each prediction (validation, canary routing, shadow copies, logging, metrics, rollback).
+
+Roles follow the registry: a poller reads the aliases every few seconds and loads a changed
+version (hash-checked) beside the one serving, then swaps one reference, so no request is
+dropped or sees half a switch. Shadow predictions run on their own thread after the caller's
+answer is ready; they are logged and compared, never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlre.errors import MlreError
+from mlre.serve.batching import Batcher
+from mlre.serve.guard import TrialGuard
+from mlre.serve.metrics import ServiceMetrics
+from mlre.serve.predlog import LoggedPrediction, PredictionLog
+from mlre.serve.protocol import BadRequest
+from mlre.spec import DeployPolicy
+from mlre.track.audit_log import AuditLog
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER, SHADOW = "champion", "challenger", "shadow"
+
+
+@dataclass
+class ServeConfig:
+    """How a service runs: which model, limits, logs and the rollback policy."""
+
+    model: str
+    api_key: str | None = None
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_rows: int = 10_000
+    poll_seconds: float = 2.0
+    prediction_log: Path | None = None
+    log_sample: float = 1.0
+    log_inputs: bool = True
+    retention_days: float | None = None
+    audit_log: Path | None = None
+    deploy: DeployPolicy = field(default_factory=DeployPolicy)
+    shadow_queue: int = 256
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One loaded, hash-checked model version, predicting through its own batch queue."""
+
+    version: str
+    model: Any
+    sha256: str
+    loaded_at: float
+    batcher: Batcher = field(compare=False, repr=False)
+
+    @classmethod
+    def load(cls, version: str, model: Any, sha256: str) -> Slot:
+        slot = cls.__new__(cls)
+        batcher = Batcher(lambda X: _raw(model, X), name=f"v{version}")
+        cls.__init__(slot, version, model, sha256, time.time(), batcher)
+        return slot
+
+    @property
+    def task(self) -> str:
+        return self.model.task
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return None if self.model.task == "regression" else list(self.model.classes_)
+
+    @property
+    def features(self) -> list[str]:
+        return [c.name for c in self.model.contract.features]
+
+    def raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Probabilities (classification) or values (regression), batched with other requests."""
+        return self.batcher(X)
+
+    def answers(self, out: np.ndarray) -> list[Any]:
+        """The label or value of each row, for logs and comparisons."""
+        if self.model.task == "regression":
+            return [float(v) for v in out]
+        classes = self.classes or []
+        return [_plain(classes[int(k)]) for k in out.argmax(axis=1)]
+
+
+@dataclass(frozen=True)
+class State:
+    """What serves now; replaced whole, never changed in place."""
+
+    champion: Slot | None = None
+    challenger: Slot | None = None
+    mode: str | None = None
+    share: float = 0.0
+    guard: TrialGuard | None = None
+
+
+@dataclass
+class Answer:
+    """A prediction for the caller."""
+
+    request_id: str
+    role: str
+    slot: Slot
+    output: np.ndarray
+    warnings: list[str]
+
+
+class NotReady(MlreError):
+    """No model version can answer yet."""
+
+
+class Service:
+    """One registered model served with its champion and, on trial, its challenger."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.name = config.model
+        self.metrics = ServiceMetrics()
+        self.predictions = PredictionLog(
+            config.prediction_log, sample=config.log_sample, retention_days=config.retention_days
+        )
+        self.audit = AuditLog(config.audit_log)
+        self.state = State()
+        self.problems: dict[str, str] = {}  # version -> why it is not served
+        self._refresh_lock = threading.Lock()
+        self._rollback_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._shadow_pending = 0
+        self._shadow_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> Service:
+        """Load what the registry says, then follow it."""
+        self.predictions.start()
+        self.refresh()
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="mlre-registry", daemon=True)
+        self._poller.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop following the registry, finish shadow work and write the log."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        end = time.monotonic() + 10
+        while self._shadow_pending and time.monotonic() < end:
+            time.sleep(0.01)
+        state = self.state
+        for slot in (state.champion, state.challenger):
+            if slot is not None:
+                slot.batcher.close()
+        self.predictions.close()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.config.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # a registry hiccup must not stop the poller
+                log.exception("could not read the registry for %s", self.name)
+
+    @property
+    def ready(self) -> bool:
+        return self.state.champion is not None
+
+    def refresh(self) -> bool:
+        """Match the served versions to the registry; whether anything changed."""
+        from mlre.track.releases import read_release
+
+        with self._refresh_lock:
+            release = read_release(self.name)
+            old = self.state
+            champion = self._slot(release.serving, old)
+            challenger = None
+            if release.challenger and release.challenger != release.serving:
+                challenger = self._slot(release.challenger, old)
+            if (
+                challenger is not None
+                and old.challenger is not None
+                and (old.challenger.version == challenger.version and old.guard is not None)
+            ):
+                guard = old.guard
+            elif challenger is not None:
+                guard = TrialGuard(self.config.deploy.rollback, challenger.task, challenger.version)
+            else:
+                guard = None
+            new = State(
+                champion,
+                challenger,
+                release.mode if challenger else None,
+                release.share if challenger else 0.0,
+                guard,
+            )
+            changed = (_version(new.champion), _version(new.challenger), new.mode, new.share) != (
+                _version(old.champion),
+                _version(old.challenger),
+                old.mode,
+                old.share,
+            )
+            if changed:
+                self.state = new
+                self._gauges(old, new)
+                self._retire(old, new)
+                log.info(
+                    "%s: champion %s, challenger %s (%s)",
+                    self.name,
+                    _version(champion),
+                    _version(challenger),
+                    new.mode,
+                )
+            return changed
+
+    def _slot(self, version: str | None, old: State) -> Slot | None:
+        if version is None:
+            return None
+        for slot in (old.champion, old.challenger):
+            if slot is not None and slot.version == version:
+                return slot
+        if version in self.problems:
+            return None
+        from mlre.track.registry import load_model
+
+        try:
+            loaded = load_model(f"models:/{self.name}/{version}")
+        except MlreError as err:
+            self.problems[version] = str(err)
+            log.error("%s version %s is not served: %s", self.name, version, err)
+            return None
+        return Slot.load(version, loaded.model, loaded.sha256)
+
+    @staticmethod
+    def _retire(old: State, new: State) -> None:
+        kept = {id(s) for s in (new.champion, new.challenger) if s is not None}
+        for slot in (old.champion, old.challenger):
+            if slot is not None and id(slot) not in kept:
+                slot.batcher.close()
+
+    def _gauges(self, old: State, new: State) -> None:
+        for role, slot in ((CHAMPION, old.champion), (CHALLENGER, old.challenger)):
+            if slot is not None:
+                self.metrics.serving.labels(self.name, slot.version, role).set(0)
+        for role, slot in ((CHAMPION, new.champion), (CHALLENGER, new.challenger)):
+            if slot is not None:
+                self.metrics.serving.labels(self.name, slot.version, role).set(1)
+
+    # ----------------------------------------------------------------- predicting
+
+    def validated(self, slot: Slot, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """The model's columns of ``frame``, or BadRequest (422) naming the column and reason."""
+        if len(frame) > self.config.max_rows:
+            raise BadRequest(
+                f"{len(frame):,} rows in one request; the limit is {self.config.max_rows:,}",
+                status=413,
+            )
+        for col in frame.columns:
+            if (
+                frame[col].dtype == object
+                and frame[col].map(lambda v: isinstance(v, (dict, list))).any()
+            ):
+                raise BadRequest(
+                    f"column {col!r} holds a nested value (an object or a list), not a cell value",
+                    status=422,
+                    column=str(col),
+                )
+        violations = slot.model.contract.validate_frame(frame)
+        blocking = [v for v in violations if v.blocking]
+        if blocking:
+            first = blocking[0]
+            more = f" (and {len(blocking) - 1} more problem(s))" if len(blocking) > 1 else ""
+            raise BadRequest(f"{first.message}{more}", status=422, column=first.column)
+        X = frame[slot.features]
+        numeric = [
+            c.name
+            for c in slot.model.contract.features
+            if c.dtype in ("integer", "float")
+            and not pd.api.types.is_numeric_dtype(X[c.name].dtype)
+        ]
+        if numeric:  # numbers sent as text, or all missing: as numbers, like the training data
+            X = X.assign(**{c: pd.to_numeric(X[c], errors="coerce") for c in numeric})
+        return X, [v.message for v in violations]
+
+    def predict(
+        self, frame: pd.DataFrame, *, key: str | None = None, request_id: str | None = None
+    ) -> Answer:
+        """Answer one request with the champion, or the challenger for a canary's share; mirror
+        it to a challenger in shadow."""
+        state = self.state
+        if state.champion is None:
+            raise NotReady(
+                f"no version of {self.name!r} can be served"
+                + (f": {'; '.join(self.problems.values())}" if self.problems else ""),
+                hint=f"register one with `mlre run`, then `mlre promote {self.name} --version N --full`",
+            )
+        request_id = request_id or uuid.uuid4().hex
+        X, warnings = self.validated(state.champion, frame)
+        if state.challenger is not None:  # it may read columns the champion does not
+            extra = [c for c in frame.columns if c not in X.columns]
+            frame = pd.concat([X, frame[extra]], axis=1) if extra else X
+        canary = (
+            state.challenger is not None
+            and state.mode == "canary"
+            and in_share(f"{self.name}:{key or request_id}", state.share)
+        )
+        if canary:
+            assert state.challenger is not None
+            answer = self._try_challenger(state, frame, request_id, warnings)
+            if answer is not None:
+                return answer
+        t0 = time.perf_counter()
+        try:
+            out = state.champion.raw(X)
+        except Exception as err:
+            self._observe(
+                state.champion, CHAMPION, request_id, X, None, time.perf_counter() - t0, err
+            )
+            raise
+        seconds = time.perf_counter() - t0
+        self._observe(state.champion, CHAMPION, request_id, X, out, seconds, None)
+        if state.guard is not None:
+            state.guard.champion(seconds * 1000)
+        if state.challenger is not None and state.mode == "shadow":
+            self._mirror(state, frame, request_id, state.champion.answers(out))
+        return Answer(request_id, CHAMPION, state.champion, out, warnings)
+
+    def _try_challenger(
+        self, state: State, frame: pd.DataFrame, request_id: str, warnings: list[str]
+    ) -> Answer | None:
+        slot, guard = state.challenger, state.guard
+        assert slot is not None and guard is not None
+        t0 = time.perf_counter()
+        try:
+            X = frame[slot.features]
+            out = slot.raw(X)
+        except Exception as err:  # the caller gets the champion's answer instead
+            seconds = time.perf_counter() - t0
+            self._observe(slot, CHALLENGER, request_id, frame, None, seconds, err)
+            guard.challenger(False, seconds * 1000)
+            self._judge(state)
+            return None
+        seconds = time.perf_counter() - t0
+        self._observe(slot, CHALLENGER, request_id, X, out, seconds, None)
+        guard.challenger(True, seconds * 1000)
+        self._judge(state)
+        return Answer(request_id, CHALLENGER, slot, out, warnings)
+
+    def _mirror(
+        self, state: State, frame: pd.DataFrame, request_id: str, champion: list[Any]
+    ) -> None:
+        """Queue a copy of the request for the challenger; its outcome is handled when it is
+        done, on the challenger's batch thread, never on the caller's path."""
+        slot, guard = state.challenger, state.guard
+        assert slot is not None and guard is not None
+        with self._shadow_lock:
+            if self._shadow_pending >= self.config.shadow_queue:
+                self.metrics.shadow_dropped.labels(self.name).inc()
+                return
+            self._shadow_pending += 1
+        t0 = time.perf_counter()
+        try:
+            X = frame[slot.features]
+        except KeyError as err:
+            self._shadow_done(state, request_id, frame, t0, None, err, champion)
+            return
+        future = slot.batcher.submit(X)
+        future.add_done_callback(
+            lambda f: self._shadow_done(
+                state,
+                request_id,
+                X,
+                t0,
+                None if f.exception() else f.result(),
+                f.exception(),
+                champion,
+            )
+        )
+
+    def _shadow_done(
+        self,
+        state: State,
+        request_id: str,
+        X: pd.DataFrame,
+        t0: float,
+        out: np.ndarray | None,
+        error: BaseException | None,
+        champion: list[Any],
+    ) -> None:
+        slot, guard = state.challenger, state.guard
+        assert slot is not None and guard is not None
+        try:
+            seconds = time.perf_counter() - t0
+            self._observe(slot, SHADOW, request_id, X, out, seconds, error)
+            guard.challenger(error is None, seconds * 1000)
+            if out is not None:
+                differs = False
+                for a, b in zip(champion, slot.answers(out), strict=True):
+                    differs |= guard.compare(a, b)
+                self.metrics.shadow_compared.labels(self.name, slot.version).inc()
+                if differs:
+                    self.metrics.shadow_disagreed.labels(self.name, slot.version).inc()
+            self._judge(state)
+        except Exception:
+            log.exception("the shadow prediction of %s could not be recorded", request_id)
+        finally:
+            with self._shadow_lock:
+                self._shadow_pending -= 1
+
+    def _observe(
+        self,
+        slot: Slot,
+        role: str,
+        request_id: str,
+        X: pd.DataFrame,
+        out: np.ndarray | None,
+        seconds: float,
+        error: BaseException | None,
+    ) -> None:
+        outcome = "error" if error is not None else "ok"
+        self.metrics.requests.labels(self.name, slot.version, role, outcome).inc()
+        if error is None:
+            self.metrics.latency.labels(self.name, slot.version, role).observe(seconds)
+        if not self.predictions.wants(request_id):
+            return
+        inputs = _records(X) if self.config.log_inputs else None
+        outputs = None if out is None else _outputs(slot, out)
+        message = None if error is None else f"{type(error).__name__}: {error}"[:500]
+        self.predictions.add(
+            LoggedPrediction(
+                request_id, self.name, slot.version, role, inputs, outputs, seconds * 1000, message
+            )
+        )
+
+    # ----------------------------------------------------------------- rollback
+
+    def _judge(self, state: State) -> None:
+        """Roll the challenger back if the policy says so (once, whichever thread sees it)."""
+        guard, slot = state.guard, state.challenger
+        if guard is None or slot is None or self.state.challenger is not slot:
+            return
+        verdict = guard.verdict()
+        if verdict is None:
+            return
+        with self._rollback_lock:
+            if self.state.challenger is not slot:
+                return
+            current = self.state
+            self.state = State(current.champion, None, None, 0.0, None)
+            self._gauges(current, self.state)
+        threading.Thread(
+            target=self._record_rollback, args=(slot.version, verdict), daemon=True
+        ).start()
+
+    def _record_rollback(self, version: str, verdict: Any) -> None:
+        from mlre.track.releases import rollback
+
+        self.metrics.rollbacks.labels(self.name, version).inc()
+        try:
+            record = rollback(
+                self.name,
+                actor="mlre-serve",
+                reason=f"automatic: {verdict.reason}",
+                evidence=verdict.evidence,
+                audit=self.audit,
+                expected=version,
+            )
+            log.warning("%s version %s rolled back: %s", self.name, version, verdict.reason)
+            if record is None:
+                log.info("%s version %s was no longer the challenger", self.name, version)
+        except Exception:
+            log.exception("could not record the rollback of %s version %s", self.name, version)
+
+    def rollback_now(self, actor: str, reason: str) -> Any:
+        """A rollback asked for through the service (``POST /admin/rollback``)."""
+        from mlre.track.releases import rollback
+
+        record = rollback(self.name, actor=actor, reason=reason, audit=self.audit)
+        self.refresh()
+        return record
+
+
+def _raw(model: Any, X: pd.DataFrame) -> np.ndarray:
+    if model.task == "regression":
+        return np.asarray(model.predict(X), dtype=float)
+    return np.asarray(model.predict_proba(X), dtype=float)
+
+
+def in_share(key: str, share: float) -> bool:
+    """Whether ``key`` falls in a ``share`` of traffic; the same key always falls the same way."""
+    if share <= 0:
+        return False
+    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
+    return bucket < share
+
+
+def _version(slot: Slot | None) -> str | None:
+    return None if slot is None else slot.version
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _records(X: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if _missing(v) else _plain(v)) for k, v in row.items()}
+        for row in X.to_dict(orient="records")
+    ]
+
+
+def _missing(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _outputs(slot: Slot, out: np.ndarray) -> list[Any]:
+    if slot.task == "regression":
+        return [float(v) for v in out]
+    classes = [str(c) for c in slot.classes or []]
+    return [
+        {
+            "prediction": _plain((slot.classes or [])[int(row.argmax())]),
+            "probabilities": dict(zip(classes, map(float, row), strict=True)),
+        }
+        for row in out
+    ]
