@@ -128,7 +128,12 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    env = os.environ | {"PYTHONPATH": str(REPO_DIR / "src"), "MLRE_API_KEY": "bench-key-0123456789abcdef"}
+    env = os.environ | {
+        "PYTHONPATH": str(REPO_DIR / "src"),
+        "MLRE_API_KEY": "bench-key-0123456789abcdef",
+        # `mlflow models serve` starts the `uvicorn` script of the environment it runs in
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
@@ -313,6 +318,7 @@ def main() -> int:
     for system in args.systems.split(","):
         rows += measure(system, concurrencies, args.requests, args.warmup)
         print(table([r for r in rows if r["system"] == system]).split("\n", 2)[-1], flush=True)
+        (WORK / "results.json").write_text(json.dumps(rows, indent=2))
     print()
     print(table(rows))
     print()

@@ -63,7 +63,7 @@ class LoggedPrediction:
     model: str
     version: str
     role: str  # champion | challenger | shadow
-    inputs: Any
+    inputs: Any  # JSON-ready, or a table (written as one object per row)
     outputs: Any
     latency_ms: float | None
     error: str | None = None
@@ -302,7 +302,26 @@ def _where(
 def _json(value: Any) -> str | None:
     if value is None:
         return None
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a table: one object per row
+        value = _records(value)
     return json.dumps(value, default=_plain, separators=(",", ":"))
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    columns = {str(c): frame[c].tolist() for c in frame.columns}
+    return [
+        {c: (None if _missing(v, pd) else v) for c, v in zip(columns, row, strict=True)}
+        for row in zip(*columns.values(), strict=True)
+    ]
+
+
+def _missing(v: Any, pd: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def _plain(value: Any) -> Any:

@@ -27,6 +27,7 @@ from mlre.serve.guard import TrialGuard
 from mlre.serve.metrics import ServiceMetrics
 from mlre.serve.predlog import LoggedPrediction, PredictionLog
 from mlre.serve.protocol import BadRequest
+from mlre.serve.shadow import ShadowWorker
 from mlre.spec import DeployPolicy
 from mlre.track.audit_log import AuditLog
 
@@ -86,6 +87,10 @@ class Slot:
         """Probabilities (classification) or values (regression), batched with other requests."""
         return self.batcher(X)
 
+    def close(self) -> None:
+        """Stop batching (a request still holding the slot is answered directly)."""
+        self.batcher.close()
+
     def answers(self, out: np.ndarray) -> list[Any]:
         """The label or value of each row, for logs and comparisons."""
         if self.model.task == "regression":
@@ -137,7 +142,7 @@ class Service:
         self._rollback_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._shadow_pending = 0
+        self._shadow_pending: dict[str, tuple[State, pd.DataFrame, list[Any], float]] = {}
         self._shadow_lock = threading.Lock()
 
     # ----------------------------------------------------------------- lifecycle
@@ -162,7 +167,7 @@ class Service:
         state = self.state
         for slot in (state.champion, state.challenger):
             if slot is not None:
-                slot.batcher.close()
+                slot.close()
         self.predictions.close()
 
     def _poll(self) -> None:
@@ -184,31 +189,33 @@ class Service:
             release = read_release(self.name)
             old = self.state
             champion = self._slot(release.serving, old)
-            challenger = None
-            if release.challenger and release.challenger != release.serving:
-                challenger = self._slot(release.challenger, old)
-            if (
-                challenger is not None
-                and old.challenger is not None
-                and (old.challenger.version == challenger.version and old.guard is not None)
-            ):
+            challenger: Any = None
+            mode = release.mode
+            version = release.challenger
+            if version and version != release.serving and version not in self.problems:
+                # a canary answers callers, in this process; a shadow runs in its own
+                load = self._slot if mode == "canary" else self._worker
+                challenger = load(version, old)
+            same_trial = (
+                challenger is not None and old.challenger is challenger and old.guard is not None
+            )
+            if same_trial:
                 guard = old.guard
             elif challenger is not None:
-                guard = TrialGuard(self.config.deploy.rollback, challenger.task, challenger.version)
+                guard = TrialGuard(self.config.deploy.rollback, _task(challenger), version or "")
             else:
                 guard = None
             new = State(
                 champion,
                 challenger,
-                release.mode if challenger else None,
+                mode if challenger else None,
                 release.share if challenger else 0.0,
                 guard,
             )
-            changed = (_version(new.champion), _version(new.challenger), new.mode, new.share) != (
-                _version(old.champion),
-                _version(old.challenger),
-                old.mode,
-                old.share,
+            changed = (
+                new.champion is not old.champion
+                or new.challenger is not old.challenger
+                or (new.mode, new.share) != (old.mode, old.share)
             )
             if changed:
                 self.state = new
@@ -223,11 +230,24 @@ class Service:
                 )
             return changed
 
+    def _worker(self, version: str, old: State) -> ShadowWorker:
+        current = old.challenger
+        if isinstance(current, ShadowWorker) and current.version == version and current.alive:
+            return current
+        return ShadowWorker(
+            self.name,
+            version,
+            on_result=lambda rid, out, error, seconds: self._shadow_result(
+                version, rid, out, error, seconds
+            ),
+            on_failure=lambda reason: self._shadow_failed(version, reason),
+        )
+
     def _slot(self, version: str | None, old: State) -> Slot | None:
         if version is None:
             return None
         for slot in (old.champion, old.challenger):
-            if slot is not None and slot.version == version:
+            if isinstance(slot, Slot) and slot.version == version:
                 return slot
         if version in self.problems:
             return None
@@ -246,7 +266,7 @@ class Service:
         kept = {id(s) for s in (new.champion, new.challenger) if s is not None}
         for slot in (old.champion, old.challenger):
             if slot is not None and id(slot) not in kept:
-                slot.batcher.close()
+                slot.close()
 
     def _gauges(self, old: State, new: State) -> None:
         for role, slot in ((CHAMPION, old.champion), (CHALLENGER, old.challenger)):
@@ -359,63 +379,52 @@ class Service:
     def _mirror(
         self, state: State, frame: pd.DataFrame, request_id: str, champion: list[Any]
     ) -> None:
-        """Queue a copy of the request for the challenger; its outcome is handled when it is
-        done, on the challenger's batch thread, never on the caller's path."""
-        slot, guard = state.challenger, state.guard
-        assert slot is not None and guard is not None
+        """Send a copy of the request to the shadow worker; its answer is handled when it comes
+        back, on the worker's reader thread, never on the caller's path."""
+        worker = state.challenger
+        if not isinstance(worker, ShadowWorker) or not worker.alive:
+            return
         with self._shadow_lock:
-            if self._shadow_pending >= self.config.shadow_queue:
+            if len(self._shadow_pending) >= self.config.shadow_queue:
                 self.metrics.shadow_dropped.labels(self.name).inc()
                 return
-            self._shadow_pending += 1
-        t0 = time.perf_counter()
-        try:
-            X = frame[slot.features]
-        except KeyError as err:
-            self._shadow_done(state, request_id, frame, t0, None, err, champion)
-            return
-        future = slot.batcher.submit(X)
-        future.add_done_callback(
-            lambda f: self._shadow_done(
-                state,
-                request_id,
-                X,
-                t0,
-                None if f.exception() else f.result(),
-                f.exception(),
-                champion,
-            )
-        )
-
-    def _shadow_done(
-        self,
-        state: State,
-        request_id: str,
-        X: pd.DataFrame,
-        t0: float,
-        out: np.ndarray | None,
-        error: BaseException | None,
-        champion: list[Any],
-    ) -> None:
-        slot, guard = state.challenger, state.guard
-        assert slot is not None and guard is not None
-        try:
-            seconds = time.perf_counter() - t0
-            self._observe(slot, SHADOW, request_id, X, out, seconds, error)
-            guard.challenger(error is None, seconds * 1000)
-            if out is not None:
-                differs = False
-                for a, b in zip(champion, slot.answers(out), strict=True):
-                    differs |= guard.compare(a, b)
-                self.metrics.shadow_compared.labels(self.name, slot.version).inc()
-                if differs:
-                    self.metrics.shadow_disagreed.labels(self.name, slot.version).inc()
-            self._judge(state)
-        except Exception:
-            log.exception("the shadow prediction of %s could not be recorded", request_id)
-        finally:
+            self._shadow_pending[request_id] = (state, frame, champion, time.perf_counter())
+        if not worker.submit(request_id, frame):
             with self._shadow_lock:
-                self._shadow_pending -= 1
+                self._shadow_pending.pop(request_id, None)
+
+    def _shadow_result(
+        self,
+        version: str,
+        request_id: str,
+        out: np.ndarray | None,
+        error: str | None,
+        seconds: float,
+    ) -> None:
+        with self._shadow_lock:
+            pending = self._shadow_pending.pop(request_id, None)
+        if pending is None:
+            return
+        state, frame, champion, _ = pending
+        worker, guard = state.challenger, state.guard
+        if worker is None or guard is None or worker.version != version:
+            return
+        failure = None if error is None else RuntimeError(error)
+        X = frame[[c for c in worker.features if c in frame.columns]] if worker.features else frame
+        self._observe(worker, SHADOW, request_id, X, out, seconds, failure)
+        guard.challenger(error is None, seconds * 1000)
+        if out is not None:
+            differs = False
+            for a, b in zip(champion, worker.answers(out), strict=True):
+                differs |= guard.compare(a, b)
+            self.metrics.shadow_compared.labels(self.name, version).inc()
+            if differs:
+                self.metrics.shadow_disagreed.labels(self.name, version).inc()
+        self._judge(state)
+
+    def _shadow_failed(self, version: str, reason: str) -> None:
+        self.problems[version] = reason
+        log.error("%s version %s cannot run in shadow: %s", self.name, version, reason)
 
     def _observe(
         self,
@@ -433,7 +442,7 @@ class Service:
             self.metrics.latency.labels(self.name, slot.version, role).observe(seconds)
         if not self.predictions.wants(request_id):
             return
-        inputs = _records(X) if self.config.log_inputs else None
+        inputs = X if self.config.log_inputs else None  # made JSON by the log's writer thread
         outputs = None if out is None else _outputs(slot, out)
         message = None if error is None else f"{type(error).__name__}: {error}"[:500]
         self.predictions.add(
@@ -504,26 +513,18 @@ def in_share(key: str, share: float) -> bool:
     return bucket < share
 
 
-def _version(slot: Slot | None) -> str | None:
+def _version(slot: Any) -> str | None:
     return None if slot is None else slot.version
+
+
+def _task(challenger: Any) -> str:
+    if isinstance(challenger, ShadowWorker):
+        challenger.ready.wait(timeout=120)  # its task is known once its model is loaded
+    return challenger.task
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _records(X: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (None if _missing(v) else _plain(v)) for k, v in row.items()}
-        for row in X.to_dict(orient="records")
-    ]
-
-
-def _missing(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _outputs(slot: Slot, out: np.ndarray) -> list[Any]:

@@ -1,0 +1,195 @@
+"""A challenger in shadow runs in a process of its own.
+
+Mirrored requests must not slow the answers callers wait for. In the serving process a shadow
+prediction competes with the champion's for the interpreter lock (pandas work in every pipeline
+holds it), which on a small machine doubled the champion's latency; in its own process it runs on
+another core. The worker loads the version hash-checked from the registry, predicts what has
+queued up in one call, and sends each request's output (or error) back; a reader thread in the
+serving process hands them to ``on_result``. A worker that dies takes its pending requests with
+it as errors, so the rollback rule sees them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Most rows predicted in one call by the worker.
+MAX_BATCH_ROWS = 512
+
+
+class ShadowWorker:
+    """The challenger ``version`` of model ``name`` in a child process."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        on_result: Callable[[str, np.ndarray | None, str | None, float], None],
+        on_failure: Callable[[str], None],
+    ) -> None:
+        self.name, self.version = name, version
+        self.task: str = "binary"
+        self.classes: list[Any] | None = None
+        self.features: list[str] = []
+        self.failed: str | None = None
+        self.ready = threading.Event()
+        self._on_result, self._on_failure = on_result, on_failure
+        ctx = mp.get_context("spawn")  # a fork of a threaded server is not safe
+        self._in: Any = ctx.Queue()
+        self._out: Any = ctx.Queue()
+        self._process = ctx.Process(
+            target=_work, args=(name, version, self._in, self._out), daemon=True,
+            name=f"mlre-shadow-{name}-{version}",
+        )  # fmt: skip
+        self._process.start()
+        self._sent: set[str] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="mlre-shadow-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.failed is None and not self._closed
+
+    def submit(self, request_id: str, frame: Any) -> bool:
+        """Send a copy of a request; ``False`` if the worker cannot take it."""
+        if not self.alive:
+            return False
+        with self._lock:
+            self._sent.add(request_id)
+        self._in.put((request_id, frame))  # pickled by the queue's feeder thread
+        return True
+
+    def answers(self, out: np.ndarray) -> list[Any]:
+        """The label or value of each row."""
+        if self.task == "regression":
+            return [float(v) for v in out]
+        classes = self.classes or []
+        return [_plain(classes[int(k)]) for k in out.argmax(axis=1)]
+
+    def close(self) -> None:
+        """Stop the worker (what it has not answered is dropped)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError, ValueError):
+            self._in.put(None)
+        threading.Thread(target=self._reap, daemon=True).start()
+
+    def _reap(self) -> None:
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.terminate()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._out.get(timeout=0.5)
+            except queue.Empty:
+                if self._closed:
+                    return
+                if not self._process.is_alive():
+                    self._fail(f"the shadow worker of version {self.version} exited "
+                               f"(code {self._process.exitcode})")  # fmt: skip
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            kind = message[0]
+            if kind == "ready":
+                _, self.task, self.classes, self.features = message
+                self.ready.set()
+            elif kind == "failed":
+                self._fail(message[1])
+                return
+            elif kind == "result":
+                _, request_id, out, error, seconds = message
+                with self._lock:
+                    self._sent.discard(request_id)
+                try:
+                    self._on_result(request_id, out, error, seconds)
+                except Exception:
+                    log.exception("the shadow result of %s could not be recorded", request_id)
+
+    def _fail(self, reason: str) -> None:
+        self.failed = reason
+        self.ready.set()
+        with self._lock:
+            lost, self._sent = list(self._sent), set()
+        for request_id in lost:
+            self._on_result(request_id, None, reason, 0.0)
+        self._on_failure(reason)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
+    """The worker process: load, then predict batches until told to stop."""
+    import pandas as pd
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        from mlre.track.registry import load_model
+
+        model = load_model(f"models:/{name}/{version}").model
+    except Exception as err:
+        outbox.put(("failed", f"version {version} cannot be loaded: {err}"))
+        return
+    task = model.task
+    classes = None if task == "regression" else [_plain(c) for c in model.classes_]
+    features = [c.name for c in model.contract.features]
+    outbox.put(("ready", task, classes, features))
+
+    def predict(frame: Any) -> np.ndarray:
+        X = frame[features]
+        if task == "regression":
+            return np.asarray(model.predict(X), dtype=float)
+        return np.asarray(model.predict_proba(X), dtype=float)
+
+    while True:
+        item = inbox.get()
+        if item is None:
+            return
+        batch, rows, stop = [item], len(item[1]), False
+        while rows < MAX_BATCH_ROWS:
+            try:
+                extra = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if extra is None:
+                stop = True
+                break
+            batch.append(extra)
+            rows += len(extra[1])
+        t0 = time.perf_counter()
+        try:
+            out = predict(pd.concat([f for _, f in batch], ignore_index=True))
+            seconds = time.perf_counter() - t0
+            start = 0
+            for request_id, frame in batch:
+                outbox.put(("result", request_id, out[start : start + len(frame)], None, seconds))
+                start += len(frame)
+        except Exception:
+            for request_id, frame in batch:  # alone, so one bad request fails alone
+                t1 = time.perf_counter()
+                try:
+                    part, error = predict(frame), None
+                except Exception as err:
+                    part, error = None, f"{type(err).__name__}: {err}"[:500]
+                outbox.put(("result", request_id, part, error, time.perf_counter() - t1))
+        if stop:
+            return
