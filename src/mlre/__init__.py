@@ -12,12 +12,17 @@ from mlre.api import (
     RunResult,
     audit,
     build_report,
+    deployments,
     explain_predictions,
     init,
     leaderboard,
     predict,
+    promote,
+    rollback,
     run,
     runs,
+    serve_model,
+    verify_audit_log,
 )
 from mlre.data.contract import DataContract
 from mlre.data.load import load_table
@@ -41,14 +46,19 @@ __all__ = [
     "__version__",
     "audit",
     "build_report",
+    "deployments",
     "explain_predictions",
     "init",
     "leaderboard",
     "load_spec",
     "load_table",
     "predict",
+    "promote",
+    "rollback",
     "run",
     "runs",
+    "serve_model",
+    "verify_audit_log",
 ]
 
 

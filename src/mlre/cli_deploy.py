@@ -45,8 +45,7 @@ def serve(
     poll: Annotated[float, typer.Option(help="Seconds between registry checks.")] = 2.0,
 ) -> None:
     """Serve the registry's champion (or candidate) over HTTP, with its challenger on trial."""
-    from mlre.api.deploy import serve as run_server
-    from mlre.api.deploy import service_config
+    from mlre.api.deploy import serve_model, service_config
 
     config = service_config(
         model,
@@ -65,7 +64,7 @@ def serve(
         f"serving [bold]{escape(model)}[/] on http://{host}:{port} (docs at /docs; state changes "
         f"{keyed})"
     )
-    run_server(config, host=host, port=port)
+    serve_model(config, host=host, port=port)
 
 
 @app.command()

@@ -132,3 +132,13 @@ def test_interpretable_with_only_black_box_families_is_a_clear_error():
             interpretable=True,
             families=["lightgbm"],
         )
+
+
+def test_an_ordinary_search_leaves_the_glass_box_families_out_unless_named(credit):
+    from mlre.search.engine import Search
+
+    later = time.monotonic() + 60
+    assert not {f.name for f in Search(credit, later).families} & GLASS
+    assert {f.name for f in Search(credit, later, interpretable=True).families} == GLASS
+    named = Search(credit, later, families=["lightgbm", "ebm"]).families
+    assert [f.name for f in named] == ["lightgbm", "ebm"]

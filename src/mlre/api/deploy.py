@@ -75,7 +75,7 @@ def service_config(
     )
 
 
-def serve(config: Any, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve_model(config: Any, *, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve ``config.model`` over HTTP until interrupted."""
     import uvicorn
 

@@ -124,6 +124,9 @@ GLASS_BOX: list[Family] = [
         max_rows=300_000,
         cost=4.0,
         interpretable=True,
+        # interpret runs its bags through joblib worker processes: one fit at a time, never
+        # from several of the search's threads at once
+        fold_parallel=False,
     ),
 ]
 FITTERS = {"ebm": _ebm_fit}

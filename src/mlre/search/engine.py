@@ -76,10 +76,13 @@ class Search:
                     hint="glass-box families: sparse_linear, shallow_tree, ebm",
                 )
             families = glass
+        # an ordinary search tries the glass-box families only when they are named: they are
+        # weaker, and the explainable boosting machine forks worker processes
         self.families = [
             f
             for f in available_families(families)
-            if f.max_rows is None or len(data.y) <= f.max_rows
+            if (f.max_rows is None or len(data.y) <= f.max_rows)
+            and (families is not None or interpretable or not f.interpretable)
         ]
         self.on_trial = on_trial or (lambda _: None)
         self.trials: list[TrialResult] = []
