@@ -46,6 +46,13 @@ class SlowModel(MlreModel):
         return super()._raw(X)
 
 
+class FlippedModel(MlreModel):
+    """A version whose class probabilities come out in reverse order."""
+
+    def _raw(self, X: pd.DataFrame) -> Any:
+        return super()._raw(X)[:, ::-1]
+
+
 def variant(model: MlreModel, cls: type) -> MlreModel:
     """``model``'s ensemble in a misbehaving class."""
     out = cls(model.task, model.members, model.classes, model.contract, model.metric)
@@ -55,7 +62,8 @@ def variant(model: MlreModel, cls: type) -> MlreModel:
 
 @dataclass
 class Registry:
-    """A store folder with model ``credit``: v1 trained, v2 broken, v3 slow, v4 retrained."""
+    """A store folder with model ``credit``: v1 trained, v2 broken, v3 slow, v4 the same as v1,
+    v5 flipped."""
 
     folder: Path
     rows: pd.DataFrame
@@ -73,6 +81,7 @@ def build_registry(folder: Path) -> Registry:
     for cls in (BrokenModel, SlowModel):
         log_and_register(result.run_id, variant(result.model, cls), X, name=NAME, tags=tags)
     log_and_register(result.run_id, result.model, X, name=NAME, tags=tags)
+    log_and_register(result.run_id, variant(result.model, FlippedModel), X, name=NAME, tags=tags)
     return Registry(folder, X, result)
 
 

@@ -17,6 +17,8 @@ from mlre.cli import JsonOpt, SpecOpt, app, err, guarded, out
 NameArg = Annotated[str, typer.Argument(help="The registered model's name (the project).")]
 audit_log_app = typer.Typer(help="The deployment audit log.", no_args_is_help=True)
 app.add_typer(audit_log_app, name="audit-log")
+prediction_log_app = typer.Typer(help="The service's prediction log.", no_args_is_help=True)
+app.add_typer(prediction_log_app, name="prediction-log")
 
 
 @app.command()
@@ -203,3 +205,21 @@ def verify(
         return
     err.print(f"[bold red]✖ the audit log was altered:[/] {escape(result.problem or '')}")
     raise typer.Exit(1)
+
+
+@prediction_log_app.command("export")
+@guarded
+def export(
+    output: Annotated[Path, typer.Argument(help="The Parquet file to write.")],
+    model: Annotated[str | None, typer.Option(help="Only this model's predictions.")] = None,
+    version: Annotated[str | None, typer.Option(help="Only this version's.")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Option(help="The log (default: $MLRE_PREDICTION_LOG or ./mlre-predictions.db)."),
+    ] = None,
+) -> None:
+    """Write logged predictions (with any true labels sent back) to a Parquet file."""
+    from mlre.api.deploy import export_predictions
+
+    rows = export_predictions(output, model=model, version=version, path=path)
+    out.print(f"wrote {rows:,} logged prediction(s) to {escape(str(output))}")

@@ -76,6 +76,13 @@ class RollbackPolicy(_Strict):
     regression_tolerance: float = Field(
         0.5, gt=0, description="regression answers differ beyond this many champion std devs"
     )
+    max_prediction_shift: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="a canary's answers against the champion's: label total variation distance "
+        "or Kolmogorov-Smirnov distance of values",
+    )
 
 
 class DeployPolicy(_Strict):
@@ -302,6 +309,7 @@ deploy:
     max_p99_ms: null          # an absolute bound, if you have one
     max_disagreement: 0.3     # share of shadowed requests answered differently
     regression_tolerance: 0.5 # regression answers differ beyond this many champion std devs
+    max_prediction_shift: 0.25 # canary vs champion answers: label TVD or KS distance of values
   gate_margin: 0.005
 """
 

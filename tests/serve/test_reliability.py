@@ -3,12 +3,14 @@ nothing it kept is damaged; the release commands and `mlre audit-log verify` fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import threading
 import time
 from contextlib import closing
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +34,20 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
         mp.delenv("MLRE_PREDICTION_LOG", raising=False)
         mp.chdir(folder)
         yield build_registry(folder)
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
 
 
 def _cli(*args: str):
@@ -68,6 +84,8 @@ def test_release_commands_and_a_kill_under_load_leave_everything_consistent(regi
         shadow = _cli("promote", NAME, "--version", "4", "--shadow", "--reason", "try it")
         assert shadow.exit_code == 0, shadow.output
         time.sleep(1.5)  # the service follows the alias and mirrors traffic
+        workers_of_server = _children(proc.pid)
+        assert workers_of_server, "the shadow runs in a worker process"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -75,6 +93,9 @@ def test_release_commands_and_a_kill_under_load_leave_everything_consistent(regi
         for w in workers:
             w.join(timeout=10)
     assert answered and not [f for f in failures if f != "connection"], failures
+    for pid in workers_of_server:  # the shadow worker can outlive a SIGKILLed server: clean up
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     # the files it was writing are intact and readable
     for db in ("mlre-predictions.db", "mlre-audit.db"):
         with sqlite3.connect(folder / db) as conn:
@@ -95,6 +116,12 @@ def test_release_commands_and_a_kill_under_load_leave_everything_consistent(regi
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    exported = _cli("prediction-log", "export", str(folder / "log.parquet"), "--model", NAME)
+    assert exported.exit_code == 0 and "logged prediction(s)" in exported.output
+    import pandas as pd
+
+    table = pd.read_parquet(folder / "log.parquet")
+    assert len(table) >= len(logged) and {"request_id", "version", "role", "inputs"} <= set(table)
     shown = _cli("deployments", NAME)
     assert shown.exit_code == 0 and "champion v1" in shown.output and "shadow" in shown.output
     back = _cli("rollback", NAME, "--reason", "enough")

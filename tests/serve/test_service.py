@@ -204,6 +204,22 @@ def test_a_slow_canary_is_rolled_back_on_latency_and_is_sticky_per_key(served):
     assert last.action == "rollback" and "latency" in last.reason
 
 
+def test_a_canary_whose_answers_shift_from_the_champions_is_rolled_back(served):
+    reg, service, url = served
+    promote(NAME, "5", "canary", share=0.5, reason="test: flipped")
+    assert _wait(lambda: service.state.mode == "canary")
+    for i in range(300):
+        r = httpx.post(
+            f"{url}/predict", json=records(reg.rows, i), headers={"x-request-key": f"k{i}"}
+        )
+        assert r.status_code == 200
+        if read_release(NAME).challenger is None:
+            break
+    assert _wait(lambda: read_release(NAME).challenger is None)
+    last = AuditLog().records(NAME)[-1]
+    assert last.action == "rollback" and "distributed unlike the champion" in last.reason
+
+
 def test_full_promotion_passes_the_gate_only_after_a_clean_trial(served):
     reg, service, url = served
     with pytest.raises(GateError, match="not on trial"):

@@ -172,3 +172,23 @@ def verify_audit_log(path: str | Path | None = None) -> Any:
             )
         return Verification(True, 0)
     return AuditLog(file).verify(pinned)
+
+
+def export_predictions(
+    output: str | Path,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    path: str | Path | None = None,
+) -> int:
+    """Write the prediction log (inputs, outputs, latency, labels) to Parquet; how many rows."""
+    from mlre.serve.predlog import PredictionLog, default_path
+
+    file = Path(path) if path is not None else default_path()
+    if not file.is_file():
+        raise InputError(f"no prediction log at {file}", hint="`mlre serve` writes one")
+    log_ = PredictionLog(file)
+    out = log_.export_parquet(output, model=model, version=version)
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(out).metadata.num_rows

@@ -146,6 +146,14 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(422, f"{where or 'the body'}: {first.get('msg', 'invalid')}")
 
+    @app.exception_handler(Exception)
+    async def _failed(_: Request, err: Exception) -> JSONResponse:
+        # the model failed on input that passed every check: a server error, said plainly
+        log.exception("prediction failed")
+        return _error(
+            500, f"the model failed on this request ({type(err).__name__}); see the server log"
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
         message = {404: "no such endpoint", 405: "method not allowed here"}.get(

@@ -351,6 +351,8 @@ class Service:
         self._observe(state.champion, CHAMPION, request_id, X, out, seconds, None)
         if state.guard is not None:
             state.guard.champion(seconds * 1000)
+            if state.mode == "canary":
+                state.guard.answers("champion", state.champion.answers(out))
         if state.challenger is not None and state.mode == "shadow":
             self._mirror(state, frame, request_id, state.champion.answers(out))
         return Answer(request_id, CHAMPION, state.champion, out, warnings)
@@ -373,6 +375,7 @@ class Service:
         seconds = time.perf_counter() - t0
         self._observe(slot, CHALLENGER, request_id, X, out, seconds, None)
         guard.challenger(True, seconds * 1000)
+        guard.answers("challenger", slot.answers(out))
         self._judge(state)
         return Answer(request_id, CHALLENGER, slot, out, warnings)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -142,6 +143,16 @@ def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
     import pandas as pd
 
     logging.basicConfig(level=logging.WARNING)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # the server died (even by SIGKILL): leave at once, without flushing answers nobody
+        # will read (a queue's feeder would wait for a reader forever)
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     try:
         from mlre.track.registry import load_model
 

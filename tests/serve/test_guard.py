@@ -1,0 +1,80 @@
+"""The automatic rollback rule on known observations: it fires on clear evidence only."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlre.serve.guard import TrialGuard, wilson_low
+from mlre.spec import RollbackPolicy
+
+POLICY = RollbackPolicy(min_requests=20, max_error_rate=0.05, latency_floor_ms=20)
+
+
+def test_the_wilson_lower_bound_is_a_cautious_rate():
+    assert wilson_low(0, 50) == 0.0
+    assert 0.0 < wilson_low(5, 50) < 0.1 < wilson_low(40, 50) < 0.8
+    assert wilson_low(10, 10) > 0.5 and wilson_low(0, 0) == 0.0
+
+
+def test_no_verdict_before_the_minimum_of_requests():
+    guard = TrialGuard(POLICY, "binary", "2")
+    for _ in range(19):
+        guard.challenger(False, 5.0)
+    assert guard.verdict() is None
+    guard.challenger(False, 5.0)
+    verdict = guard.verdict()
+    assert verdict is not None and "error rate 100.0%" in verdict.reason
+
+
+def test_a_few_errors_within_the_limit_are_not_a_rollback():
+    guard = TrialGuard(POLICY, "binary", "2")
+    for i in range(100):
+        guard.challenger(i % 40 != 0, 5.0)  # 3 errors in 100: 3%, under the 5% limit
+        guard.champion(5.0)
+    assert guard.verdict() is None
+
+
+def test_latency_is_judged_against_the_champion_above_the_floor():
+    slow = TrialGuard(POLICY, "binary", "2")
+    fast_but_relatively_slow = TrialGuard(POLICY, "binary", "2")
+    for _ in range(30):
+        slow.challenger(True, 200.0)
+        slow.champion(20.0)
+        fast_but_relatively_slow.challenger(True, 6.0)  # 3x the champion, but under 20 ms
+        fast_but_relatively_slow.champion(2.0)
+    verdict = slow.verdict()
+    assert verdict is not None and "p99 latency 200.0 ms" in verdict.reason
+    assert fast_but_relatively_slow.verdict() is None
+
+
+@pytest.mark.parametrize(("differing", "fires"), [(5, False), (35, True)])
+def test_shadow_disagreement(differing, fires):
+    guard = TrialGuard(POLICY, "binary", "2")
+    for i in range(50):
+        guard.challenger(True, 5.0)
+        guard.compare("yes", "no" if i < differing else "yes")
+    verdict = guard.verdict()
+    assert (verdict is not None and "differ" in verdict.reason) == fires
+
+
+def test_a_canary_whose_answers_shift_is_rolled_back_and_chance_is_not():
+    shifted, same = TrialGuard(POLICY, "binary", "2"), TrialGuard(POLICY, "binary", "2")
+    for i in range(60):
+        for guard in (shifted, same):
+            guard.challenger(True, 5.0)
+            guard.answers("champion", ["yes" if i % 10 < 3 else "no"])
+        shifted.answers("challenger", ["yes" if i % 10 < 8 else "no"])
+        same.answers("challenger", ["yes" if i % 10 < 4 else "no"])
+    verdict = shifted.verdict()
+    assert verdict is not None and "total variation distance" in verdict.reason
+    assert same.verdict() is None
+
+
+def test_a_regression_canary_shift_uses_the_distance_between_value_distributions():
+    guard = TrialGuard(POLICY, "regression", "2")
+    for i in range(60):
+        guard.challenger(True, 5.0)
+        guard.answers("champion", [float(i)])
+        guard.answers("challenger", [float(i) + 100.0])
+    verdict = guard.verdict()
+    assert verdict is not None and "Kolmogorov-Smirnov" in verdict.reason
