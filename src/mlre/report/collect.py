@@ -341,8 +341,8 @@ def shapley_importance(
 ) -> dict[str, Any] | None:
     """Global importance as the mean absolute Shapley value of each column over a sample of
     holdout rows (of the whole served model), and the values of the ``top`` columns row by row
-    for dependence plots. As many rows as fit before ``deadline`` (at most 500); ``None`` when
-    not even 20 fit: permutation importance then stands alone."""
+    for dependence plots. As many rows as fit before ``deadline`` (at most 500, at least 20);
+    ``None`` only for a model kept without background rows."""
     from mlre.explain.shapley import sampled_shapley
 
     background = getattr(model, "background", None)
@@ -353,6 +353,7 @@ def shapley_importance(
     m = X.shape[1]
     # fewer background rows and orders before fewer explained rows: the importance averages
     # over rows, and each single order already adds up exactly
+    n = 0
     for b, permutations in ((SHAPLEY_BACKGROUND, 2), (10, 2), (5, 2), (5, 1)):
         b = min(b, len(background))
         copies = permutations * (m + 1) * b
@@ -360,8 +361,9 @@ def shapley_importance(
         n = min(len(X), SHAPLEY_ROWS, fits, max(1, SHAPLEY_CELLS // ((m + 1) * b)))
         if n >= min(50, len(X)):
             break
-    if n < min(MIN_SHAPLEY_ROWS, len(X)):
-        return None
+    # never fewer than 20 rows (one call of about 2,000 rows with 5 background rows and one
+    # order): like permutation importance, a report must say what the model relies on
+    n = max(n, min(MIN_SHAPLEY_ROWS, len(X)))
     rng = np.random.default_rng(seed)
     sample = X.iloc[np.sort(rng.choice(len(X), n, replace=False))].reset_index(drop=True)
     bg = background.sample(n=b, random_state=seed) if len(background) > b else background
