@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -59,36 +60,60 @@ class Batcher:
             first = self._queue.get()
             if first is None:
                 return
-            batch, rows, stop = [first], len(first[0]), False
-            while rows < self.max_rows:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-                rows += len(item[0])
-            self._run(batch)
+            batch, stop = take_batch(self._queue.get_nowait, first, self.max_rows, 0)
+            results = predict_each(self.predict, [frame for frame, _ in batch])
+            for (_, future), (out, error, _) in zip(batch, results, strict=True):
+                if error is None:
+                    future.set_result(out)
+                else:
+                    future.set_exception(error)
             if stop:
                 return
 
-    def _run(self, batch: list[tuple[pd.DataFrame, Future]]) -> None:
-        if len(batch) == 1:
-            frame, future = batch[0]
-            _settle(future, self.predict, frame)
-            return
+
+def take_batch(
+    get_nowait: Callable[[], Any], first: Any, max_rows: int, frame_at: int
+) -> tuple[list[Any], bool]:
+    """``first`` and whatever else is queued now, up to ``max_rows`` rows (each item holds its
+    table at index ``frame_at``); and whether the stop mark (``None``) was met."""
+    batch, rows = [first], len(first[frame_at])
+    while rows < max_rows:
         try:
-            out = self.predict(pd.concat([f for f, _ in batch], ignore_index=True))
+            item = get_nowait()
+        except queue.Empty:
+            return batch, False
+        if item is None:
+            return batch, True
+        batch.append(item)
+        rows += len(item[frame_at])
+    return batch, False
+
+
+def predict_each(
+    predict: Callable[[pd.DataFrame], np.ndarray], frames: list[pd.DataFrame]
+) -> list[tuple[np.ndarray | None, Exception | None, float]]:
+    """Each table's output (or error) and the seconds it took: one call for them all, or, when
+    that fails, one call each, so one bad request fails alone."""
+    if len(frames) > 1:
+        t0 = time.perf_counter()
+        try:
+            out = predict(pd.concat(frames, ignore_index=True))
         except Exception:
-            for frame, future in batch:  # find the request that breaks it
-                _settle(future, self.predict, frame)
-            return
-        start = 0
-        for frame, future in batch:
-            future.set_result(out[start : start + len(frame)])
-            start += len(frame)
+            pass
+        else:
+            seconds, results, start = time.perf_counter() - t0, [], 0
+            for frame in frames:
+                results.append((out[start : start + len(frame)], None, seconds))
+                start += len(frame)
+            return results
+    results = []
+    for frame in frames:
+        t0 = time.perf_counter()
+        try:
+            results.append((predict(frame), None, time.perf_counter() - t0))
+        except Exception as err:
+            results.append((None, err, time.perf_counter() - t0))
+    return results
 
 
 def _settle(future: Future, predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> None:

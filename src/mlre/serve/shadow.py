@@ -140,7 +140,7 @@ def _plain(value: Any) -> Any:
 
 def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
     """The worker process: load, then predict batches until told to stop."""
-    import pandas as pd
+    from mlre.serve.batching import predict_each, take_batch
 
     logging.basicConfig(level=logging.WARNING)
     parent = os.getppid()
@@ -175,32 +175,10 @@ def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
         item = inbox.get()
         if item is None:
             return
-        batch, rows, stop = [item], len(item[1]), False
-        while rows < MAX_BATCH_ROWS:
-            try:
-                extra = inbox.get_nowait()
-            except queue.Empty:
-                break
-            if extra is None:
-                stop = True
-                break
-            batch.append(extra)
-            rows += len(extra[1])
-        t0 = time.perf_counter()
-        try:
-            out = predict(pd.concat([f for _, f in batch], ignore_index=True))
-            seconds = time.perf_counter() - t0
-            start = 0
-            for request_id, frame in batch:
-                outbox.put(("result", request_id, out[start : start + len(frame)], None, seconds))
-                start += len(frame)
-        except Exception:
-            for request_id, frame in batch:  # alone, so one bad request fails alone
-                t1 = time.perf_counter()
-                try:
-                    part, error = predict(frame), None
-                except Exception as err:
-                    part, error = None, f"{type(err).__name__}: {err}"[:500]
-                outbox.put(("result", request_id, part, error, time.perf_counter() - t1))
+        batch, stop = take_batch(inbox.get_nowait, item, MAX_BATCH_ROWS, 1)
+        results = predict_each(predict, [frame for _, frame in batch])
+        for (request_id, _), (out, error, seconds) in zip(batch, results, strict=True):
+            message = None if error is None else f"{type(error).__name__}: {error}"[:500]
+            outbox.put(("result", request_id, out, message, seconds))
         if stop:
             return
