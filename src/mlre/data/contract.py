@@ -95,6 +95,10 @@ class DataContract(BaseModel):
         out: list[Violation] = []
         expected = self.columns if with_target else self.features
         names = {c.name for c in expected}
+        small = len(df) <= SMALL_ROWS
+        if small:  # every value in one pandas call, not one call per column
+            values = df.to_numpy(dtype=object)
+            position = {name: j for j, name in enumerate(df.columns)}
         for col in expected:
             if col.name not in df.columns:
                 out.append(
@@ -106,8 +110,8 @@ class DataContract(BaseModel):
                     )
                 )
                 continue
-            if len(df) <= SMALL_ROWS and col.dtype != "datetime":
-                out.extend(_check_small(col, df[col.name].tolist()))
+            if small and col.dtype != "datetime":
+                out.extend(_check_small(col, values[:, position[col.name]].tolist()))
             else:
                 out.extend(_check_column(col, df[col.name]))
         for extra in df.columns:

@@ -27,35 +27,52 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
         self.columns_ = [*self.numeric, *self.boolean, *self.datetime, *self.categorical]
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        out = {}
+    def arrays(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each model column as a numpy array of its contract type: float64 for numbers and
+        flags (missing NaN), datetime64[ns] for dates, object for categories (text, NaN)."""
+        out: dict[str, np.ndarray] = {}
         for c in self.numeric:
             s = X[c]
-            if s.dtype != "float64":
-                s = (
-                    s
-                    if pd.api.types.is_numeric_dtype(s.dtype)
-                    else pd.to_numeric(s, errors="coerce")
-                ).astype("float64")
-            out[c] = s
+            if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iufb":
+                out[c] = s.to_numpy().astype(np.float64, copy=False)
+            elif pd.api.types.is_numeric_dtype(s.dtype):
+                out[c] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                out[c] = pd.to_numeric(s, errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
         for c in self.boolean:
-            out[c] = _to_flag(X[c])
+            out[c] = _to_flag(X[c]).to_numpy(dtype=np.float64, na_value=np.nan)
         for c in self.datetime:
             s = X[c]
             if not pd.api.types.is_datetime64_any_dtype(s.dtype):
                 s = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
             if getattr(s.dt, "tz", None) is not None:
                 s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-            out[c] = s.astype("datetime64[ns]")
+            out[c] = s.astype("datetime64[ns]").to_numpy()
         for c in self.categorical:
             s = X[c]
-            if isinstance(s.dtype, pd.StringDtype):
-                out[c] = s.astype(object)  # text already (what JSON and most files give)
-            elif s.dtype == object and s.map(type).eq(str).all():
-                out[c] = s
+            if isinstance(s.dtype, pd.StringDtype):  # text already (what JSON and most files give)
+                out[c] = s.to_numpy(dtype=object, na_value=np.nan)
+                continue
+            values = s.to_numpy()
+            if values.dtype == object and all(type(v) is str for v in values):
+                out[c] = values
             else:
-                out[c] = s.astype("string").astype(object).where(s.notna(), np.nan)
-        return pd.DataFrame(out, index=X.index)
+                text = s.astype("string").astype(object).where(s.notna(), np.nan)
+                out[c] = text.to_numpy(dtype=object)
+        return out
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        # object columns stay object: a plain array would be inferred as pandas' string type
+        return pd.DataFrame(
+            {
+                c: pd.Series(v, index=X.index, dtype=v.dtype, copy=False)
+                for c, v in self.arrays(X).items()
+            },
+            index=X.index,
+            copy=False,
+        )
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(self.columns_, dtype=object)
@@ -123,26 +140,39 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
             self.levels_[c] = [*keep, self.OTHER]
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        # codes by lookup, not string operations on a Series: a served model pays this on every
-        # request, and pandas' fixed cost per operation dominates small requests
-        lookups = self.__dict__.get("_lookups")
+    def _level_lookups(self) -> dict[str, tuple[dict[str, int], pd.CategoricalDtype]]:
+        lookups = self.__dict__.get("lookups_")
         if lookups is None:
-            lookups = self._lookups = {
+            lookups = self.lookups_ = {
                 c: ({v: i for i, v in enumerate(levels[:-1])}, pd.CategoricalDtype(levels))
                 for c, levels in self.levels_.items()
             }
-        out = {}
-        for c, (lookup, dtype) in lookups.items():
-            values = X[c].to_numpy(dtype=object)
+        return lookups
+
+    def codes(self, X: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
+        """The level codes of every column, one column each (-1 for missing)."""
+        # by dictionary lookup, not string operations on a Series: a served model pays this on
+        # every request, and pandas' fixed cost per operation dominates small requests
+        lookups = self._level_lookups()
+        columns = [np.asarray(X[c], dtype=object) for c in lookups]
+        n = len(columns[0]) if columns else len(X)
+        out = np.empty((n, len(lookups)), dtype=np.int64)
+        for j, ((lookup, _), values) in enumerate(zip(lookups.values(), columns, strict=True)):
             other = len(lookup)
-            codes = np.fromiter(
+            out[:, j] = np.fromiter(
                 (-1 if v is None or v != v else lookup.get(v if isinstance(v, str) else str(v), other)
                  for v in values),
                 dtype=np.int64,
-                count=len(values),
+                count=n,
             )  # fmt: skip
-            out[c] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+        return out
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        codes = self.codes(X)
+        out = {
+            c: pd.Categorical.from_codes(codes[:, j], dtype=dtype, validate=False)
+            for j, (c, (_, dtype)) in enumerate(self._level_lookups().items())
+        }
         return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:

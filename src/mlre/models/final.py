@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
 from mlre.data.contract import DataContract
+
+if TYPE_CHECKING:
+    from mlre.models.compiled import CompiledPipeline
 
 
 @dataclass
@@ -106,19 +109,50 @@ class MlreModel(BaseEstimator):
         """The model is fitted by the search; use ``mlre.AutoModel`` to fit a new one."""
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("compiled_", None)  # rebuilt from the pipelines on first use
+        return state
+
+    def _compiled(self) -> list[CompiledPipeline | None]:
+        """Each pipeline's compiled form (None where it has none), built once."""
+        compiled = self.__dict__.get("compiled_")
+        if compiled is None:
+            from mlre.models.compiled import compile_pipeline
+
+            compiled = self.compiled_ = [
+                compile_pipeline(p, self.task) for m in self.members for p in m.pipelines
+            ]
+        return compiled
+
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
         n_classes = 0 if self.classes is None else len(self.classes)
         jobs = [(m, p) for m in self.members for p in m.pipelines]
+        compiled = self._compiled()
+        coerced: dict[tuple, dict[str, np.ndarray]] = {}
+        for c in compiled:  # one coercion of the table serves every compiled pipeline
+            if c is not None and c.coercer_key not in coerced:
+                coerced[c.coercer_key] = c.coerce(X)
+
+        def one(i: int) -> np.ndarray:
+            c, pipeline = compiled[i], jobs[i][1]
+            if c is None:
+                return _limited_predict(pipeline, X, self.task, n_classes)
+            out = c.predict(coerced[c.coercer_key])
+            return (
+                out if self.task == "regression" else align_proba(out, pipeline.classes_, n_classes)
+            )
+
         if len(X) >= PARALLEL_ROWS and len(jobs) > 1:
             from joblib import Parallel, delayed
 
             from mlre.models.zoo import n_workers
 
             preds = Parallel(n_jobs=n_workers(), backend="threading")(
-                delayed(_limited_predict)(p, X, self.task, n_classes) for _, p in jobs
+                delayed(one)(i) for i in range(len(jobs))
             )
         else:
-            preds = [_limited_predict(p, X, self.task, n_classes) for _, p in jobs]
+            preds = [one(i) for i in range(len(jobs))]
         total = None
         for m in self.members:
             mean = np.mean([preds.pop(0) for _ in m.pipelines], axis=0)

@@ -175,10 +175,10 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
             raise Refused(401, "a valid API key is needed (header X-API-Key)")
         return request.headers.get("x-actor") or "api-key"
 
-    def _predict(request: Request, frame: Any) -> Any:
+    async def _predict(request: Request, frame: Any) -> Any:
         key = request.headers.get(REQUEST_KEY_HEADER)
         rid = request.headers.get("x-request-id")
-        return service.predict(frame, key=key, request_id=rid)
+        return await service.predict_async(frame, key=key, request_id=rid)
 
     # ----------------------------------------------------------------- v2 protocol
 
@@ -236,7 +236,7 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
         if header is not None and not header.isdigit():
             raise BadRequest("Inference-Header-Content-Length must be a number of bytes")
         frame, payload = protocol.v2_frame(body, int(header) if header is not None else None)
-        answer = await _run(_predict, request, frame)
+        answer = await _predict(request, frame)
         out = protocol.v2_response(
             name,
             answer.slot.version,
@@ -261,14 +261,14 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
             raise Refused(
                 415, f"content type {ctype!r} is not supported: use application/json or text/csv"
             )
-        answer = await _run(_predict, request, frame)
+        answer = await _predict(request, frame)
         out = protocol.mlflow_response(answer.slot.task, answer.slot.classes, answer.output)
         return JSONResponse(out, headers=_headers(answer))
 
     @app.post("/predict", tags=["plain"])
     async def predict(request: Request) -> Response:
         frame = protocol.records_frame(protocol.parse_json(await request.body()))
-        answer = await _run(_predict, request, frame)
+        answer = await _predict(request, frame)
         return JSONResponse(
             {
                 "model": name,

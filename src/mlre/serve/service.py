@@ -279,16 +279,18 @@ class Service:
     # ----------------------------------------------------------------- predicting
 
     def validated(self, slot: Slot, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """The model's columns of ``frame``, or BadRequest (422) naming the column and reason."""
+        """The request as the model reads it, or BadRequest (422) naming the column and reason.
+
+        Columns the model does not read are dropped; values keep their JSON types (the model's
+        own first step turns numbers sent as text into numbers, as it did in training)."""
         if len(frame) > self.config.max_rows:
             raise BadRequest(
                 f"{len(frame):,} rows in one request; the limit is {self.config.max_rows:,}",
                 status=413,
             )
-        for col in frame.columns:
-            if (
-                frame[col].dtype == object
-                and frame[col].map(lambda v: isinstance(v, (dict, list))).any()
+        for col, dtype in frame.dtypes.items():
+            if dtype == np.dtype(object) and any(
+                isinstance(v, (dict, list)) for v in frame[col].to_numpy(dtype=object)
             ):
                 raise BadRequest(
                     f"column {col!r} holds a nested value (an object or a list), not a cell value",
@@ -301,22 +303,15 @@ class Service:
             first = blocking[0]
             more = f" (and {len(blocking) - 1} more problem(s))" if len(blocking) > 1 else ""
             raise BadRequest(f"{first.message}{more}", status=422, column=first.column)
-        X = frame[slot.features]
-        numeric = [
-            c.name
-            for c in slot.model.contract.features
-            if c.dtype in ("integer", "float")
-            and not pd.api.types.is_numeric_dtype(X[c.name].dtype)
-        ]
-        if numeric:  # numbers sent as text, or all missing: as numbers, like the training data
-            X = X.assign(**{c: pd.to_numeric(X[c], errors="coerce") for c in numeric})
+        features = slot.features
+        X = frame if list(frame.columns) == features else frame[features]
         return X, [v.message for v in violations]
 
-    def predict(
-        self, frame: pd.DataFrame, *, key: str | None = None, request_id: str | None = None
-    ) -> Answer:
-        """Answer one request with the champion, or the challenger for a canary's share; mirror
-        it to a challenger in shadow."""
+    def _route(
+        self, frame: pd.DataFrame, key: str | None, request_id: str | None
+    ) -> tuple[State, pd.DataFrame, pd.DataFrame, list[str], str, bool]:
+        """Validate a request and decide who answers it: (state, champion's input, whole
+        request, warnings, request id, whether the canary's challenger answers)."""
         state = self.state
         if state.champion is None:
             raise NotReady(
@@ -334,28 +329,77 @@ class Service:
             and state.mode == "canary"
             and in_share(f"{self.name}:{key or request_id}", state.share)
         )
-        if canary:
-            assert state.challenger is not None
-            answer = self._try_challenger(state, frame, request_id, warnings)
-            if answer is not None:
-                return answer
-        t0 = time.perf_counter()
-        try:
-            out = state.champion.raw(X)
-        except Exception as err:
-            self._observe(
-                state.champion, CHAMPION, request_id, X, None, time.perf_counter() - t0, err
-            )
-            raise
-        seconds = time.perf_counter() - t0
-        self._observe(state.champion, CHAMPION, request_id, X, out, seconds, None)
+        return state, X, frame, warnings, request_id, canary
+
+    def _answered(
+        self,
+        state: State,
+        X: pd.DataFrame,
+        frame: pd.DataFrame,
+        request_id: str,
+        warnings: list[str],
+        out: np.ndarray | None,
+        seconds: float,
+        error: BaseException | None,
+    ) -> Answer:
+        """Record the champion's answer (or failure), then mirror the request to a shadow."""
+        champion = state.champion
+        assert champion is not None
+        self._observe(champion, CHAMPION, request_id, X, out, seconds, error)
+        if error is not None:
+            raise error
+        assert out is not None
         if state.guard is not None:
             state.guard.champion(seconds * 1000)
             if state.mode == "canary":
-                state.guard.answers("champion", state.champion.answers(out))
+                state.guard.answers("champion", champion.answers(out))
         if state.challenger is not None and state.mode == "shadow":
-            self._mirror(state, frame, request_id, state.champion.answers(out))
-        return Answer(request_id, CHAMPION, state.champion, out, warnings)
+            self._mirror(state, frame, request_id, champion.answers(out))
+        return Answer(request_id, CHAMPION, champion, out, warnings)
+
+    def predict(
+        self, frame: pd.DataFrame, *, key: str | None = None, request_id: str | None = None
+    ) -> Answer:
+        """Answer one request with the champion, or the challenger for a canary's share; mirror
+        it to a challenger in shadow."""
+        state, X, frame, warnings, request_id, canary = self._route(frame, key, request_id)
+        if canary:
+            answer = self._try_challenger(state, frame, request_id, warnings)
+            if answer is not None:
+                return answer
+        assert state.champion is not None
+        t0 = time.perf_counter()
+        try:
+            out, error = state.champion.raw(X), None
+        except Exception as err:
+            out, error = None, err
+        seconds = time.perf_counter() - t0
+        return self._answered(state, X, frame, request_id, warnings, out, seconds, error)
+
+    async def predict_async(
+        self, frame: pd.DataFrame, *, key: str | None = None, request_id: str | None = None
+    ) -> Answer:
+        """``predict`` for an event loop: the loop waits for the model's batch queue without a
+        thread of its own in between (each hand-over between threads costs a request time)."""
+        import asyncio
+
+        state, X, frame, warnings, request_id, canary = self._route(frame, key, request_id)
+        if canary:
+            from starlette.concurrency import run_in_threadpool
+
+            answer = await run_in_threadpool(
+                self._try_challenger, state, frame, request_id, warnings
+            )
+            if answer is not None:
+                return answer
+        assert state.champion is not None
+        t0 = time.perf_counter()
+        try:
+            out, error = await asyncio.wrap_future(state.champion.batcher.submit(X)), None
+        except Exception as err:
+            out, error = None, err
+        seconds = time.perf_counter() - t0
+        return self._answered(state, X, frame, request_id, warnings, out, seconds, error)
 
     def _try_challenger(
         self, state: State, frame: pd.DataFrame, request_id: str, warnings: list[str]

@@ -25,6 +25,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: How much lower the worker's scheduling priority is than the server's (Unix nice levels).
+SHADOW_NICENESS = 10
+
 #: Most rows predicted in one call by the worker.
 MAX_BATCH_ROWS = 512
 
@@ -164,6 +167,10 @@ def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
     classes = None if task == "regression" else [_plain(c) for c in model.classes_]
     features = [c.name for c in model.contract.features]
     outbox.put(("ready", task, classes, features))
+    # mirrored predictions are background work: when cores are short, the answers callers wait
+    # for go first (lowered once loaded, so that a promotion takes effect promptly)
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(SHADOW_NICENESS)
 
     def predict(frame: Any) -> np.ndarray:
         X = frame[features]

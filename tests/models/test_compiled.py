@@ -1,0 +1,121 @@
+"""The compiled prediction path gives the pipelines' own predictions, bit for bit, on real data
+with the inputs serving meets: single rows, missing values, unseen categories, numbers as text."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from helpers import audit, dataset
+from mlre.features import FeaturePlan, make_preprocessor
+from mlre.models import FAMILIES
+from mlre.models.compiled import compile_pipeline
+from mlre.models.final import Member, MlreModel, member_predict
+
+CASES = {
+    "binary": ("german_credit", "credit", 600),
+    "multiclass": ("hpc_jobs", "class", 600),
+    "regression": ("hotel_rates", "avg_price_per_room", 1500),  # has a date column
+}
+
+
+def _fit(task: str, family: str, seed: int = 0):
+    name, target, rows = CASES[task]
+    df = dataset(name, rows=rows)
+    contract = audit(df, target).contract
+    plan = FeaturePlan.from_contract(contract)
+    if task == "regression":
+        y, classes = df[target].to_numpy(dtype=float), None
+    else:
+        classes = np.array(sorted(df[target].unique()), dtype=object)
+        y = np.searchsorted(classes.astype(str), df[target].astype(str).to_numpy())
+    fam = FAMILIES[family]
+    prep = make_preprocessor(plan, fam.style)
+    cut = int(len(df) * 0.7)
+    X = df[plan.columns]
+    X_tr = prep.fit_transform(X.iloc[:cut])
+    X_va = prep.transform(X.iloc[cut:])
+    est = fam.build(task, dict(fam.portfolio[0]), seed)
+    est = fam.fit(est, X_tr, y[:cut], X_va, y[cut:], deadline=time.monotonic() + 60)
+    return (
+        df.iloc[cut:].drop(columns=[target]),
+        Pipeline([("prep", prep), ("model", est)]),
+        (
+            contract,
+            classes,
+            plan,
+        ),
+    )
+
+
+def _awkward(raw: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
+    """The validation rows with the inputs a service meets: holes, new levels, text numbers."""
+    X = raw.copy()
+    rng = np.random.default_rng(1)
+    for c in plan.numeric[:3]:
+        X.loc[rng.random(len(X)) < 0.2, c] = np.nan
+    for c in plan.categorical[:3]:
+        X[c] = X[c].astype(object)
+        X.loc[rng.random(len(X)) < 0.2, c] = None
+        X.loc[rng.random(len(X)) < 0.1, c] = "a level never seen in training"
+    if plan.numeric:
+        c = plan.numeric[-1]
+        X[c] = X[c].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+    return X
+
+
+@pytest.mark.parametrize("task", list(CASES))
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, family: str):
+    raw, pipeline, (contract, classes, plan) = _fit(task, family)
+    compiled = compile_pipeline(pipeline, task)
+    assert compiled is not None
+    n_classes = 0 if classes is None else len(classes)
+    model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    for X in (raw, _awkward(raw, plan)):
+        expected = member_predict(pipeline, X, task, n_classes)
+        got = model.predict(X) if task == "regression" else model.predict_proba(X)
+        if task != "regression":
+            expected = expected / expected.sum(axis=1, keepdims=True)
+        np.testing.assert_array_equal(got, expected)
+        # one row at a time, as a service sees them
+        for i in range(0, len(X), max(1, len(X) // 15)):
+            one = X.iloc[[i]]
+            row = model.predict(one) if task == "regression" else model.predict_proba(one)
+            np.testing.assert_array_equal(row[0], expected[i])
+
+
+def test_other_pipelines_are_not_compiled_and_keep_their_own_path():
+    raw, pipeline, (contract, classes, _) = _fit("binary", "linear")
+    assert compile_pipeline(pipeline, "binary") is None
+    _, booster, _ = _fit("binary", "lightgbm")
+    model = MlreModel(
+        "binary",
+        [Member("linear", {}, 0.5, [pipeline]), Member("lightgbm", {}, 0.5, [booster])],
+        classes,
+        contract,
+        "roc_auc",
+    )
+    expected = 0.5 * member_predict(pipeline, raw, "binary", 2) + 0.5 * member_predict(
+        booster, raw, "binary", 2
+    )
+    np.testing.assert_allclose(model.predict_proba(raw), expected, rtol=1e-12)
+
+
+def test_the_compiled_form_is_not_pickled_and_is_rebuilt_after_loading():
+    raw, pipeline, (contract, classes, _) = _fit("binary", "xgboost")
+    model = MlreModel("binary", [Member("xgboost", {}, 1.0, [pipeline])], classes, contract, "x")
+    before = model.predict_proba(raw)
+    assert "compiled_" in model.__dict__
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    assert "compiled_" not in loaded.__dict__
+    np.testing.assert_array_equal(loaded.predict_proba(raw), before)
