@@ -198,7 +198,10 @@ with open("bodies_predict.jsonl", "w") as f:
 with open("bodies_invocations.jsonl", "w") as f:
     for rec in recs:
         f.write(json.dumps({{"dataframe_records": [rec]}}) + "\\n")
-print("RESULT " + json.dumps({{"members": len(r.model.members), "pipelines": sum(len(m.pipelines) for m in r.model.members), "families": [m.family for m in r.model.members]}}))
+members = r.model.members
+print("RESULT " + json.dumps({{"members": len(members),
+                               "pipelines": sum(len(m.pipelines) for m in members),
+                               "families": [m.family for m in members]}}))
 """
     done = _python("-c", script)
     if done.returncode != 0:
@@ -263,7 +266,9 @@ def measure(system: str, concurrencies: list[int], requests: int, warmup: int) -
     try:
         if system == "mlre+shadow":
             time.sleep(3)  # the service follows the alias
-        bodies = WORK / ("bodies_invocations.jsonl" if system == "mlflow" else "bodies_predict.jsonl")
+        bodies = WORK / (
+            "bodies_invocations.jsonl" if system == "mlflow" else "bodies_predict.jsonl"
+        )
         for c in concurrencies:
             done = _python(__file__, "--load-child", "--url", target, "--bodies", str(bodies),
                            "--concurrency", str(c), "--requests", str(requests),
