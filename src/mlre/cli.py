@@ -281,30 +281,35 @@ def run(
         bool,
         typer.Option(help="Glass-box models only (sparse linear, shallow tree, EBM)."),
     ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(min=1, help="Repeat the whole run with this many seeds: the score's spread."),
+    ] = 1,
 ) -> None:
     """Find the best honest model within the time budget; track, register and report it."""
     import mlre
 
+    options: dict[str, Any] = {
+        "target": target,
+        "test": test,
+        "sql": sql,
+        "db": db,
+        "spec": spec,
+        "time_budget": time_budget,
+        "metric": metric,
+        "task": task,
+        "families": _split(families),
+        "force": force,
+        "search_rows": search_rows,
+        "track": track,
+        "report": False if no_report else report,
+        "interpretable": interpretable or None,
+    }
+    if seeds > 1:
+        _run_seeds(data, seeds, seed, options, as_json)
+        return
     with budget_bar(enabled=not as_json, budget=time_budget) as step:
-        result = mlre.run(
-            data,
-            target=target,
-            test=test,
-            sql=sql,
-            db=db,
-            spec=spec,
-            time_budget=time_budget,
-            metric=metric,
-            task=task,
-            seed=seed,
-            families=_split(families),
-            force=force,
-            search_rows=search_rows,
-            track=track,
-            progress=step,
-            report=False if no_report else report,
-            interpretable=interpretable or None,
-        )
+        result = mlre.run(data, seed=seed, progress=step, **options)
     if as_json:
         payload = {
             "summary": result.summary(),
@@ -336,6 +341,28 @@ def run(
         )
     if result.report_path:
         out.print(f"report: [bold]{escape(result.report_path)}[/] (and .md beside it)")
+
+
+def _run_seeds(
+    data: Any, seeds: int, seed: int | None, options: dict[str, Any], as_json: bool
+) -> None:
+    from mlre.api.seeds import run_seeds
+
+    budget = options["time_budget"]
+    with budget_bar(enabled=not as_json, budget=None if budget is None else budget * seeds) as step:
+        many = run_seeds(data, seeds=seeds, seed=seed, progress=step, **options)
+    if as_json:
+        sys.stdout.write(json.dumps(many.to_dict(), indent=2, default=str) + "\n")
+        return
+    table = Table(show_edge=False)
+    for column in ("seed", f"holdout {many.metric}", "search estimate", "MLflow run"):
+        table.add_column(column, justify="left" if column == "MLflow run" else "right")
+    for s, r in zip(many.seeds, many.runs, strict=True):
+        table.add_row(str(s), f"{r.holdout_score:.4f}", f"{r.search_score:.4f}", r.run_id or "")
+    out.print(table)
+    out.print(escape(many.sentence()), soft_wrap=True)
+    if many.run_id:
+        out.print(f"[dim]summary recorded as MLflow run {many.run_id}[/]")
 
 
 @app.command("report")
@@ -537,5 +564,5 @@ def main() -> None:
     app()
 
 
-# the release commands register themselves on ``app``
-from mlre import cli_deploy  # noqa: E402, F401
+# the release and experiment commands register themselves on ``app``
+from mlre import cli_deploy, cli_experiments  # noqa: E402, F401

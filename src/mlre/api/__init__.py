@@ -1,8 +1,10 @@
 """The public Python API: what ``import mlre`` offers. Each CLI verb is one call here."""
 
 from mlre.api.audit import AuditReport, audit, init
+from mlre.api.compare import ablate, compare, compare_datasets, compare_runs
 from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
 from mlre.api.explain import Explanations, explain_predictions
+from mlre.api.reproduce import ReproduceResult, reproduce
 from mlre.api.run import (
     Prediction,
     RunResult,
@@ -12,22 +14,31 @@ from mlre.api.run import (
     run,
     runs,
 )
+from mlre.api.seeds import SeedsResult, run_seeds
 
 __all__ = [
     "AuditReport",
     "Explanations",
     "Prediction",
+    "ReproduceResult",
     "RunResult",
+    "SeedsResult",
+    "ablate",
     "audit",
     "build_report",
+    "compare",
+    "compare_datasets",
+    "compare_runs",
     "deployments",
     "explain_predictions",
     "init",
     "leaderboard",
     "predict",
     "promote",
+    "reproduce",
     "rollback",
     "run",
+    "run_seeds",
     "runs",
     "serve_model",
     "verify_audit_log",

@@ -351,6 +351,7 @@ def _record_run(parent: Any, result: RunResult, report: Any, inputs: Any) -> Non
         {
             "mlre.data_sha256": inputs.table.sha256,
             "mlre.source": inputs.table.source,
+            **({"mlre.test_source": inputs.test.source} if inputs.test else {}),
             "mlre.task": result.task,
             "mlre.metric": result.metric,
         }
@@ -385,6 +386,8 @@ def _record_run(parent: Any, result: RunResult, report: Any, inputs: Any) -> Non
     parent.log_json(result.findings.to_list(), "findings.json")
     parent.log_json(result.summary(), "summary.json")
     parent.log_text(spec.model_dump_json(indent=2), "spec.json")
+    # what `mlre reproduce` refits: every member exactly (weights unrounded, folds or a refit)
+    parent.log_json(recipe(result.model), "recipe.json")
     features = result.scheme["features"]
     registered = log_and_register(
         parent.run_id,
@@ -408,6 +411,22 @@ def _record_run(parent: Any, result: RunResult, report: Any, inputs: Any) -> Non
     result.model_uri = registered.uri
     result.model_version = registered.version
     result.model_sha256 = registered.sha256
+
+
+def recipe(model: Any) -> dict[str, Any]:
+    """How the final model was built, exactly enough to build it again."""
+    return {
+        "task": model.task,
+        "members": [
+            {
+                "family": m.family,
+                "params": m.params,
+                "weight": float(m.weight),
+                "bagged_models": len(m.pipelines),
+            }
+            for m in model.members
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- predict

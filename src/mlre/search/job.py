@@ -126,24 +126,36 @@ def holdout_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, floa
     return out
 
 
-def run_job(
+@dataclass
+class Prepared:
+    """A run's data as the search sees it: the outer split, the searched rows and their folds."""
+
+    train: pd.DataFrame
+    hold: pd.DataFrame
+    y_train: np.ndarray
+    y_hold: np.ndarray
+    method: str
+    plan: FeaturePlan
+    rows: np.ndarray
+    scheme: str
+    data: TrialData
+    classes: np.ndarray | None
+    # positions of the holdout among the labelled rows (None: the holdout is a test table)
+    hold_rows: np.ndarray | None
+    labelled: pd.DataFrame
+
+
+def prepare(
     df: pd.DataFrame,
     spec: Spec,
     task: str,
     contract: DataContract,
-    *,
     test: pd.DataFrame | None,
-    deadline: float,
-    reserve: float,
-    on_trial: OnTrial | None = None,
-    families: list[str] | None = None,
     search_rows: int = SEARCH_ROWS,
-) -> JobResult:
-    """Split, search until ``deadline - reserve``, then score the final model on the holdout.
-
-    A training part over ``search_rows`` rows is searched on a random sample of that many rows;
-    the chosen models are then refitted on every training row if the time left allows it.
-    """
+) -> Prepared:
+    """Split ``df`` as a run does (outer holdout or the given test table), sample the rows the
+    search fits and cut them into folds: deterministic for a spec's seed, so a run can be
+    replayed."""
     target = spec.target
     assert target is not None
     metric = get_metric(spec.resolved_metric(task))
@@ -167,6 +179,7 @@ def run_job(
         )
         y_train, y_hold = enc.y[split.train], enc.y[split.test]
         method = split.method
+        hold_rows = np.asarray(split.test)
     else:
         train, hold = labelled, test
         y_train = enc.y
@@ -178,6 +191,7 @@ def run_job(
                 hint="a model cannot predict a class it never saw",
             )
         method = "the given test table"
+        hold_rows = None
     if task != "regression":
         check_classes(y_train, y_hold, enc.classes)
     exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
@@ -187,6 +201,34 @@ def run_job(
     groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
     folds, scheme = folds_for(y_search, task, spec.seed, groups)
     data = TrialData(X_search, y_search, folds, task, enc.n_classes, plan, metric, spec.seed)
+    return Prepared(
+        train, hold, y_train, y_hold, method, plan, rows, scheme, data, enc.classes, hold_rows,
+        labelled,
+    )  # fmt: skip
+
+
+def run_job(
+    df: pd.DataFrame,
+    spec: Spec,
+    task: str,
+    contract: DataContract,
+    *,
+    test: pd.DataFrame | None,
+    deadline: float,
+    reserve: float,
+    on_trial: OnTrial | None = None,
+    families: list[str] | None = None,
+    search_rows: int = SEARCH_ROWS,
+) -> JobResult:
+    """Split, search until ``deadline - reserve``, then score the final model on the holdout.
+
+    A training part over ``search_rows`` rows is searched on a random sample of that many rows;
+    the chosen models are then refitted on every training row if the time left allows it.
+    """
+    prep = prepare(df, spec, task, contract, test, search_rows)
+    train, hold, y_train, y_hold = prep.train, prep.hold, prep.y_train, prep.y_hold
+    method, plan, rows, scheme, data = prep.method, prep.plan, prep.rows, prep.scheme, prep.data
+    metric, enc_classes, n_classes = data.metric, prep.classes, data.n_classes
     interpretable = spec.constraints.interpretable
     budget = max(0.0, deadline - reserve - time.monotonic())
     if len(rows) < len(train) or interpretable:
@@ -196,7 +238,7 @@ def run_job(
         budget,
         families=families,
         on_trial=on_trial,
-        classes=enc.classes,
+        classes=enc_classes,
         contract=contract,
         interpretable=interpretable,
         predict_rows=len(hold),
@@ -205,9 +247,7 @@ def run_job(
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
     # an interpretable model is one readable model, not an average of fold models: refit it
     if len(rows) < len(train) or interpretable:
-        full = TrialData(
-            train[plan.columns], y_train, [], task, enc.n_classes, plan, metric, spec.seed
-        )
+        full = TrialData(train[plan.columns], y_train, [], task, n_classes, plan, metric, spec.seed)
         if refit_on_all(model, search, full, len(rows), deadline - reserve):
             scheme += ", then refitted on all training rows"
     from mlre.explain.shapley import background_sample
@@ -217,7 +257,7 @@ def run_job(
     X_hold = hold[plan.columns]
     pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
     scores = holdout_scores(task, y_hold, pred)
-    naive = naive_prediction(task, y_train, len(y_hold), enc.n_classes)
+    naive = naive_prediction(task, y_train, len(y_hold), n_classes)
     baseline = holdout_scores(task, y_hold, naive)
     result = JobResult(
         model=model,
@@ -236,7 +276,7 @@ def run_job(
         test_rows=len(hold),
         train_rows=len(train),
         evaluation=Evaluation(
-            train[plan.columns], y_train, X_hold, y_hold, pred, enc.classes, plan
+            train[plan.columns], y_train, X_hold, y_hold, pred, enc_classes, plan
         ),
     )
     result.findings.extend(_gap_findings(result, metric.name))

@@ -71,6 +71,33 @@ class TrialData:
     seed: int
 
 
+def fit_family(
+    family_name: str,
+    params: dict[str, Any],
+    plan: FeaturePlan,
+    task: str,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_valid: pd.DataFrame | None,
+    y_valid: np.ndarray | None,
+    seed: int,
+    deadline: float,
+) -> tuple[Pipeline, pd.DataFrame | None]:
+    """Fit a family's preprocessing and model on raw rows (the validation rows, when given,
+    stop boosted trees early): the fitted pipeline and the transformed validation rows."""
+    from mlre.models.zoo import FAMILIES
+
+    family = FAMILIES[family_name]
+    prep = make_preprocessor(plan, family.style)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X_tr = prep.fit_transform(X_train)
+        X_va = None if X_valid is None else prep.transform(X_valid)
+        est = family.build(task, params, seed)
+        family.fit(est, X_tr, y_train, X_va, y_valid, deadline)
+    return Pipeline([("prep", prep), ("model", est)]), X_va
+
+
 def fit_pipeline(
     family_name: str,
     params: dict[str, Any],
@@ -82,17 +109,20 @@ def fit_pipeline(
 ) -> tuple[Pipeline, pd.DataFrame]:
     """Fit preprocessing and model on rows ``train`` (``valid`` for early stopping): the fitted
     pipeline and the transformed ``valid`` rows."""
-    from mlre.models.zoo import FAMILIES
-
-    family = FAMILIES[family_name]
-    prep = make_preprocessor(data.plan, family.style)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        X_tr = prep.fit_transform(data.X.iloc[train])
-        X_va = prep.transform(data.X.iloc[valid])
-        est = family.build(data.task, params, seed)
-        family.fit(est, X_tr, data.y[train], X_va, data.y[valid], deadline)
-    return Pipeline([("prep", prep), ("model", est)]), X_va
+    pipe, X_va = fit_family(
+        family_name,
+        params,
+        data.plan,
+        data.task,
+        data.X.iloc[train],
+        data.y[train],
+        data.X.iloc[valid],
+        data.y[valid],
+        seed,
+        deadline,
+    )
+    assert X_va is not None
+    return pipe, X_va
 
 
 def fit_fold(

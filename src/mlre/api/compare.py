@@ -1,0 +1,603 @@
+"""``mlre compare``: does an idea really help? Candidates on the same repeated folds, tested."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlre.errors import InputError, SpecError
+from mlre.spec import Spec
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _candidates(names: list[str]) -> list[Any]:
+    """Families by name and idea files by path; a feature idea runs with the first family."""
+    from mlre.evaluate.ideas import IdeaError, failed_candidate, family_candidate, load_idea
+
+    if len(names) < 2:
+        raise InputError(
+            "compare needs at least two candidates: a baseline and an idea",
+            hint="e.g. `mlre compare --data d.csv --target y lightgbm ideas/my_idea.py`",
+        )
+    first_family = next((n for n in names if not _is_file(n)), None)
+    out, seen = [], set()
+    for name in names:
+        if _is_file(name):
+            try:
+                cand = load_idea(name, first_family)
+            except IdeaError as err:  # reported with the results; the others still run
+                cand = failed_candidate(name, err)
+        else:
+            cand = family_candidate(name)
+        if cand.name in seen:
+            raise InputError(f"{cand.name} is named twice; each candidate once, please")
+        seen.add(cand.name)
+        out.append(cand)
+    return out
+
+
+def _is_file(name: str) -> bool:
+    return name.endswith(".py") or "/" in name or Path(name).is_file()
+
+
+def compare(
+    data: str | Path | pd.DataFrame,
+    candidates: list[str],
+    *,
+    target: str | None = None,
+    spec: Spec | str | Path | None = None,
+    metric: str | None = None,
+    repeats: int | None = None,
+    folds: int | None = None,
+    rope: float | None = None,
+    seed: int | None = None,
+    track: bool = True,
+    progress: Progress | None = None,
+) -> Any:
+    """Score ``candidates`` (family names or idea files; the first is the baseline) on the same
+    repeated k-fold splits of ``data`` and test each against the baseline.
+
+    Returns a ``CompareResult``: every candidate's fold scores, a ``Comparison`` per idea (the
+    corrected resampled t-test with its 95% interval, Wilcoxon, the Bayesian correlated t-test
+    with a region of practical equivalence, Holm-adjusted when there are several ideas) and a
+    verdict in words. Ideas that fail are reported with the reason; the others are compared.
+    """
+    from mlre.api.audit import _load_inputs
+    from mlre.data.contract import build_contract
+    from mlre.data.profile import profile_frame
+    from mlre.evaluate.compare import compare_scores, default_scheme, evaluate_candidates
+    from mlre.evaluate.metrics import get_metric
+    from mlre.features.pipeline import FeaturePlan
+    from mlre.search.job import encode_target
+
+    cands = _candidates(candidates)
+    inputs = _load_inputs(
+        data,
+        test=None,
+        sql=None,
+        db=None,
+        spec=spec,
+        encoding=None,
+        delimiter=None,
+        step=lambda _: None,
+        overrides={"target": target, "metric": metric, "seed": seed},
+    )
+    the_spec = inputs.spec
+    if the_spec.target is None or inputs.task is None:
+        raise SpecError("mlre compare needs a target", hint="pass --target COLUMN")
+    df = inputs.df.dropna(subset=[the_spec.target]).reset_index(drop=True)
+    task = inputs.task
+    m = get_metric(the_spec.resolved_metric(task))
+    default_repeats, default_folds = default_scheme(len(df))
+    repeats, folds = repeats or default_repeats, folds or default_folds
+    if repeats < 1 or folds < 2:
+        raise InputError("compare needs at least 1 repetition of at least 2 folds")
+    profiles = profile_frame(df, the_spec.id_columns)
+    contract = build_contract(
+        df, profiles, target=the_spec.target, task=task, data_sha256=inputs.table.sha256
+    )
+    plan = FeaturePlan.from_contract(contract, exclude=the_spec.drop)
+    target_values = encode_target(df[the_spec.target], task)
+    X = df.drop(columns=[the_spec.target])
+    result = evaluate_candidates(
+        X,
+        target_values.y,
+        task=task,
+        n_classes=target_values.n_classes,
+        contract=contract,
+        plan=plan,
+        candidates=cands,
+        metric=m,
+        repeats=repeats,
+        folds=folds,
+        seed=the_spec.seed,
+        progress=progress,
+    )
+    compare_scores(result, rope=rope)
+    result.data = str(data) if not isinstance(data, pd.DataFrame) else "a DataFrame"
+    result.run_id = _record(the_spec.project_name, result, inputs.table.sha256) if track else None
+    return result
+
+
+def _record(project: str, result: Any, data_sha256: str | None) -> str:
+    """A parent run for the comparison, a child per candidate with its fold scores."""
+    from mlre.track import tracked_run
+    from mlre.track.store import experiment_of, log_child_run
+
+    with tracked_run(project, "compare", {"mlre.kind": "compare"}) as parent:
+        parent.log_params(
+            {
+                "metric": result.metric,
+                "repeats": result.repeats,
+                "folds": result.folds,
+                "candidates": ", ".join(c.name for c in result.candidates),
+                "baseline": result.baseline,
+                "data_sha256": data_sha256 or "",
+            }
+        )
+        exp = experiment_of(parent)
+        verdicts = {c.candidate: c.verdict for c in result.comparisons}
+        for c in result.candidates:
+            metrics = {} if not c.ok else {
+                f"mean_{result.metric}": float(c.scores.mean()),
+                f"sd_{result.metric}": float(c.scores.std(ddof=1)),
+            }  # fmt: skip
+            log_child_run(
+                parent,
+                exp,
+                c.name,
+                params={"source": c.source, "kind": c.kind},
+                metrics=metrics,
+                tags={
+                    "mlre.kind": "compare-candidate",
+                    "mlre.verdict": verdicts.get(c.name, "baseline" if c.ok else "failed"),
+                    **({"mlre.error": c.error[:4000]} if c.error else {}),
+                },
+                steps={f"fold_{result.metric}": list(c.scores)} if c.ok else {},
+                status="FINISHED" if c.ok else "FAILED",
+            )
+        parent.log_json(to_dict(result), "compare/compare.json")
+        parent.log_text(markdown(result), "compare/compare.md")
+        return parent.run_id
+
+
+def to_dict(result: Any) -> dict[str, Any]:
+    """The comparison, JSON-ready."""
+    return {
+        "metric": result.metric,
+        "greater_is_better": result.greater_is_better,
+        "repeats": result.repeats,
+        "folds": result.folds,
+        "rows": result.rows,
+        "baseline": result.baseline,
+        "candidates": [
+            {**c.summary(), "scores": [float(v) for v in c.scores] if c.ok else None}
+            for c in result.candidates
+        ],
+        "comparisons": [dict(c.__dict__) for c in result.comparisons],
+        "findings": [f.model_dump(mode="json") for f in result.findings()],
+    }
+
+
+def markdown(result: Any) -> str:
+    """The comparison as a Markdown section: scores, tests, verdicts."""
+    lines = [
+        f"## Does the idea help? ({result.metric}, {result.repeats}x{result.folds}-fold "
+        f"cross-validation, {result.rows:,} rows)",
+        "",
+        f"| candidate | mean {result.metric} | sd | verdict against {result.baseline} |",
+        "|---|---:|---:|---|",
+    ]
+    verdicts = {c.candidate: c.verdict for c in result.comparisons}
+    for c in result.candidates:
+        if c.ok:
+            lines.append(
+                f"| {c.name} | {c.scores.mean():.4f} | {c.scores.std(ddof=1):.4f} | "
+                f"{verdicts.get(c.name, 'baseline' if c.name == result.baseline else '')} |"
+            )
+        else:
+            lines.append(f"| {c.name} | failed | | {c.error} |")
+    lines.append("")
+    for c in result.comparisons:
+        lines.append(f"- {c.sentence}")
+    return "\n".join(lines) + "\n"
+
+
+def finished_run(run_id: str) -> tuple[Any, Any]:
+    """The MLflow client and a finished `mlre run` (InputError for anything else)."""
+    from mlre.errors import InputError
+    from mlre.track.store import store_client
+
+    client = store_client()
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise InputError(
+            f"no run {run_id!r} in the MLflow store", hint="`mlre runs` lists the runs"
+        ) from None
+    if run.data.tags.get("mlre.kind") != "run":
+        raise InputError(
+            f"run {run_id} is not an `mlre run` (it is {run.data.tags.get('mlre.kind')!r})"
+        )
+    return client, run
+
+
+def _run_inputs(run_id: str, data: str | Path | pd.DataFrame | None) -> tuple[Any, Any, Any]:
+    """A finished run's spec, its leaderboard and its data (checked against the recorded hash)."""
+    from mlre.errors import InputError
+    from mlre.spec import build_spec
+
+    client, run = finished_run(run_id)
+    try:
+        spec_values = json.loads(Path(client.download_artifacts(run_id, "spec.json")).read_text())
+        board = json.loads(Path(client.download_artifacts(run_id, "leaderboard.json")).read_text())
+    except Exception:
+        raise InputError(f"run {run_id} has no recorded spec or leaderboard") from None
+    source = data if data is not None else run.data.tags.get("mlre.source")
+    if source is None or (not isinstance(source, pd.DataFrame) and not Path(source).exists()):
+        raise InputError(
+            f"the data of run {run_id} ({source}) is not where it was",
+            hint="pass --data with the same table",
+        )
+    return run, build_spec(spec_values, source=f"the spec of run {run_id}"), (board, source)
+
+
+def ablate(
+    run_id: str,
+    groups: str,
+    *,
+    data: str | Path | pd.DataFrame | None = None,
+    repeats: int | None = None,
+    folds: int | None = None,
+    rope: float | None = None,
+    track: bool = True,
+    progress: Progress | None = None,
+) -> Any:
+    """What each feature group is worth to run ``run_id``'s best configuration: the model refitted
+    without each group on the same repeated folds, the loss tested (Holm over the groups).
+
+    Returns an ``AblationResult`` with the comparison and each group's worth, most valuable
+    first. The run's table is read from where it was (or ``data``) and must be unchanged.
+    """
+    from mlre.data.contract import build_contract
+    from mlre.data.load import load_table
+    from mlre.data.profile import profile_frame
+    from mlre.errors import InputError
+    from mlre.evaluate.ablation import ablation_candidates, group_worth, parse_groups
+    from mlre.evaluate.compare import compare_scores, default_scheme, evaluate_candidates
+    from mlre.evaluate.metrics import get_metric
+    from mlre.features.pipeline import FeaturePlan
+    from mlre.search.job import encode_target
+
+    run, spec, (board, source) = _run_inputs(run_id, data)
+    best = next((r for r in board if r.get("status") == "ok"), None)
+    if best is None:
+        raise InputError(f"run {run_id} has no finished trial to ablate")
+    if isinstance(source, pd.DataFrame):
+        df, sha = source, None
+    else:
+        table = load_table(source)
+        df, sha = table.frame, table.sha256
+        recorded = run.data.tags.get("mlre.data_sha256")
+        if data is None and recorded and sha != recorded:
+            raise InputError(
+                f"the table at {source} has changed since run {run_id} (hash {sha[:12]}…, "
+                f"recorded {recorded[:12]}…)",
+                hint="pass --data with the table the run used",
+            )
+    target = spec.target
+    if target not in df.columns:
+        raise InputError(f"the table has no {target!r} column (the run's target)")
+    df = df.dropna(subset=[target]).reset_index(drop=True)
+    task = run.data.params.get("task") or spec.task
+    profiles = profile_frame(df, spec.id_columns)
+    contract = build_contract(df, profiles, target=target, task=task, data_sha256=sha)
+    plan = FeaturePlan.from_contract(contract, exclude=spec.drop)
+    parsed = parse_groups(groups, plan.columns)
+    metric = get_metric(run.data.params.get("metric") or spec.resolved_metric(task))
+    y = encode_target(df[target], task)
+    default_repeats, default_folds = default_scheme(len(df))
+    result = evaluate_candidates(
+        df.drop(columns=[target]),
+        y.y,
+        task=task,
+        n_classes=y.n_classes,
+        contract=contract,
+        plan=plan,
+        candidates=ablation_candidates(best["family"], best["params"], parsed),
+        metric=metric,
+        repeats=repeats or default_repeats,
+        folds=folds or default_folds,
+        seed=spec.seed,
+        progress=progress,
+    )
+    compare_scores(result, rope=rope)
+    ablation = AblationResult(run_id, best["family"], result, group_worth(result, parsed))
+    if track:
+        ablation.run_id_recorded = _record(spec.project_name, result, sha)
+    return ablation
+
+
+class AblationResult:
+    """The ablation of one run: the model it refitted, the comparison, each group's worth."""
+
+    def __init__(self, run_id: str, family: str, comparison: Any, groups: list[Any]) -> None:
+        self.run_id = run_id
+        self.family = family
+        self.comparison = comparison
+        self.groups = groups
+        self.run_id_recorded: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ablation, JSON-ready."""
+        return {
+            "run_id": self.run_id,
+            "family": self.family,
+            "groups": [dict(g.__dict__) for g in self.groups],
+            "comparison": to_dict(self.comparison),
+            "recorded_as": self.run_id_recorded,
+        }
+
+
+def compare_datasets(
+    folder: str | Path,
+    candidates: list[str],
+    *,
+    target: str | None = None,
+    target_from_meta: bool = False,
+    repeats: int | None = None,
+    folds: int | None = None,
+    max_rows: int = 10_000,
+    seed: int = 0,
+    track: bool = True,
+    progress: Progress | None = None,
+) -> Any:
+    """``candidates`` on every data set in ``folder`` (one sub-folder each: a data file and, with
+    ``target_from_meta``, a ``meta.json`` naming target, task and metric): each data set's paired
+    comparison, then Friedman's test with the Nemenyi critical difference and the Bayesian
+    signed-rank test over the data sets. Tables above ``max_rows`` are sampled (seeded).
+    """
+    from mlre.errors import InputError, MlreError
+    from mlre.evaluate.across import AcrossResult, analyse
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder of data sets")
+    if not target_from_meta and target is None:
+        raise SpecError("say which column to predict", hint="--target COLUMN or --target-from-meta")
+    names: list[str] | None = None
+    results: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    for sub in folders:
+        meta_path = sub / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        files = sorted(p for p in sub.iterdir() if p.name.startswith("data."))
+        if not files:
+            skipped[sub.name] = "no data file"
+            continue
+        if target_from_meta and meta.get("task") not in ("binary", "multiclass", "regression"):
+            skipped[sub.name] = f"its task is {meta.get('task')!r}, not a prediction task"
+            continue
+        column = meta.get("target") if target_from_meta else target
+        try:
+            from mlre.data.load import load_table
+
+            df = load_table(files[0]).frame
+            if len(df) > max_rows:
+                df = df.sample(max_rows, random_state=seed).reset_index(drop=True)
+            step = None if progress is None else (
+                lambda name, done, total, d=sub.name: progress(f"{d}: {name}", done, total)
+            )  # fmt: skip
+            result = compare(
+                df,
+                candidates,
+                target=column,
+                metric=meta.get("metric") if target_from_meta else None,
+                repeats=repeats or 2,
+                folds=folds or 5,
+                seed=seed,
+                track=False,
+                progress=step,
+            )
+        except MlreError as err:
+            skipped[sub.name] = err.message
+            continue
+        results[sub.name] = result
+        names = names or [c.name for c in result.candidates]
+    if names is None:
+        raise InputError(f"no data set in {root} could be compared", hint=str(skipped)[:300])
+    across = AcrossResult(names, results, skipped)
+    analyse(across, seed=seed)
+    across.run_id = _record_across(across) if track else None
+    return across
+
+
+def _record_across(across: Any) -> str:
+    from mlre.evaluate.across import critical_difference_figure
+    from mlre.track import tracked_run
+
+    with tracked_run("mlre-compare", "compare-datasets", {"mlre.kind": "compare"}) as parent:
+        parent.log_params(
+            {
+                "candidates": ", ".join(across.names),
+                "baseline": across.baseline,
+                "datasets": len(across.table()),
+            }
+        )
+        if across.ranks is not None:
+            parent.log_metrics(
+                {
+                    f"mean_rank_{n}": r
+                    for n, r in zip(across.names, across.ranks.mean_ranks, strict=True)
+                }
+                | {"critical_difference": across.ranks.critical_difference}
+            )
+            parent.log_json(
+                critical_difference_figure(across.ranks), "compare/critical_difference.json"
+            )
+        parent.log_json(across.to_dict(), "compare/compare_datasets.json")
+        parent.log_text(markdown_across(across), "compare/compare_datasets.md")
+        return parent.run_id
+
+
+def markdown_across(across: Any) -> str:
+    """The comparison over data sets as Markdown."""
+    table = across.table()
+    lines = [
+        f"## {', '.join(across.names)} over {len(table)} data sets",
+        "",
+        "| data set | metric | " + " | ".join(across.names) + " |",
+        "|---|---|" + "---:|" * len(across.names),
+    ]
+    for name, row in table.items():
+        metric = across.datasets[name].metric
+        lines.append(
+            f"| {name} | {metric} | " + " | ".join(f"{row[n]:.4f}" for n in across.names) + " |"
+        )
+    if across.ranks is not None:
+        r = across.ranks
+        lines += [
+            "",
+            "Mean rank (1 = best): "
+            + ", ".join(f"{n} {v:.2f}" for n, v in zip(r.names, r.mean_ranks, strict=True))
+            + f"; critical difference {r.critical_difference:.2f}"
+            + (f"; Friedman p = {r.p_value:.3g}" if r.p_value is not None else ""),
+            "",
+        ]
+        lines += [f"- {p.sentence}" for p in across.pairs]
+    for name, reason in across.skipped.items():
+        lines.append(f"- left out {name}: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+RUN_ID_LENGTH = 32
+
+
+def run_model_uri(run: Any) -> str | None:
+    """The registry address of the very version a run registered (its alias may have moved on
+    to a later run's model)."""
+    uri, version = run.data.tags.get("mlre.model_uri"), run.data.tags.get("mlre.model_version")
+    if not uri:
+        return None
+    return f"{uri.split('@')[0]}/{version}" if version and "@" in uri else uri
+
+
+def looks_like_run_id(name: str) -> bool:
+    """An MLflow run id (32 hexadecimal characters), not a family or a file."""
+    return len(name) == RUN_ID_LENGTH and all(c in "0123456789abcdef" for c in name.lower())
+
+
+class RunsComparison:
+    """Two finished runs on the holdout rows neither of them trained on."""
+
+    def __init__(self, run_a: str, run_b: str, rows: int, comparison: Any) -> None:
+        self.run_a, self.run_b, self.rows, self.comparison = run_a, run_b, rows, comparison
+        self.run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_a": self.run_a,
+            "run_b": self.run_b,
+            "rows": self.rows,
+            "comparison": dict(self.comparison.__dict__),
+            "run_id": self.run_id,
+        }
+
+
+def compare_runs(
+    run_a: str,
+    run_b: str,
+    *,
+    data: str | Path | pd.DataFrame | None = None,
+    rope: float | None = None,
+    samples: int = 2_000,
+    track: bool = True,
+) -> RunsComparison:
+    """Run ``run_b``'s model against ``run_a``'s on the rows both kept out of training (the
+    intersection of their holdouts, re-derived from the data and each run's seed): a paired
+    bootstrap of the rows gives the interval of the difference, a p-value and the probability
+    that B is practically better. Both runs must have learnt from the same table."""
+    from mlre.api.audit import _audit_inputs, _load_inputs
+    from mlre.errors import InputError
+    from mlre.evaluate.compare import default_rope, paired_bootstrap
+    from mlre.evaluate.metrics import get_metric
+    from mlre.search.job import encode_target, prepare
+    from mlre.track.registry import load_model
+
+    records = [_run_inputs(r, data) for r in (run_a, run_b)]
+    (ra, spec_a, (_, source)), (rb, spec_b, _) = records
+    sha_a, sha_b = (r.data.tags.get("mlre.data_sha256") for r in (ra, rb))
+    if sha_a and sha_b and sha_a != sha_b:
+        raise InputError(
+            f"runs {run_a} and {run_b} learnt from different tables; their scores cannot be paired",
+            hint="compare ideas on one table with `mlre compare --data`",
+        )
+    if spec_a.target != spec_b.target:
+        raise InputError(
+            f"the runs predict different targets ({spec_a.target} and {spec_b.target})"
+        )
+    if any(r.data.tags.get("mlre.test_source") for r in (ra, rb)):
+        raise InputError("a run scored on a separate test table cannot be paired this way")
+    inputs = _load_inputs(
+        source, test=None, sql=None, db=None, spec=spec_a, encoding=None, delimiter=None,
+        step=lambda _: None, overrides={},
+    )  # fmt: skip
+    task = ra.data.params.get("task") or inputs.task
+    if (rb.data.params.get("task") or task) != task:
+        raise InputError("the runs solve different tasks")
+    metric = get_metric(ra.data.params.get("metric") or spec_a.resolved_metric(task))
+    contract = _audit_inputs(inputs, lambda _: None, model_sample=2_000).contract
+    holds = []
+    for spec in (spec_a, spec_b):
+        prepared = prepare(inputs.df, spec, task, contract, None)
+        holds.append(prepared.hold_rows)
+    common = np.intersect1d(holds[0], holds[1])
+    if len(common) < 30:
+        raise InputError(
+            f"the runs' holdouts share only {len(common)} rows; too few to compare them",
+            hint="runs with the same seed and holdout share every holdout row",
+        )
+    labelled = prepared.labelled
+    y = encode_target(labelled[spec_a.target], task).y[common]
+    rows = labelled.iloc[common]
+    preds = []
+    for r in (ra, rb):
+        uri = run_model_uri(r)
+        if not uri:
+            raise InputError(f"run {r.info.run_id} registered no model")
+        model = load_model(uri).model
+        preds.append(
+            np.asarray(model.predict_proba(rows) if task != "regression" else model.predict(rows))
+        )
+    base_scores = np.array([metric(y, preds[0])])
+    comparison = paired_bootstrap(
+        y,
+        preds[0],
+        preds[1],
+        metric,
+        rope=rope if rope is not None else default_rope(base_scores, metric.name),
+        samples=samples,
+        seed=spec_a.seed,
+        names=(f"run {run_a[:8]}", f"run {run_b[:8]}"),
+    )
+    result = RunsComparison(run_a, run_b, len(common), comparison)
+    if track:
+        from mlre.track import tracked_run
+
+        with tracked_run(spec_a.project_name, "compare-runs", {"mlre.kind": "compare"}) as parent:
+            parent.set_tags(
+                {"mlre.run_a": run_a, "mlre.run_b": run_b, "mlre.verdict": comparison.verdict}
+            )
+            parent.log_json(result.to_dict(), "compare/compare_runs.json")
+            result.run_id = parent.run_id
+    return result

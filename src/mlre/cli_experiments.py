@@ -1,0 +1,345 @@
+"""The experiment commands of the ``mlre`` command line: compare. Parse, call the API, render
+with Rich."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlre.cli import JsonOpt, SeedOpt, SpecOpt, TargetOpt, app, err, guarded, out
+
+VERDICT_STYLE = {
+    "helps": "bold green",
+    "hurts": "bold red",
+    "equivalent": "cyan",
+    "no clear difference": "yellow",
+}
+
+
+@contextmanager
+def fold_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar over every candidate's folds."""
+    if not enabled:
+        yield lambda *_: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("fitting", total=None)
+
+        def step(name: str, done: int, total: int) -> None:
+            bar.update(task, description=f"fitting {name}", completed=done, total=total)
+
+        yield step
+
+
+@app.command()
+@guarded
+def compare(
+    candidates: Annotated[
+        list[str],
+        typer.Argument(
+            help="Model families and idea files (.py), the first the baseline; or two run ids."
+        ),
+    ],
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="The table to compare on.")
+    ] = None,
+    datasets: Annotated[
+        Path | None,
+        typer.Option(help="A folder of data sets (one sub-folder each) to compare across."),
+    ] = None,
+    target: TargetOpt = None,
+    target_from_meta: Annotated[
+        bool, typer.Option(help="With --datasets: each data set's meta.json names its target.")
+    ] = False,
+    max_rows: Annotated[
+        int, typer.Option(min=100, help="With --datasets: larger tables are sampled to this.")
+    ] = 10_000,
+    metric: Annotated[str | None, typer.Option(help="Metric (default: the task's).")] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(min=1, help="Repetitions of k-fold (default 10, 5 above 10k rows)."),
+    ] = None,
+    folds: Annotated[
+        int | None, typer.Option(min=2, help="Folds (default 10, 2 above 10,000 rows).")
+    ] = None,
+    rope: Annotated[
+        float | None,
+        typer.Option(help="Smallest difference that matters, in the metric's units."),
+    ] = None,
+    spec: SpecOpt = None,
+    seed: SeedOpt = None,
+    track: Annotated[bool, typer.Option(help="Record the comparison in MLflow.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does an idea really help? Every candidate on the same repeated folds, tested against the
+    first: corrected resampled t-test, Wilcoxon, Bayesian correlated t-test, Holm correction."""
+    from mlre.api.compare import compare as run_compare
+    from mlre.api.compare import compare_datasets, compare_runs, looks_like_run_id, to_dict
+    from mlre.errors import InputError
+
+    if data is None and datasets is None and candidates and all(map(looks_like_run_id, candidates)):
+        if len(candidates) != 2:
+            raise InputError("compare two runs at a time: mlre compare RUN_A RUN_B")
+        pair = compare_runs(candidates[0], candidates[1], rope=rope, track=track)
+        if as_json:
+            out.print_json(json.dumps(pair.to_dict()))
+            return
+        c = pair.comparison
+        style = VERDICT_STYLE[c.verdict]
+        out.print(f"[{style}]{c.verdict}[/]: {escape(c.sentence)}", soft_wrap=True)
+        if pair.run_id:
+            out.print(f"[dim]recorded as MLflow run {pair.run_id}[/]")
+        return
+    if (data is None) == (datasets is None):
+        raise InputError(
+            "give either --data FILE or --datasets FOLDER (or two run ids: mlre compare RUN_A RUN_B)"
+        )
+    if datasets is not None:
+        with fold_bar(not as_json) as step:
+            across = compare_datasets(
+                datasets,
+                candidates,
+                target=target,
+                target_from_meta=target_from_meta,
+                repeats=repeats,
+                folds=folds,
+                max_rows=max_rows,
+                seed=seed or 0,
+                track=track,
+                progress=step,
+            )
+        if as_json:
+            out.print_json(json.dumps(across.to_dict() | {"run_id": across.run_id}))
+        else:
+            _render_across(across)
+        return
+    with fold_bar(not as_json) as step:
+        result = run_compare(
+            data,
+            candidates,
+            target=target,
+            spec=spec,
+            metric=metric,
+            repeats=repeats,
+            folds=folds,
+            rope=rope,
+            seed=seed,
+            track=track,
+            progress=step,
+        )
+    if as_json:
+        out.print_json(json.dumps(to_dict(result) | {"run_id": result.run_id}))
+    else:
+        _render(result)
+    if result.failures:
+        raise typer.Exit(2)
+
+
+def _render_across(across: Any) -> None:
+    table = across.table()
+    grid = Table(show_edge=False, title=f"mean score over the folds, {len(table)} data sets")
+    grid.add_column("data set", style="bold")
+    grid.add_column("metric")
+    for name in across.names:
+        grid.add_column(escape(name), justify="right")
+    for name, row in table.items():
+        grid.add_row(
+            escape(name),
+            across.datasets[name].metric,
+            *(f"{row[n]:.4f}" for n in across.names),
+        )
+    out.print(grid)
+    if across.ranks is not None:
+        r = across.ranks
+        ranks = ", ".join(
+            f"{escape(n)} {v:.2f}" for n, v in zip(r.names, r.mean_ranks, strict=True)
+        )
+        friedman = f"; Friedman p = {r.p_value:.3g}" if r.p_value is not None else ""
+        out.print(
+            f"mean rank (1 = best): {ranks}; critical difference {r.critical_difference:.2f}"
+            f"{friedman}"
+        )
+    for p in across.pairs:
+        out.print(f"• {escape(p.sentence)}", soft_wrap=True)
+    for name, reason in across.skipped.items():
+        err.print(f"[yellow]left out[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+    if across.run_id:
+        out.print(f"[dim]recorded as MLflow run {across.run_id}[/]")
+
+
+def _render(result: Any) -> None:
+    out.print(
+        f"[bold]{result.metric}[/] ({'higher' if result.greater_is_better else 'lower'} is "
+        f"better) over {result.repeats}x{result.folds}-fold cross-validation of "
+        f"{result.rows:,} rows, every candidate on the same folds"
+    )
+    verdicts = {c.candidate: c for c in result.comparisons}
+    table = Table(show_edge=False)
+    table.add_column("candidate", style="bold")
+    table.add_column(f"mean {result.metric}", justify="right")
+    table.add_column("sd", justify="right")
+    table.add_column("difference [95% CI]", justify="right")
+    table.add_column("p (corrected)", justify="right")
+    table.add_column("P(better / equal / worse)", justify="right")
+    table.add_column("verdict")
+    for c in result.candidates:
+        if not c.ok:
+            table.add_row(escape(c.name), "[red]failed[/]", "", "", "", "", "")
+            continue
+        row = [escape(c.name), f"{c.scores.mean():.4f}", f"{c.scores.std(ddof=1):.4f}"]
+        v = verdicts.get(c.name)
+        if v is None:
+            row += ["", "", "", "[dim]baseline[/]"]
+        else:
+            style = VERDICT_STYLE[v.verdict]
+            row += [
+                f"{v.difference:+.4g} [{v.low:+.3g}, {v.high:+.3g}]",
+                f"{v.p_adjusted:.3g}",
+                f"{v.p_better:.2f} / {v.p_equivalent:.2f} / {v.p_worse:.2f}",
+                f"[{style}]{v.verdict}[/]",
+            ]
+        table.add_row(*row)
+    out.print(table)
+    for v in result.comparisons:
+        out.print(f"• {escape(v.sentence)}", soft_wrap=True)
+    for c in result.failures:
+        err.print(f"[bold red]error:[/] {escape(c.error or '')}", soft_wrap=True)
+    if result.run_id:
+        out.print(f"[dim]recorded as MLflow run {result.run_id}[/]")
+
+
+@app.command()
+@guarded
+def ablate(
+    run_id: Annotated[str, typer.Argument(help="The `mlre run` whose best model is ablated.")],
+    groups: Annotated[
+        str,
+        typer.Option(help='Feature groups: "name=col1,col2;other=prefix_*" (shell patterns).'),
+    ],
+    data: Annotated[
+        Path | None, typer.Option(help="The run's table, if it is no longer where it was.")
+    ] = None,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Repetitions of k-fold.")] = None,
+    folds: Annotated[int | None, typer.Option(min=2, help="Folds.")] = None,
+    rope: Annotated[
+        float | None, typer.Option(help="Smallest loss that matters, in the metric's units.")
+    ] = None,
+    track: Annotated[bool, typer.Option(help="Record the ablation in MLflow.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """What each feature group is worth: the run's best model refitted without each group on the
+    same repeated folds, and the loss tested (Holm-adjusted over the groups)."""
+    from mlre.api.compare import ablate as run_ablate
+
+    with fold_bar(not as_json) as step:
+        result = run_ablate(
+            run_id,
+            groups,
+            data=data,
+            repeats=repeats,
+            folds=folds,
+            rope=rope,
+            track=track,
+            progress=step,
+        )
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    cmp = result.comparison
+    out.print(
+        f"[bold]{result.family}[/] (the best configuration of run {result.run_id}) without each "
+        f"group, {cmp.repeats}x{cmp.folds}-fold cross-validation, {cmp.metric}"
+    )
+    full = cmp.candidates[0]
+    if full.ok:
+        out.print(f"all features: {cmp.metric} {full.scores.mean():.4f}")
+    table = Table(show_edge=False)
+    table.add_column("group", style="bold")
+    table.add_column("columns")
+    table.add_column("loss without it [95% CI]", justify="right")
+    table.add_column("p (Holm)", justify="right")
+    table.add_column("P(matters)", justify="right")
+    table.add_column("verdict")
+    styles = {"matters": "bold green", "removing it helps": "bold red", "not needed": "cyan"}
+    for g in result.groups:
+        shown = ", ".join(g.columns[:6]) + (
+            f" (+{len(g.columns) - 6})" if len(g.columns) > 6 else ""
+        )
+        table.add_row(
+            escape(g.group),
+            escape(shown),
+            f"{g.loss:+.4g} [{g.low:+.3g}, {g.high:+.3g}]",
+            f"{g.p_adjusted:.3g}",
+            f"{g.p_matters:.2f}",
+            f"[{styles.get(g.verdict, 'yellow')}]{g.verdict}[/]",
+        )
+    out.print(table)
+    for c in cmp.failures:
+        err.print(f"[bold red]error:[/] {escape(c.name)}: {escape(c.error or '')}", soft_wrap=True)
+    if result.run_id_recorded:
+        out.print(f"[dim]recorded as MLflow run {result.run_id_recorded}[/]")
+
+
+@app.command()
+@guarded
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="The `mlre run` to replay.")],
+    data: Annotated[
+        Path | None, typer.Option(help="The run's table, if it is no longer where it was.")
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option(help="The run's test table, if it had one elsewhere.")
+    ] = None,
+    track: Annotated[bool, typer.Option(help="Record the replay in MLflow.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay a run: score its recorded model on the re-derived holdout, rebuild the model from
+    its recipe, and say whether the scores match (exit 1 when they do not) and what differs."""
+    from mlre.api.reproduce import reproduce as run_reproduce
+    from mlre.cli import steps
+
+    with steps(not as_json) as step:
+        step(f"replaying run {run_id}")
+        result = run_reproduce(run_id, data=data, test=test, track=track)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        style = "bold green" if result.reproduced else "bold red"
+        out.print(f"[{style}]{escape(result.verdict())}[/]", soft_wrap=True)
+        table = Table(show_edge=False)
+        table.add_column("metric", style="bold")
+        table.add_column("recorded", justify="right")
+        table.add_column("recorded model, again", justify="right")
+        table.add_column("rebuilt from the recipe", justify="right")
+        for k, v in result.recorded.items():
+            again = result.reevaluated.get(k)
+            refit = (result.refitted or {}).get(k)
+            table.add_row(
+                k,
+                f"{v:.6g}",
+                "" if again is None else f"{again:.6g}",
+                "" if refit is None else f"{refit:.6g}",
+            )
+        out.print(table)
+        for note in result.notes:
+            out.print(f"[dim]{escape(note)}[/]")
+        if result.replay_run_id:
+            out.print(f"[dim]recorded as MLflow run {result.replay_run_id}[/]")
+    if not result.reproduced:
+        raise typer.Exit(1)
