@@ -65,7 +65,11 @@ def compare(
     ] = None,
     target: TargetOpt = None,
     target_from_meta: Annotated[
-        bool, typer.Option(help="With --datasets: each data set's meta.json names its target.")
+        bool,
+        typer.Option(
+            "--target-from-meta",
+            help="With --datasets: each data set's meta.json names its target.",
+        ),
     ] = False,
     max_rows: Annotated[
         int, typer.Option(min=100, help="With --datasets: larger tables are sampled to this.")
@@ -343,3 +347,75 @@ def reproduce(
             out.print(f"[dim]recorded as MLflow run {result.replay_run_id}[/]")
     if not result.reproduced:
         raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def fairness(
+    model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION")],
+    data: Annotated[Path, typer.Argument(help="A labelled table, e.g. the run's holdout.")],
+    sensitive: Annotated[
+        list[str], typer.Option(help="Sensitive columns (repeat, or comma-separated).")
+    ],
+    target: TargetOpt = None,
+    spec: SpecOpt = None,
+    proxies: Annotated[bool, typer.Option(help="Look for features standing in for them.")] = True,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Exit 1 when a disparity breaks its limit.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is the model fair? Metrics per group (bootstrap 95% intervals), disparities against the
+    spec's limits, and proxy features; small groups are shown, not judged."""
+    from mlre.api.fairness import fairness as run_fairness
+    from mlre.cli import _split, steps
+
+    with steps(not as_json) as step:
+        step("auditing the predictions by group")
+        audit = run_fairness(
+            model,
+            data,
+            sensitive=_split(sensitive) or [],
+            target=target,
+            spec=spec,
+            proxies=proxies,
+        )
+    if as_json:
+        out.print_json(json.dumps(audit.to_dict(), default=str))
+    else:
+        _render_fairness(audit)
+    if gate and audit.breached:
+        raise typer.Exit(1)
+
+
+def _render_fairness(audit: Any) -> None:
+    keys = (
+        ["selection_rate", "true_positive_rate", "false_positive_rate", "precision", "accuracy"]
+        if audit.task == "binary"
+        else ["mean_prediction", "mean_error", "mae"]
+    )
+    for column in dict.fromkeys(g.column for g in audit.groups):
+        table = Table(show_edge=False, title=f"by {column}", title_justify="left")
+        table.add_column("group", style="bold")
+        table.add_column("rows", justify="right")
+        for k in keys:
+            table.add_column(k.replace("_", " "), justify="right")
+        for g in (g for g in audit.groups if g.column == column):
+            cells = []
+            for k in keys:
+                low, high = g.intervals.get(k, (float("nan"), float("nan")))
+                cells.append(f"{g.metrics[k]:.3f} [{low:.2f}, {high:.2f}]")
+            name = escape(g.group) + (" [dim](small)[/]" if g.small else "")
+            table.add_row(name, f"{g.count:,}", *cells)
+        out.print(table)
+    table = Table(show_edge=False, title="disparities", title_justify="left")
+    for c in ("column", "measure", "value", "limit", ""):
+        table.add_column(c, justify="right" if c in ("value", "limit") else "left")
+    for d in audit.disparities:
+        mark = "[bold red]breached[/]" if d.breached else "[green]within[/]" if d.limit else ""
+        limit = "" if d.limit is None else f"{d.limit:g}"
+        table.add_row(escape(d.column), d.name.replace("_", " "), f"{d.value:.3f}", limit, mark)
+    out.print(table)
+    for f in audit.findings:
+        if f.severity.value != "info":
+            out.print(f"[yellow]! {escape(f.message)}[/]", soft_wrap=True)

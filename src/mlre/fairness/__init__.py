@@ -1,0 +1,1 @@
+"""Fairness: group metrics, disparities, proxies (and mitigation)."""
