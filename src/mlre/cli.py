@@ -285,6 +285,13 @@ def run(
         int,
         typer.Option(min=1, help="Repeat the whole run with this many seeds: the score's spread."),
     ] = 1,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option(help="Sensitive columns: audit the model's fairness by their groups."),
+    ] = None,
+    exclude_sensitive: Annotated[
+        bool, typer.Option(help="Keep the sensitive columns out of the model's features.")
+    ] = False,
 ) -> None:
     """Find the best honest model within the time budget; track, register and report it."""
     import mlre
@@ -304,6 +311,8 @@ def run(
         "track": track,
         "report": False if no_report else report,
         "interpretable": interpretable or None,
+        **({"sensitive": _split(sensitive)} if sensitive else {}),
+        **({"exclude_sensitive": True} if exclude_sensitive else {}),
     }
     if seeds > 1:
         _run_seeds(data, seeds, seed, options, as_json)
@@ -341,6 +350,19 @@ def run(
         )
     if result.report_path:
         out.print(f"report: [bold]{escape(result.report_path)}[/] (and .md beside it)")
+    _render_fairness_gate(result)
+
+
+def _render_fairness_gate(result: Any) -> None:
+    """Name the fairness warnings; exit 1 when the spec's fairness constraint is broken."""
+    fair = [f for f in result.findings if f.check.startswith("fairness_")]
+    for f in fair:
+        if f.severity != "info":
+            style = SEVERITY_STYLE[f.severity]
+            out.print(f"[{style}]{SEVERITY_MARK[f.severity]} {escape(f.message)}[/]")
+    if any(f.severity == "error" for f in fair):
+        err.print("[bold red]the fairness constraint of the spec is not met[/]")
+        raise typer.Exit(1)
 
 
 def _run_seeds(

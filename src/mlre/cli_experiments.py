@@ -419,3 +419,58 @@ def _render_fairness(audit: Any) -> None:
     for f in audit.findings:
         if f.severity.value != "info":
             out.print(f"[yellow]! {escape(f.message)}[/]", soft_wrap=True)
+
+
+@app.command()
+@guarded
+def mitigate(
+    run_id: Annotated[str, typer.Argument(help="The `mlre run` of a binary classifier.")],
+    sensitive: Annotated[str, typer.Option(help="The sensitive column to mitigate for.")],
+    constraint: Annotated[
+        str, typer.Option(help="demographic_parity or equalized_odds.")
+    ] = "demographic_parity",
+    data: Annotated[
+        Path | None, typer.Option(help="The run's table, if it is no longer where it was.")
+    ] = None,
+    reductions: Annotated[
+        bool, typer.Option(help="Also refit the model under the constraint (slower).")
+    ] = True,
+    track: Annotated[bool, typer.Option(help="Record the trade-off in MLflow.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """The accuracy a smaller disparity costs: the run's model, thresholds per group, and the
+    model refitted under the constraint, all scored on the same held-out rows."""
+    from mlre.api.fairness import mitigate as run_mitigate
+    from mlre.cli import steps
+
+    with steps(not as_json) as step:
+        step("fitting the mitigations")
+        result = run_mitigate(
+            run_id,
+            sensitive=sensitive,
+            constraint=constraint,
+            data=data,
+            reductions=reductions,
+            track=track,
+        )
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    table = Table(show_edge=False, title=f"{constraint.replace('_', ' ')} by {sensitive}")
+    for c in ("option", "accuracy", "balanced acc.", "DP difference", "EO difference", ""):
+        table.add_column(c, justify="left" if c in ("option", "") else "right")
+    for o in result.options:
+        note = "Pareto" if o.name in result.front else ""
+        if o.needs_sensitive:
+            note += (", " if note else "") + f"needs {sensitive} to predict"
+        table.add_row(
+            escape(o.name),
+            f"{o.accuracy:.4f}",
+            f"{o.balanced_accuracy:.4f}",
+            f"{o.demographic_parity_difference:.3f}",
+            f"{o.equalized_odds_difference:.3f}",
+            note,
+        )
+    out.print(table)
+    if result.run_id_recorded:
+        out.print(f"[dim]recorded as MLflow run {result.run_id_recorded}[/]")

@@ -47,6 +47,20 @@ class FairnessConstraint(_Strict):
     metric: str = "demographic_parity_difference"
     max_difference: float = Field(0.1, ge=0, le=1)
 
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        known = (
+            "demographic_parity_difference",
+            "equalized_odds_difference",
+            "equal_opportunity_difference",
+            "demographic_parity_ratio",
+        )
+        if v not in known:
+            hint = did_you_mean(v, known) or "known: " + ", ".join(known)
+            raise ValueError(f"unknown fairness metric {v!r}; {hint}")
+        return v
+
 
 class Constraints(_Strict):
     """Limits the chosen model must respect; enforced by the search and the release gates."""
@@ -108,6 +122,9 @@ class Spec(_Strict):
     time_column: str | None = None
     group_column: str | None = None
     sensitive: list[str] = Field(default_factory=list)
+    exclude_sensitive: bool = Field(
+        False, description="keep sensitive columns out of the model (they are still audited)"
+    )
     drop: list[str] = Field(default_factory=list, description="columns ignored entirely")
     na_values: list[str] = Field(default_factory=list, description="extra tokens read as missing")
     constraints: Constraints = Field(default_factory=Constraints)

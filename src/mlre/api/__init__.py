@@ -4,7 +4,7 @@ from mlre.api.audit import AuditReport, audit, init
 from mlre.api.compare import ablate, compare, compare_datasets, compare_runs
 from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
 from mlre.api.explain import Explanations, explain_predictions
-from mlre.api.fairness import fairness
+from mlre.api.fairness import fairness, mitigate
 from mlre.api.reproduce import ReproduceResult, reproduce
 from mlre.api.run import (
     Prediction,
@@ -35,6 +35,7 @@ __all__ = [
     "fairness",
     "init",
     "leaderboard",
+    "mitigate",
     "predict",
     "promote",
     "reproduce",

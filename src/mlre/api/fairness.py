@@ -71,3 +71,99 @@ def fairness(
         audit.proxies = find_proxies(df[features], groups, seed=seed)
         audit.findings += proxy_findings(audit.proxies)
     return audit
+
+
+def mitigate(
+    run_id: str,
+    *,
+    sensitive: str,
+    constraint: str = "demographic_parity",
+    data: str | Path | pd.DataFrame | None = None,
+    reductions: bool = True,
+    track: bool = True,
+) -> Any:
+    """The trade-off between accuracy and disparity for run ``run_id``'s binary classifier: the
+    model as it is, thresholds per group of ``sensitive`` (post-processing) and the run's best
+    family refitted under the constraint at several bounds (reductions), all scored on the same
+    held-out rows. Returns a ``Mitigation`` with the options and the Pareto front."""
+    from mlre.api.audit import _audit_inputs, _load_inputs
+    from mlre.api.compare import _run_inputs, run_model_uri
+    from mlre.fairness.audit import sensitive_frame
+    from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff, tradeoff_figure
+    from mlre.models.zoo import FAMILIES
+    from mlre.search.job import prepare
+    from mlre.track.registry import load_model
+
+    if constraint not in CONSTRAINTS:
+        raise InputError(
+            f"unknown constraint {constraint!r}", hint="use demographic_parity or equalized_odds"
+        )
+    run, spec, (board, source) = _run_inputs(run_id, data)
+    task = run.data.params.get("task")
+    if task != "binary":
+        raise InputError(
+            f"mitigation is offered for binary classification; run {run_id} is {task}",
+            hint="for it: audit with `mlre fairness`, keep the sensitive columns out of the "
+            "model (--exclude-sensitive) and look at the proxies the audit names",
+        )
+    inputs = _load_inputs(
+        source, test=None, sql=None, db=None, spec=spec, encoding=None, delimiter=None,
+        step=lambda _: None, overrides={},
+    )  # fmt: skip
+    if sensitive not in inputs.df.columns:
+        raise InputError(f"sensitive column {sensitive!r} is not in the run's data")
+    contract = _audit_inputs(inputs, lambda _: None, model_sample=2_000).contract
+    prepared = prepare(inputs.df, spec, task, contract, None)
+    model = load_model(run_model_uri(run)).model
+    groups_train = sensitive_frame(prepared.train, [sensitive], intersections=False)[sensitive]
+    groups_hold = sensitive_frame(prepared.hold, [sensitive], intersections=False)[sensitive]
+    best = next((r for r in board if r.get("status") == "ok"), None)
+    family = best["family"] if best and best["family"] in ("lightgbm", "xgboost") else "lightgbm"
+    params = (
+        best["params"] if best and best["family"] == family else dict(FAMILIES[family].portfolio[0])
+    )
+    options = tradeoff(
+        model,
+        prepared.train[prepared.plan.columns],
+        prepared.y_train,
+        groups_train.to_numpy(),
+        prepared.hold[prepared.plan.columns],
+        prepared.y_hold,
+        groups_hold.to_numpy(),
+        constraint=constraint,
+        plan=prepared.plan,
+        family=family,
+        params=params,
+        seed=spec.seed,
+        reductions=reductions,
+    )
+    result = Mitigation(run_id, sensitive, constraint, options, pareto(options))
+    if track:
+        from mlre.track import tracked_run
+
+        with tracked_run(spec.project_name, "mitigate", {"mlre.kind": "mitigate"}) as parent:
+            parent.set_tags({"mlre.mitigates": run_id, "mlre.sensitive": sensitive})
+            parent.log_json(result.to_dict(), "fairness/mitigation.json")
+            parent.log_json(tradeoff_figure(options, constraint), "fairness/tradeoff_figure.json")
+            result.run_id_recorded = parent.run_id
+    return result
+
+
+class Mitigation:
+    """The options of a mitigation and which of them are on the Pareto front."""
+
+    def __init__(
+        self, run_id: str, sensitive: str, constraint: str, options: list, front: list[str]
+    ):
+        self.run_id, self.sensitive, self.constraint = run_id, sensitive, constraint
+        self.options, self.front = options, front
+        self.run_id_recorded: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "sensitive": self.sensitive,
+            "constraint": self.constraint,
+            "options": [o.row() | {"pareto": o.name in self.front} for o in self.options],
+            "recorded_as": self.run_id_recorded,
+        }

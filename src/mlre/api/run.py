@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlre.api.audit import _audit_inputs, _load_inputs
@@ -45,6 +46,7 @@ class RunResult:
     ensemble: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] | None = None
     report_path: str | None = None
+    fairness: dict[str, Any] | None = None
 
     @property
     def holdout_score(self) -> float:
@@ -69,6 +71,7 @@ class RunResult:
             "scheme": self.scheme,
             "ensemble": self.ensemble,
             "trials": len(self.leaderboard),
+            "fairness": self.fairness,
         }
 
 
@@ -208,7 +211,11 @@ def run(
                 -(r[m.name] or 0) if m.greater_is_better else (r[m.name] or 0),
             ),
         )
-        findings = Findings([*audit_report.findings, *report_findings, *job.findings])
+        fairness = _fairness(job, the_spec, inputs.task) if the_spec.sensitive else None
+        fairness_findings = [] if fairness is None else fairness.findings
+        findings = Findings(
+            [*audit_report.findings, *report_findings, *job.findings, *fairness_findings]
+        )
         result = RunResult(
             project=the_spec.project_name,
             task=inputs.task,
@@ -222,6 +229,7 @@ def run(
             scheme=job.scheme,
             budget=budget,
             ensemble=job.model.describe(),
+            fairness=None if fairness is None else fairness.to_dict(),
         )
         if parent is not None:
             step("registering the model")
@@ -241,6 +249,35 @@ def run(
             result = body(parent)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fairness(job: Any, spec: Spec, task: str) -> Any:
+    """The fairness audit of the holdout predictions by the spec's sensitive columns; a breach
+    is an error finding (the run's gate) when the spec sets a fairness constraint."""
+    from mlre.fairness.audit import audit_predictions, find_proxies, proxy_findings, sensitive_frame
+
+    ev = job.evaluation
+    if task == "multiclass":
+        return None
+    groups = sensitive_frame(ev.hold_frame, spec.sensitive)
+    if task == "binary":
+        y, prediction = ev.y_hold.astype(float), ev.pred_hold.argmax(axis=1).astype(float)
+    else:
+        y, prediction = ev.y_hold.astype(float), np.asarray(ev.pred_hold, dtype=float)
+    constraint = spec.constraints.fairness
+    limits = {} if constraint is None else {constraint.metric: constraint.max_difference}
+    audit = audit_predictions(y, prediction, groups, task=task, limits=limits, seed=spec.seed)
+    if constraint is not None:  # asked for: a breach of the constraint fails the run's gate
+        audit.findings = [
+            f.model_copy(update={"severity": Severity.ERROR})
+            if f.check == f"fairness_{constraint.metric}"
+            else f
+            for f in audit.findings
+        ]
+    features = [c for c in ev.X_hold.columns if c not in spec.sensitive]
+    audit.proxies = find_proxies(ev.hold_frame[features], groups[spec.sensitive], seed=spec.seed)
+    audit.findings += proxy_findings(audit.proxies)
+    return audit
 
 
 def _write_report(

@@ -174,6 +174,7 @@ def collect(
         "dependence": dependence,
         "whole_model": _whole_model(job, task, classes),
         "findings": all_findings.to_list(),
+        "fairness": summary.get("fairness"),
         "card": model_card(summary, spec, audit),
         "seconds": round(time.monotonic() - started, 2),
         "timings": timings,
@@ -580,11 +581,35 @@ def model_card(summary: dict[str, Any], spec: Any, audit: Any) -> dict[str, Any]
         },
         "metrics": summary["holdout"],
         "evaluation": summary["scheme"].get("holdout"),
-        "ethics": "no fairness audit was run for this model: check group metrics before using "
-        "it for decisions about people",
+        "ethics": ethics(summary.get("fairness")),
         "reproduce": f"mlre run {audit.source} --target {target} --metric {summary['metric']} "
         f"--time-budget {summary['budget']:g} --seed {spec.seed}",
     }
+
+
+def ethics(fairness: dict[str, Any] | None) -> str:
+    """The model card's ethical considerations, from the fairness audit when there was one."""
+    if not fairness:
+        return (
+            "no fairness audit was run for this model (no sensitive columns named): check group "
+            "metrics with `mlre fairness` before using it for decisions about people"
+        )
+    breaches = [d for d in fairness["disparities"] if d["breached"]]
+    columns = sorted({g["column"] for g in fairness["groups"] if " × " not in g["column"]})
+    text = f"audited by {', '.join(columns)} on the holdout: "
+    if breaches:
+        text += "; ".join(
+            f"{d['name'].replace('_', ' ')} by {d['column']} is {d['value']:.3f} (limit "
+            f"{d['limit']:g})"
+            for d in breaches[:4]
+        )
+        text += " — the model treats these groups differently; see the fairness section"
+    else:
+        text += "no disparity beyond its limit"
+    if fairness.get("proxies"):
+        p = fairness["proxies"][0]
+        text += f"; {p['feature']} stands in for {p['sensitive']} (AUC {p['auc']:.2f})"
+    return text
 
 
 # --------------------------------------------------------------------------- plain words

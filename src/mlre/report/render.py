@@ -19,6 +19,7 @@ SECTIONS = [
     ("performance", "Honest performance"),
     ("diagnostics", "Diagnostics"),
     ("explanations", "Explanations"),
+    ("fairness", "Fairness"),
     ("card", "Model card"),
     ("findings", "All findings"),
 ]
@@ -82,6 +83,40 @@ def render_html(data: dict[str, Any]) -> str:
         figures_json=json.dumps(figures, separators=(",", ":"), default=str).replace("</", "<\\/"),
         plotly_js=_plotly_js(),
     )
+
+
+def fairness_markdown(fairness: dict[str, Any] | None) -> list[str]:
+    """The fairness section: rates per group with intervals, disparities, proxies."""
+    if not fairness:
+        return []
+    out = ["", "## Fairness", ""]
+    binary = fairness["task"] == "binary"
+    keys = (
+        ["selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"]
+        if binary
+        else ["mean_prediction", "mean_error", "mae"]
+    )
+    out += ["| column | group | rows | " + " | ".join(k.replace("_", " ") for k in keys) + " |"]
+    out += ["| --- | --- | ---: |" + " ---: |" * len(keys)]
+    for g in fairness["groups"]:
+        cells = []
+        for k in keys:
+            low, high = g["intervals"].get(k, (float("nan"), float("nan")))
+            cells.append(f"{g['metrics'][k]:.3f} [{low:.2f}, {high:.2f}]")
+        small = " (small: not judged)" if g["small"] else ""
+        out.append(
+            f"| {g['column']} | {g['group']}{small} | {g['count']:,} | " + " | ".join(cells) + " |"
+        )
+    out += ["", "| column | disparity | value | limit | |", "| --- | --- | ---: | ---: | --- |"]
+    for d in fairness["disparities"]:
+        limit = "" if d["limit"] is None else f"{d['limit']:g}"
+        verdict = "breached" if d["breached"] else ("within" if d["limit"] is not None else "")
+        out.append(
+            f"| {d['column']} | {d['name'].replace('_', ' ')} | {d['value']:.3f} | {limit} | {verdict} |"
+        )
+    for p in fairness.get("proxies") or []:
+        out.append(f"- {p['feature']} predicts {p['sensitive']} by itself (ROC AUC {p['auc']:.2f})")
+    return out
 
 
 def render_markdown(data: dict[str, Any]) -> str:
@@ -160,6 +195,7 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{case['actual']}): {case['output']} {case['value']:.3g} against "
             f"{case['base_value']:.3g} on average; {parts}",
         ]
+    out += fairness_markdown(data.get("fairness"))
     card = data["card"]
     out += ["", "## Model card", ""]
     out += [

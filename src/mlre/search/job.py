@@ -66,6 +66,7 @@ class Evaluation:
     pred_hold: np.ndarray
     classes: np.ndarray | None
     plan: FeaturePlan
+    hold_frame: pd.DataFrame | None = None  # every column of the holdout rows (sensitive ones too)
 
 
 @dataclass
@@ -195,6 +196,8 @@ def prepare(
     if task != "regression":
         check_classes(y_train, y_hold, enc.classes)
     exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
+    if spec.exclude_sensitive:
+        exclude += spec.sensitive
     plan = FeaturePlan.from_contract(contract, exclude=exclude)
     rows = _search_sample(y_train, task, search_rows, spec.seed)
     X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
@@ -276,7 +279,7 @@ def run_job(
         test_rows=len(hold),
         train_rows=len(train),
         evaluation=Evaluation(
-            train[plan.columns], y_train, X_hold, y_hold, pred, enc_classes, plan
+            train[plan.columns], y_train, X_hold, y_hold, pred, enc_classes, plan, hold
         ),
     )
     result.findings.extend(_gap_findings(result, metric.name))
