@@ -435,6 +435,10 @@ def mitigate(
     reductions: Annotated[
         bool, typer.Option(help="Also refit the model under the constraint (slower).")
     ] = True,
+    register: Annotated[
+        str | None,
+        typer.Option(help="Register this option (by its name) as a new version of the model."),
+    ] = None,
     track: Annotated[bool, typer.Option(help="Record the trade-off in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -451,6 +455,7 @@ def mitigate(
             constraint=constraint,
             data=data,
             reductions=reductions,
+            register=register,
             track=track,
         )
     if as_json:
@@ -472,5 +477,11 @@ def mitigate(
             note,
         )
     out.print(table)
+    if result.registered is not None:
+        reg = result.registered
+        out.print(
+            f"registered [bold]{escape(register or '')}[/] as version {reg.version} of "
+            f"{escape(reg.name)} (alias {reg.alias})"
+        )
     if result.run_id_recorded:
         out.print(f"[dim]recorded as MLflow run {result.run_id_recorded}[/]")

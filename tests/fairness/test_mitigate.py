@@ -71,3 +71,58 @@ def test_what_is_offered_for_other_tasks_and_bad_constraints(adult_run, monkeypa
     regression = mlre.run(df, target="price", time_budget=5, families=["linear"], report=False)
     with pytest.raises(InputError, match="offered for binary classification"):
         mitigate(regression.run_id, sensitive="cut", data=df)
+
+
+def test_a_chosen_mitigation_registers_and_predicts_like_any_model(adult_run, monkeypatch):
+    from fairlearn.metrics import demographic_parity_difference
+
+    from mlre.track.registry import load_model, predict_frame
+
+    folder, run = adult_run
+    monkeypatch.chdir(folder)
+    name = "thresholds per group (demographic parity)"
+    result = mitigate(run.run_id, sensitive="sex", reductions=False, register=name)
+    registered = result.registered
+    assert registered is not None and registered.version != run.model_version
+    loaded = load_model(f"models:/{registered.name}/{registered.version}")  # hash-checked
+    assert loaded.model.contract.sensitive_inputs == ["sex"]
+    rows = dataset("adult", rows=1500, seed=9)
+    table = predict_frame(loaded.model, rows)
+    assert set(table["prediction"]) <= {"<=50K", ">50K"}
+    assert set(table["proba_>50K"]) <= {0.0, 1.0}  # the decision, drawn once per row
+    p = loaded.model.decision_probability(rows)
+    assert ((p >= 0) & (p <= 1)).all() and 0 < p.mean() < 1
+    chosen = (table["prediction"] == ">50K").astype(int)
+    y = (rows["income-per-year"] == ">50K").astype(int)
+    # the run's own version: the alias `candidate` now names the mitigated one
+    own = load_model(f"models:/{registered.name}/{run.model_version}").model
+    base = (own.predict(rows) == ">50K").astype(int)
+    assert abs(chosen.mean() - base.mean()) < 0.1, "selection rates of the rule, not argmax"
+    assert (predict_frame(loaded.model, rows)["prediction"] == table["prediction"]).all()
+    assert demographic_parity_difference(y, chosen, sensitive_features=rows["sex"]) < (
+        demographic_parity_difference(y, base, sensitive_features=rows["sex"])
+    )
+    # the service answers with it (it is the candidate now), the same labels as predict
+    import time
+
+    from mlre.serve.service import ServeConfig, Service
+
+    service = Service(
+        ServeConfig(
+            model=registered.name,
+            prediction_log=folder / "predictions.db",
+            audit_log=folder / "audit.db",
+        )
+    ).start()
+    try:
+        end = time.monotonic() + 60
+        while not service.ready and time.monotonic() < end:
+            time.sleep(0.1)
+        answer = service.predict(rows.drop(columns=["income-per-year"]).head(50))
+        assert answer.slot.version == registered.version
+        served = answer.slot.model.classes_[answer.output.argmax(axis=1)]
+        assert list(served) == list(table["prediction"].head(50))
+    finally:
+        service.stop()
+    with pytest.raises(InputError, match="no mitigated option called"):
+        mitigate(run.run_id, sensitive="sex", reductions=False, register="unmitigated")

@@ -80,12 +80,17 @@ def mitigate(
     constraint: str = "demographic_parity",
     data: str | Path | pd.DataFrame | None = None,
     reductions: bool = True,
+    register: str | None = None,
     track: bool = True,
 ) -> Any:
     """The trade-off between accuracy and disparity for run ``run_id``'s binary classifier: the
     model as it is, thresholds per group of ``sensitive`` (post-processing) and the run's best
     family refitted under the constraint at several bounds (reductions), all scored on the same
-    held-out rows. Returns a ``Mitigation`` with the options and the Pareto front."""
+    held-out rows. Returns a ``Mitigation`` with the options and the Pareto front.
+
+    ``register``: the name of an option to register as a new version of the run's model (alias
+    ``candidate``); it then serves like any other. One that reads the sensitive column to
+    predict says so in its data contract (``sensitive_inputs``)."""
     from mlre.api.audit import _audit_inputs, _load_inputs
     from mlre.api.compare import _run_inputs, run_model_uri
     from mlre.fairness.audit import sensitive_frame
@@ -112,6 +117,14 @@ def mitigate(
     )  # fmt: skip
     if sensitive not in inputs.df.columns:
         raise InputError(f"sensitive column {sensitive!r} is not in the run's data")
+    column = inputs.df[sensitive]
+    if pd.api.types.is_numeric_dtype(column.dtype) and column.nunique() > 10:
+        raise InputError(
+            f"{sensitive!r} is a number with {column.nunique()} values; mitigation needs groups",
+            hint="add a column of bands (e.g. age groups) and mitigate for it",
+        )
+    if track is False and register is not None:
+        raise InputError("registering a mitigated model needs tracking (drop --no-track)")
     contract = _audit_inputs(inputs, lambda _: None, model_sample=2_000).contract
     prepared = prepare(inputs.df, spec, task, contract, None)
     model = load_model(run_model_uri(run)).model
@@ -146,6 +159,10 @@ def mitigate(
             parent.log_json(result.to_dict(), "fairness/mitigation.json")
             parent.log_json(tradeoff_figure(options, constraint), "fairness/tradeoff_figure.json")
             result.run_id_recorded = parent.run_id
+            if register is not None:
+                result.registered = _register(
+                    parent, result, register, prepared, contract, spec, run
+                )
     return result
 
 
@@ -158,6 +175,7 @@ class Mitigation:
         self.run_id, self.sensitive, self.constraint = run_id, sensitive, constraint
         self.options, self.front = options, front
         self.run_id_recorded: str | None = None
+        self.registered: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,4 +184,41 @@ class Mitigation:
             "constraint": self.constraint,
             "options": [o.row() | {"pareto": o.name in self.front} for o in self.options],
             "recorded_as": self.run_id_recorded,
+            "registered": None
+            if self.registered is None
+            else self.registered.uri.split("@")[0] + f"/{self.registered.version}",
         }
+
+
+def _register(
+    parent: Any, result: Mitigation, name: str, prepared: Any, contract: Any, spec: Any, run: Any
+) -> Any:
+    """Register the option called ``name`` as a version of the run's model."""
+    from mlre.fairness.mitigate import MitigatedModel
+    from mlre.track.registry import log_and_register
+
+    option = next((o for o in result.options if o.name == name), None)
+    if option is None or option.kind == "unmitigated":
+        choices = ", ".join(repr(o.name) for o in result.options if o.kind != "unmitigated")
+        raise InputError(f"no mitigated option called {name!r}", hint=f"choose one of {choices}")
+    needs = [result.sensitive] if option.needs_sensitive else []
+    model = MitigatedModel(
+        option.model,
+        option.kind,
+        result.sensitive,
+        prepared.classes,
+        contract.model_copy(update={"sensitive_inputs": needs}),
+        run.data.params.get("metric", "accuracy"),
+    )
+    features = [c.name for c in contract.features]
+    return log_and_register(
+        parent.run_id,
+        model,
+        prepared.hold[features],
+        name=spec.project_name,
+        tags={
+            "mlre.mitigation": option.name,
+            "mlre.mitigates": result.run_id,
+            "mlre.sensitive_inputs": ",".join(needs),
+        },
+    )

@@ -55,6 +55,8 @@ class DataContract(BaseModel):
     n_rows: int = 0
     data_sha256: str | None = None
     columns: list[ColumnContract]
+    # sensitive columns the model reads at prediction time (a fairness post-processing does)
+    sensitive_inputs: list[str] = Field(default_factory=list)
 
     @property
     def features(self) -> list[ColumnContract]:

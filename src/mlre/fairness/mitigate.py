@@ -216,6 +216,70 @@ def tradeoff(
     return options
 
 
+class MitigatedModel(BaseEstimator):
+    """A mitigated binary classifier that registers and serves like any mlre model.
+
+    Both of Fairlearn's mitigations are randomised rules: each row gets the positive label with
+    a probability (between two thresholds of its group, or across a mixture of models). Taking
+    the more probable label would not be the audited rule (it changes the selection rates). Here
+    each row draws once, from a number hashed from its own values: the same row always gets the
+    same answer, and over many rows the rates are the mitigation's. ``predict_proba`` gives that
+    decision (0 or 1 per class, so that a service answers what ``predict`` answers);
+    ``decision_probability`` gives the rule's probability of the positive label."""
+
+    def __init__(
+        self,
+        mitigator: Any = None,
+        kind: str = "reduction",
+        sensitive: str = "",
+        classes: np.ndarray | None = None,
+        contract: Any = None,
+        metric: str = "accuracy",
+    ):
+        self.mitigator = mitigator
+        self.kind = kind
+        self.sensitive = sensitive
+        self.classes = classes
+        self.contract = contract
+        self.metric = metric
+
+    task = "binary"
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)
+
+    def fit(self, X: Any = None, y: Any = None) -> MitigatedModel:
+        """Fitted by ``mlre mitigate``."""
+        return self
+
+    def decision_probability(self, X: pd.DataFrame) -> np.ndarray:
+        """The rule's probability of the positive label for each row."""
+        if self.kind == "post-processing":
+            values = X[self.sensitive]
+            groups = values.astype(object).where(values.notna(), "missing").astype(str)
+            # the probabilities the public, randomised predict draws from
+            pmf = self.mitigator._pmf_predict(X, sensitive_features=groups.to_numpy())
+        else:
+            pmf = self.mitigator._pmf_predict(X)
+        return np.asarray(pmf, dtype=float)[:, 1]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The decision for each row as one column per class (1 for the chosen class)."""
+        features = [c.name for c in self.contract.features if c.name in X.columns]
+        hashed = pd.util.hash_pandas_object(X[features], index=False).to_numpy()
+        draw = hashed.astype(np.float64) / 2.0**64
+        positive = draw < self.decision_probability(X)
+        return np.column_stack([~positive, positive]).astype(float)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The label of each row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"family": f"mitigated ({self.kind})", "params": {}, "weight": 1.0}]
+
+
 def pareto(options: list[Option]) -> list[str]:
     """Names of the options no other beats on both accuracy and demographic parity."""
     front = []
