@@ -90,29 +90,31 @@ def take_batch(
 
 
 def predict_each(
-    predict: Callable[[pd.DataFrame], np.ndarray], frames: list[pd.DataFrame]
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    frames: list[pd.DataFrame],
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[tuple[np.ndarray | None, Exception | None, float]]:
-    """Each table's output (or error) and the seconds it took: one call for them all, or, when
-    that fails, one call each, so one bad request fails alone."""
+    """Each table's output (or error) and the seconds it took by ``clock``: one call for them
+    all, or, when that fails, one call each, so one bad request fails alone."""
     if len(frames) > 1:
-        t0 = time.perf_counter()
+        t0 = clock()
         try:
             out = predict(pd.concat(frames, ignore_index=True))
         except Exception:
             pass
         else:
-            seconds, results, start = time.perf_counter() - t0, [], 0
+            seconds, results, start = clock() - t0, [], 0
             for frame in frames:
                 results.append((out[start : start + len(frame)], None, seconds))
                 start += len(frame)
             return results
     results = []
     for frame in frames:
-        t0 = time.perf_counter()
+        t0 = clock()
         try:
-            results.append((predict(frame), None, time.perf_counter() - t0))
+            results.append((predict(frame), None, clock() - t0))
         except Exception as err:
-            results.append((None, err, time.perf_counter() - t0))
+            results.append((None, err, clock() - t0))
     return results
 
 
