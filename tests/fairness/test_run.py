@@ -57,3 +57,22 @@ def test_a_fairness_constraint_in_the_spec_is_the_runs_gate(adult_csv, monkeypat
     assert done.exit_code == 1, done.output
     assert "fairness constraint of the spec is not met" in done.output
     assert "demographic parity difference by sex" in done.output
+
+
+@pytest.mark.parametrize("case", ["multiclass", "single group"])
+def test_an_audit_that_cannot_be_made_is_a_finding_not_a_failed_run(case, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    if case == "multiclass":
+        df, target, sensitive = dataset("hpc_jobs", rows=400), "class", "protocol"
+    else:
+        df, target, sensitive = dataset("german_credit", rows=400), "credit", "site"
+        df["site"] = "Hamburg"
+    result = mlre.run(
+        df, target=target, time_budget=6, families=["linear"], sensitive=[sensitive],
+        report=False, track=False,
+    )  # fmt: skip
+    assert result.fairness is None
+    (finding,) = [f for f in result.findings if f.check == "fairness_not_audited"]
+    expected = "multiclass" if case == "multiclass" else "single group"
+    assert expected in finding.message

@@ -211,8 +211,9 @@ def run(
                 -(r[m.name] or 0) if m.greater_is_better else (r[m.name] or 0),
             ),
         )
-        fairness = _fairness(job, the_spec, inputs.task) if the_spec.sensitive else None
-        fairness_findings = [] if fairness is None else fairness.findings
+        fairness, fairness_findings = (
+            _fairness(job, the_spec, inputs.task) if the_spec.sensitive else (None, [])
+        )
         findings = Findings(
             [*audit_report.findings, *report_findings, *job.findings, *fairness_findings]
         )
@@ -251,15 +252,28 @@ def run(
     return result
 
 
-def _fairness(job: Any, spec: Spec, task: str) -> Any:
-    """The fairness audit of the holdout predictions by the spec's sensitive columns; a breach
-    is an error finding (the run's gate) when the spec sets a fairness constraint."""
+def _fairness(job: Any, spec: Spec, task: str) -> tuple[Any, list[Finding]]:
+    """The fairness audit of the holdout predictions by the spec's sensitive columns, and its
+    findings; a breach is an error (the run's gate) when the spec sets a fairness constraint.
+    An audit that cannot be made says why in a finding instead of failing the finished run."""
     from mlre.fairness.audit import audit_predictions, find_proxies, proxy_findings, sensitive_frame
 
     ev = job.evaluation
+
+    def skipped(reason: str) -> tuple[None, list[Finding]]:
+        return None, [
+            Finding(severity=Severity.WARNING, check="fairness_not_audited", message=reason)
+        ]
+
     if task == "multiclass":
-        return None
-    groups = sensitive_frame(ev.hold_frame, spec.sensitive)
+        return skipped(
+            "the fairness audit covers binary classification and regression; this run is "
+            "multiclass (audit one class against the rest with a binary target)"
+        )
+    try:
+        groups = sensitive_frame(ev.hold_frame, spec.sensitive)
+    except InputError as err:
+        return skipped(f"the fairness audit was not made: {err.message}")
     if task == "binary":
         y, prediction = ev.y_hold.astype(float), ev.pred_hold.argmax(axis=1).astype(float)
     else:
@@ -277,7 +291,7 @@ def _fairness(job: Any, spec: Spec, task: str) -> Any:
     features = [c for c in ev.X_hold.columns if c not in spec.sensitive]
     audit.proxies = find_proxies(ev.hold_frame[features], groups[spec.sensitive], seed=spec.seed)
     audit.findings += proxy_findings(audit.proxies)
-    return audit
+    return audit, audit.findings
 
 
 def _write_report(
