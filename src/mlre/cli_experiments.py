@@ -439,6 +439,12 @@ def mitigate(
         str | None,
         typer.Option(help="Register this option (by its name) as a new version of the model."),
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the trade-off table and plot to this HTML file."
+        ),
+    ] = None,
     track: Annotated[bool, typer.Option(help="Record the trade-off in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -457,6 +463,12 @@ def mitigate(
             reductions=reductions,
             register=register,
             track=track,
+        )
+    if output is not None:
+        from mlre.fairness.mitigate import tradeoff_html
+
+        output.write_text(
+            tradeoff_html(result.options, result.front, constraint, sensitive), encoding="utf-8"
         )
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
@@ -483,5 +495,7 @@ def mitigate(
             f"registered [bold]{escape(register or '')}[/] as version {reg.version} of "
             f"{escape(reg.name)} (alias {reg.alias})"
         )
+    if output is not None:
+        out.print(f"trade-off table and plot: [bold]{escape(str(output))}[/]")
     if result.run_id_recorded:
         out.print(f"[dim]recorded as MLflow run {result.run_id_recorded}[/]")

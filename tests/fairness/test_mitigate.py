@@ -52,11 +52,13 @@ def test_the_command_prints_the_tradeoff(adult_run, monkeypatch):
     done = CliRunner().invoke(
         app,
         ["mitigate", run.run_id, "--sensitive", "sex", "--constraint", "equalized_odds",
-         "--no-reductions", "--no-track", "--json"],
+         "--no-reductions", "--no-track", "--json", "-o", "tradeoff.html"],
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     options = json.loads(done.output)["options"]
     assert [o["kind"] for o in options] == ["unmitigated", "post-processing"]
+    page = (folder / "tradeoff.html").read_text()
+    assert "thresholds per group" in page and "Plotly.newPlot" in page and "<script src" not in page
 
 
 def test_what_is_offered_for_other_tasks_and_bad_constraints(adult_run, monkeypatch, tmp_path):
