@@ -91,8 +91,11 @@ def compare(
     track: Annotated[bool, typer.Option(help="Record the comparison in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Does an idea really help? Every candidate on the same repeated folds, tested against the
-    first: corrected resampled t-test, Wilcoxon, Bayesian correlated t-test, Holm correction."""
+    """Does an idea really help? Candidates on the same folds, tested against the first.
+
+    Corrected resampled t-test with its interval, Wilcoxon, Bayesian correlated t-test with a
+    region of practical equivalence, Holm over several ideas; across data sets with --datasets,
+    or two finished runs (RUN_A RUN_B) on the holdout rows neither trained on."""
     from mlre.api.compare import compare as run_compare
     from mlre.api.compare import compare_datasets, compare_runs, looks_like_run_id, to_dict
     from mlre.errors import InputError
@@ -247,8 +250,10 @@ def ablate(
     track: Annotated[bool, typer.Option(help="Record the ablation in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """What each feature group is worth: the run's best model refitted without each group on the
-    same repeated folds, and the loss tested (Holm-adjusted over the groups)."""
+    """What each feature group is worth to a run's best model.
+
+    The model is refitted without each group on the same repeated folds, and the loss is tested
+    (Holm-adjusted over the groups)."""
     from mlre.api.compare import ablate as run_ablate
 
     with fold_bar(not as_json) as step:
@@ -313,8 +318,10 @@ def reproduce(
     track: Annotated[bool, typer.Option(help="Record the replay in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay a run: score its recorded model on the re-derived holdout, rebuild the model from
-    its recipe, and say whether the scores match (exit 1 when they do not) and what differs."""
+    """Replay a run and say whether its scores match (exit 1 when they do not).
+
+    The recorded model scores the re-derived holdout again and the model is rebuilt from its
+    recipe; when scores differ, the data, versions and commit that differ are named."""
     from mlre.api.reproduce import reproduce as run_reproduce
     from mlre.cli import steps
 
@@ -365,8 +372,10 @@ def fairness(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Is the model fair? Metrics per group (bootstrap 95% intervals), disparities against the
-    spec's limits, and proxy features; small groups are shown, not judged."""
+    """Is the model fair? Metrics and disparities between the groups of sensitive columns.
+
+    Metrics per group with bootstrap 95% intervals, disparities against the spec's limits, and
+    proxy features; small groups are shown, not judged."""
     from mlre.api.fairness import fairness as run_fairness
     from mlre.cli import _split, steps
 
@@ -448,8 +457,10 @@ def mitigate(
     track: Annotated[bool, typer.Option(help="Record the trade-off in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """The accuracy a smaller disparity costs: the run's model, thresholds per group, and the
-    model refitted under the constraint, all scored on the same held-out rows."""
+    """The accuracy a smaller disparity costs, and a mitigated model to register.
+
+    The run's model, thresholds per group, and the model refitted under the constraint, all
+    scored on the same held-out rows."""
     from mlre.api.fairness import mitigate as run_mitigate
     from mlre.cli import steps
 
