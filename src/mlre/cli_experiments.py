@@ -74,6 +74,12 @@ def compare(
     max_rows: Annotated[
         int, typer.Option(min=100, help="With --datasets: larger tables are sampled to this.")
     ] = 10_000,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="With --datasets: write scores and the diagram to this page."
+        ),
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's).")] = None,
     repeats: Annotated[
         int | None,
@@ -131,10 +137,16 @@ def compare(
                 track=track,
                 progress=step,
             )
+        if output is not None:
+            from mlre.evaluate.across import across_html
+
+            output.write_text(across_html(across), encoding="utf-8")
         if as_json:
             out.print_json(json.dumps(across.to_dict() | {"run_id": across.run_id}))
         else:
             _render_across(across)
+            if output is not None:
+                out.print(f"critical-difference diagram: [bold]{escape(str(output))}[/]")
         return
     with fold_bar(not as_json) as step:
         result = run_compare(

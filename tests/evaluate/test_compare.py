@@ -259,4 +259,8 @@ def test_across_data_sets_ranks_candidates_and_draws_the_critical_difference(sto
         assert "data sets" in p.sentence and "critical difference" in p.sentence
     figure = critical_difference_figure(ranks)
     assert sorted(figure["data"][0]["x"]) == sorted(ranks.mean_ranks)
+    from mlre.evaluate.across import across_html
+
+    page = across_html(across)
+    assert "german_credit" in page and "Plotly.newPlot" in page and "<script src" not in page
     assert across.run_id is not None

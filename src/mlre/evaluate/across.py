@@ -206,3 +206,23 @@ def critical_difference_figure(ranks: RankTest) -> dict[str, Any]:
             "margin": {"l": 30, "r": 30, "t": 50, "b": 50},
         },
     }
+
+
+def across_html(result: AcrossResult) -> str:
+    """The scores, the ranks and the critical-difference diagram as one self-contained page."""
+    from mlre.report.page import figure_page
+
+    table = result.table()
+    rows = [
+        [name, result.datasets[name].metric, *(f"{row[n]:.4f}" for n in result.names)]
+        for name, row in table.items()
+    ]
+    intro = " ".join(p.sentence for p in result.pairs) or "fewer than two data sets compared"
+    figures = [] if result.ranks is None else [critical_difference_figure(result.ranks)]
+    return figure_page(
+        f"{', '.join(result.names)} over {len(table)} data sets",
+        intro,
+        ["data set", "metric", *result.names],
+        rows,
+        figures,
+    )

@@ -334,30 +334,19 @@ def tradeoff_figure(options: list[Option], constraint: str) -> dict[str, Any]:
 
 def tradeoff_html(options: list[Option], front: list[str], constraint: str, sensitive: str) -> str:
     """A self-contained page (Plotly embedded, no network) with the trade-off table and plot."""
-    import html
-    import json
+    from mlre.report.page import figure_page
 
-    from plotly.offline import get_plotlyjs
-
-    rows = "".join(
-        f"<tr><td>{html.escape(o.name)}</td><td>{o.accuracy:.4f}</td><td>{o.balanced_accuracy:.4f}"
-        f"</td><td>{o.demographic_parity_difference:.3f}</td><td>{o.equalized_odds_difference:.3f}"
-        f"</td><td>{'yes' if o.name in front else ''}</td>"
-        f"<td>{'yes' if o.needs_sensitive else ''}</td></tr>"
-        for o in options
-    )
-    figure = json.dumps(tradeoff_figure(options, constraint))
-    title = f"Mitigation for {constraint.replace('_', ' ')} by {html.escape(sensitive)}"
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}</style>"
-        f"<script>{get_plotlyjs()}</script></head><body><h1>{title}</h1>"
-        "<p>Every option scored on the same held-out rows (half of the run's holdout; the other "
-        "half tuned the thresholds).</p><table><tr><th>option</th><th>accuracy</th>"
-        "<th>balanced accuracy</th><th>DP difference</th><th>EO difference</th><th>Pareto</th>"
-        f"<th>needs {html.escape(sensitive)}</th></tr>{rows}</table><div id='plot'></div>"
-        f"<script>const f={figure};Plotly.newPlot('plot',f.data,f.layout,"
-        "{displaylogo:false});</script></body></html>"
-    )
+    return figure_page(
+        f"Mitigation for {constraint.replace('_', ' ')} by {sensitive}",
+        "Every option scored on the same held-out rows (half of the run's holdout; the other "
+        "half tuned the thresholds).",
+        ["option", "accuracy", "balanced accuracy", "DP difference", "EO difference", "Pareto",
+         f"needs {sensitive}"],
+        [
+            [o.name, f"{o.accuracy:.4f}", f"{o.balanced_accuracy:.4f}",
+             f"{o.demographic_parity_difference:.3f}", f"{o.equalized_odds_difference:.3f}",
+             "yes" if o.name in front else "", "yes" if o.needs_sensitive else ""]
+            for o in options
+        ],
+        [tradeoff_figure(options, constraint)],
+    )  # fmt: skip
