@@ -1,5 +1,5 @@
-"""The experiment commands of the ``mlre`` command line: compare. Parse, call the API, render
-with Rich."""
+"""The experiment and fairness commands of the ``mlre`` command line: compare, ablate,
+reproduce, fairness and mitigate. Parse, call the API, render with Rich."""
 
 from __future__ import annotations
 

@@ -173,6 +173,24 @@ def _load_inputs(
     return Inputs(the_spec, table, df, task, test_table)
 
 
+def load_run_inputs(source: Any, spec: Spec, test: Any = None) -> Inputs:
+    """A recorded run's table (and test table), loaded and shaped by its spec as the run was."""
+    return _load_inputs(
+        source, test=test, sql=None, db=None, spec=spec, encoding=None, delimiter=None,
+        step=lambda _: None, overrides={},
+    )  # fmt: skip
+
+
+def contract_of(inputs: Inputs, profiles: dict[str, ColumnProfile] | None = None) -> DataContract:
+    """The data contract of loaded inputs, from their column profiles (no audit checks)."""
+    spec = inputs.spec
+    if profiles is None:
+        profiles = profile_frame(inputs.df, spec.id_columns)
+    return build_contract(
+        inputs.df, profiles, target=spec.target, task=inputs.task, data_sha256=inputs.table.sha256
+    )
+
+
 def _audit_inputs(inputs: Inputs, step: Progress, model_sample: int = 20_000) -> AuditReport:
     """Profile, check and build the contract of loaded inputs (nothing recorded)."""
     spec, df = inputs.spec, inputs.df
@@ -189,9 +207,7 @@ def _audit_inputs(inputs: Inputs, step: Progress, model_sample: int = 20_000) ->
         model_sample=model_sample,
     )
     findings = run_checks(ctx, progress=step)
-    contract = build_contract(
-        df, profiles, target=spec.target, task=inputs.task, data_sha256=inputs.table.sha256
-    )
+    contract = contract_of(inputs, profiles)
     return AuditReport(
         findings=findings,
         profiles=profiles,

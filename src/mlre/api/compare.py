@@ -71,13 +71,9 @@ def compare(
     with a region of practical equivalence, Holm-adjusted when there are several ideas) and a
     verdict in words. Ideas that fail are reported with the reason; the others are compared.
     """
-    from mlre.api.audit import _load_inputs
-    from mlre.data.contract import build_contract
-    from mlre.data.profile import profile_frame
-    from mlre.evaluate.compare import compare_scores, default_scheme, evaluate_candidates
+    from mlre.api.audit import _load_inputs, contract_of
     from mlre.evaluate.metrics import get_metric
-    from mlre.features.pipeline import FeaturePlan
-    from mlre.search.job import encode_target
+    from mlre.search.job import feature_plan
 
     cands = _candidates(candidates)
     inputs = _load_inputs(
@@ -94,37 +90,66 @@ def compare(
     the_spec = inputs.spec
     if the_spec.target is None or inputs.task is None:
         raise SpecError("mlre compare needs a target", hint="pass --target COLUMN")
-    df = inputs.df.dropna(subset=[the_spec.target]).reset_index(drop=True)
-    task = inputs.task
-    m = get_metric(the_spec.resolved_metric(task))
+    contract = contract_of(inputs)
+    result = _paired(
+        inputs.df,
+        the_spec,
+        inputs.task,
+        contract,
+        feature_plan(contract, the_spec),
+        cands,
+        get_metric(the_spec.resolved_metric(inputs.task)),
+        repeats=repeats,
+        folds=folds,
+        rope=rope,
+        progress=progress,
+    )
+    result.data = str(data) if not isinstance(data, pd.DataFrame) else "a DataFrame"
+    result.run_id = _record(the_spec.project_name, result, inputs.table.sha256) if track else None
+    return result
+
+
+def _paired(
+    df: pd.DataFrame,
+    spec: Spec,
+    task: str,
+    contract: Any,
+    plan: Any,
+    candidates: list[Any],
+    metric: Any,
+    *,
+    repeats: int | None,
+    folds: int | None,
+    rope: float | None,
+    progress: Progress | None,
+) -> Any:
+    """``candidates`` on the same repeated folds of the labelled rows of ``df``, each tested
+    against the first (the scheme by the table's size unless given)."""
+    from mlre.evaluate.compare import compare_scores, default_scheme, evaluate_candidates
+    from mlre.search.job import encode_target
+
+    target = spec.target
+    df = df.dropna(subset=[target]).reset_index(drop=True)
     default_repeats, default_folds = default_scheme(len(df))
     repeats, folds = repeats or default_repeats, folds or default_folds
     if repeats < 1 or folds < 2:
         raise InputError("compare needs at least 1 repetition of at least 2 folds")
-    profiles = profile_frame(df, the_spec.id_columns)
-    contract = build_contract(
-        df, profiles, target=the_spec.target, task=task, data_sha256=inputs.table.sha256
-    )
-    plan = FeaturePlan.from_contract(contract, exclude=the_spec.drop)
-    target_values = encode_target(df[the_spec.target], task)
-    X = df.drop(columns=[the_spec.target])
+    y = encode_target(df[target], task)
     result = evaluate_candidates(
-        X,
-        target_values.y,
+        df.drop(columns=[target]),
+        y.y,
         task=task,
-        n_classes=target_values.n_classes,
+        n_classes=y.n_classes,
         contract=contract,
         plan=plan,
-        candidates=cands,
-        metric=m,
+        candidates=candidates,
+        metric=metric,
         repeats=repeats,
         folds=folds,
-        seed=the_spec.seed,
+        seed=spec.seed,
         progress=progress,
     )
     compare_scores(result, rope=rope)
-    result.data = str(data) if not isinstance(data, pd.DataFrame) else "a DataFrame"
-    result.run_id = _record(the_spec.project_name, result, inputs.table.sha256) if track else None
     return result
 
 
@@ -268,59 +293,42 @@ def ablate(
     Returns an ``AblationResult`` with the comparison and each group's worth, most valuable
     first. The run's table is read from where it was (or ``data``) and must be unchanged.
     """
-    from mlre.data.contract import build_contract
-    from mlre.data.load import load_table
-    from mlre.data.profile import profile_frame
+    from mlre.api.audit import contract_of, load_run_inputs
     from mlre.errors import InputError
     from mlre.evaluate.ablation import ablation_candidates, group_worth, parse_groups
-    from mlre.evaluate.compare import compare_scores, default_scheme, evaluate_candidates
     from mlre.evaluate.metrics import get_metric
-    from mlre.features.pipeline import FeaturePlan
-    from mlre.search.job import encode_target
+    from mlre.search.job import feature_plan
 
     run, spec, (board, source) = _run_inputs(run_id, data)
     best = next((r for r in board if r.get("status") == "ok"), None)
     if best is None:
         raise InputError(f"run {run_id} has no finished trial to ablate")
-    if isinstance(source, pd.DataFrame):
-        df, sha = source, None
-    else:
-        table = load_table(source)
-        df, sha = table.frame, table.sha256
-        recorded = run.data.tags.get("mlre.data_sha256")
-        if data is None and recorded and sha != recorded:
-            raise InputError(
-                f"the table at {source} has changed since run {run_id} (hash {sha[:12]}…, "
-                f"recorded {recorded[:12]}…)",
-                hint="pass --data with the table the run used",
-            )
-    target = spec.target
-    if target not in df.columns:
-        raise InputError(f"the table has no {target!r} column (the run's target)")
-    df = df.dropna(subset=[target]).reset_index(drop=True)
-    task = run.data.params.get("task") or spec.task
-    profiles = profile_frame(df, spec.id_columns)
-    contract = build_contract(df, profiles, target=target, task=task, data_sha256=sha)
-    plan = FeaturePlan.from_contract(contract, exclude=spec.drop)
+    inputs = load_run_inputs(source, spec)
+    sha = inputs.table.sha256
+    recorded = run.data.tags.get("mlre.data_sha256")
+    if data is None and recorded and sha != recorded:
+        raise InputError(
+            f"the table at {source} has changed since run {run_id} (hash {sha[:12]}…, "
+            f"recorded {recorded[:12]}…)",
+            hint="pass --data with the table the run used",
+        )
+    task = run.data.params.get("task") or inputs.task
+    contract = contract_of(inputs)
+    plan = feature_plan(contract, spec)
     parsed = parse_groups(groups, plan.columns)
-    metric = get_metric(run.data.params.get("metric") or spec.resolved_metric(task))
-    y = encode_target(df[target], task)
-    default_repeats, default_folds = default_scheme(len(df))
-    result = evaluate_candidates(
-        df.drop(columns=[target]),
-        y.y,
-        task=task,
-        n_classes=y.n_classes,
-        contract=contract,
-        plan=plan,
-        candidates=ablation_candidates(best["family"], best["params"], parsed),
-        metric=metric,
-        repeats=repeats or default_repeats,
-        folds=folds or default_folds,
-        seed=spec.seed,
+    result = _paired(
+        inputs.df,
+        spec,
+        task,
+        contract,
+        plan,
+        ablation_candidates(best["family"], best["params"], parsed),
+        get_metric(run.data.params.get("metric") or spec.resolved_metric(task)),
+        repeats=repeats,
+        folds=folds,
+        rope=rope,
         progress=progress,
     )
-    compare_scores(result, rope=rope)
     ablation = AblationResult(run_id, best["family"], result, group_worth(result, parsed))
     if track:
         ablation.run_id_recorded = _record(spec.project_name, result, sha)
@@ -527,7 +535,7 @@ def compare_runs(
     intersection of their holdouts, re-derived from the data and each run's seed): a paired
     bootstrap of the rows gives the interval of the difference, a p-value and the probability
     that B is practically better. Both runs must have learnt from the same table."""
-    from mlre.api.audit import _audit_inputs, _load_inputs
+    from mlre.api.audit import contract_of, load_run_inputs
     from mlre.errors import InputError
     from mlre.evaluate.compare import default_rope, paired_bootstrap
     from mlre.evaluate.metrics import get_metric
@@ -548,15 +556,12 @@ def compare_runs(
         )
     if any(r.data.tags.get("mlre.test_source") for r in (ra, rb)):
         raise InputError("a run scored on a separate test table cannot be paired this way")
-    inputs = _load_inputs(
-        source, test=None, sql=None, db=None, spec=spec_a, encoding=None, delimiter=None,
-        step=lambda _: None, overrides={},
-    )  # fmt: skip
+    inputs = load_run_inputs(source, spec_a)
     task = ra.data.params.get("task") or inputs.task
     if (rb.data.params.get("task") or task) != task:
         raise InputError("the runs solve different tasks")
     metric = get_metric(ra.data.params.get("metric") or spec_a.resolved_metric(task))
-    contract = _audit_inputs(inputs, lambda _: None, model_sample=2_000).contract
+    contract = contract_of(inputs)
     holds = []
     for spec in (spec_a, spec_b):
         prepared = prepare(inputs.df, spec, task, contract, None)

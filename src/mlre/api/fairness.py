@@ -91,11 +91,11 @@ def mitigate(
     ``register``: the name of an option to register as a new version of the run's model (alias
     ``candidate``); it then serves like any other. One that reads the sensitive column to
     predict says so in its data contract (``sensitive_inputs``)."""
-    from mlre.api.audit import _audit_inputs, _load_inputs
+    from mlre.api.audit import contract_of, load_run_inputs
     from mlre.api.compare import _run_inputs, run_model_uri
+    from mlre.evaluate.ideas import default_params
     from mlre.fairness.audit import sensitive_frame
     from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff, tradeoff_figure
-    from mlre.models.zoo import FAMILIES
     from mlre.search.job import prepare
     from mlre.track.registry import load_model
 
@@ -111,10 +111,7 @@ def mitigate(
             hint="for it: audit with `mlre fairness`, keep the sensitive columns out of the "
             "model (--exclude-sensitive) and look at the proxies the audit names",
         )
-    inputs = _load_inputs(
-        source, test=None, sql=None, db=None, spec=spec, encoding=None, delimiter=None,
-        step=lambda _: None, overrides={},
-    )  # fmt: skip
+    inputs = load_run_inputs(source, spec)
     if sensitive not in inputs.df.columns:
         raise InputError(f"sensitive column {sensitive!r} is not in the run's data")
     column = inputs.df[sensitive]
@@ -125,16 +122,14 @@ def mitigate(
         )
     if track is False and register is not None:
         raise InputError("registering a mitigated model needs tracking (drop --no-track)")
-    contract = _audit_inputs(inputs, lambda _: None, model_sample=2_000).contract
+    contract = contract_of(inputs)
     prepared = prepare(inputs.df, spec, task, contract, None)
     model = load_model(run_model_uri(run)).model
     groups_train = sensitive_frame(prepared.train, [sensitive], intersections=False)[sensitive]
     groups_hold = sensitive_frame(prepared.hold, [sensitive], intersections=False)[sensitive]
     best = next((r for r in board if r.get("status") == "ok"), None)
     family = best["family"] if best and best["family"] in ("lightgbm", "xgboost") else "lightgbm"
-    params = (
-        best["params"] if best and best["family"] == family else dict(FAMILIES[family].portfolio[0])
-    )
+    params = best["params"] if best and best["family"] == family else default_params(family)
     options = tradeoff(
         model,
         prepared.train[prepared.plan.columns],

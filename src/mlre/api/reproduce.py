@@ -114,7 +114,7 @@ def reproduce(
     track: bool = True,
 ) -> ReproduceResult:
     """Replay run ``run_id`` and compare its holdout scores with the recorded ones."""
-    from mlre.api.audit import _audit_inputs, _load_inputs
+    from mlre.api.audit import contract_of, load_run_inputs
     from mlre.api.compare import finished_run
     from mlre.search.job import holdout_scores, prepare
     from mlre.spec import build_spec
@@ -135,17 +135,7 @@ def reproduce(
             )
     if source is None:
         raise InputError(f"run {run_id} recorded no data location", hint="pass --data")
-    inputs = _load_inputs(
-        source,
-        test=test_source,
-        sql=None,
-        db=None,
-        spec=spec,
-        encoding=None,
-        delimiter=None,
-        step=lambda _: None,
-        overrides={},
-    )
+    inputs = load_run_inputs(source, spec, test_source)
     metric = params.get("metric") or spec.resolved_metric(inputs.task)
     recorded = {
         k.removeprefix("holdout_"): v
@@ -154,11 +144,9 @@ def reproduce(
     }
     result = ReproduceResult(run_id, metric, recorded, {}, None)
     result.differences = _differences(tags, params, inputs.table.sha256)
-    audit = _audit_inputs(inputs, lambda _: None, model_sample=2_000)
+    contract = contract_of(inputs)
     task = params.get("task") or inputs.task
-    prepared = prepare(
-        inputs.df, spec, task, audit.contract, inputs.test.frame if inputs.test else None
-    )
+    prepared = prepare(inputs.df, spec, task, contract, inputs.test.frame if inputs.test else None)
     X_hold = prepared.hold[prepared.plan.columns]
 
     def score(model: Any) -> dict[str, float]:
@@ -182,7 +170,7 @@ def reproduce(
     if recipe is not None:
         from mlre.search.replay import rebuild
 
-        model = rebuild(recipe, prepared, audit.contract, metric)
+        model = rebuild(recipe, prepared, contract, metric)
         result.refitted = score(model)
     if track:
         result.replay_run_id = _record(spec.project_name, result)

@@ -69,8 +69,9 @@ class Candidate:
     kind: str  # "family", "model idea" or "feature idea"
 
 
-def family_candidate(name: str, params: dict[str, Any] | None = None) -> Candidate:
-    """A zoo family with its first portfolio configuration (or ``params``)."""
+def default_params(name: str) -> dict[str, Any]:
+    """The first portfolio configuration of zoo family ``name``; InputError for a name that is
+    no family, or one whose library is not installed."""
     from mlre.models.zoo import FAMILIES, available_families
 
     if name not in FAMILIES:
@@ -81,8 +82,13 @@ def family_candidate(name: str, params: dict[str, Any] | None = None) -> Candida
     family = FAMILIES[name]
     if family not in available_families([name]):
         raise InputError(f"the {name} family needs {family.requires}, which is not installed")
-    chosen = dict(family.portfolio[0] if params is None and family.portfolio else params or {})
-    return Candidate(name, name, lambda fold: _fit_family(name, chosen, fold), "family")
+    return dict(family.portfolio[0]) if family.portfolio else {}
+
+
+def family_candidate(name: str) -> Candidate:
+    """A zoo family with its first portfolio configuration."""
+    params = default_params(name)
+    return Candidate(name, name, lambda fold: _fit_family(name, params, fold), "family")
 
 
 def _fit_family(
@@ -144,11 +150,7 @@ def load_idea(path: str | Path, baseline_family: str | None) -> Candidate:
                 f"{path} is a feature idea but there is no model to run it with",
                 hint="set BASELINE = 'lightgbm' in the file, or name a family before it",
             )
-        base = family_candidate(family)  # checks the name
-        del base
-        from mlre.models.zoo import FAMILIES
-
-        params = dict(FAMILIES[family].portfolio[0]) if FAMILIES[family].portfolio else {}
+        params = default_params(family)
         return Candidate(
             f"{family}+{name}",
             str(path),

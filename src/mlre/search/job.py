@@ -127,6 +127,15 @@ def holdout_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, floa
     return out
 
 
+def feature_plan(contract: DataContract, spec: Spec) -> FeaturePlan:
+    """The columns a run's models read: the contract's features less declared identifiers, the
+    group column and, when asked, the sensitive columns."""
+    exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
+    if spec.exclude_sensitive:
+        exclude += spec.sensitive
+    return FeaturePlan.from_contract(contract, exclude=exclude)
+
+
 @dataclass
 class Prepared:
     """A run's data as the search sees it: the outer split, the searched rows and their folds."""
@@ -195,10 +204,7 @@ def prepare(
         hold_rows = None
     if task != "regression":
         check_classes(y_train, y_hold, enc.classes)
-    exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
-    if spec.exclude_sensitive:
-        exclude += spec.sensitive
-    plan = FeaturePlan.from_contract(contract, exclude=exclude)
+    plan = feature_plan(contract, spec)
     rows = _search_sample(y_train, task, search_rows, spec.seed)
     X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
     groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
