@@ -1,6 +1,7 @@
 """The public Python API: what ``import mlre`` offers. Each CLI verb is one call here."""
 
 from mlre.api.audit import AuditReport, audit, init
+from mlre.api.causal import abtest, causal_effect
 from mlre.api.compare import ablate, compare, compare_datasets, compare_runs
 from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
 from mlre.api.explain import Explanations, explain_predictions
@@ -25,8 +26,10 @@ __all__ = [
     "RunResult",
     "SeedsResult",
     "ablate",
+    "abtest",
     "audit",
     "build_report",
+    "causal_effect",
     "compare",
     "compare_datasets",
     "compare_runs",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -94,27 +93,13 @@ def family_candidate(name: str) -> Candidate:
 def _fit_family(
     name: str, params: dict[str, Any], fold: FoldData, transform: Any | None = None
 ) -> np.ndarray:
-    from mlre.data.split import validation_split
     from mlre.models.final import member_predict
-    from mlre.search.trial import fit_family
+    from mlre.search.trial import fit_family_stopped
 
     X_train, X_test, plan = fold.X_train, fold.X_test, fold.plan
     if transform is not None:
         X_train, X_test, plan = transform(fold)
-    # boosted trees stop early on a tenth of the training rows, as in the search
-    inner, valid = validation_split(fold.y_train, task=fold.task, fraction=0.1, seed=fold.seed)[0]
-    pipe, _ = fit_family(
-        name,
-        params,
-        plan,
-        fold.task,
-        X_train.iloc[inner],
-        fold.y_train[inner],
-        X_train.iloc[valid],
-        fold.y_train[valid],
-        fold.seed,
-        time.monotonic() + 3600,
-    )
+    pipe = fit_family_stopped(name, params, plan, fold.task, X_train, fold.y_train, fold.seed)
     return member_predict(pipe, X_test, fold.task, fold.n_classes)
 
 
