@@ -1,0 +1,2 @@
+"""Causal effects: the stated model, estimators, diagnostics, refutations, heterogeneous
+effects and A/B tests."""
