@@ -32,6 +32,9 @@ ESTIMANDS = ("ATE", "ATT")
 #: Cross-fits double machine learning takes the median over.
 DML_SPLITS = 3
 
+#: Longest the regression adjustment's bootstrap refits may take (at least 10 are made).
+RA_BOOTSTRAP_SECONDS = 60.0
+
 Step = Callable[[str], None]
 
 
@@ -132,29 +135,24 @@ def _ra_bootstrap(
     """Regression adjustment on bootstrap resamples, the outcome models refitted each time."""
     from mlre.causal.nuisance import ZooModel
 
-    draws: dict[str, list[float]] = {k: [] for k in keeps}
-
-    def one(rows: np.ndarray) -> float:
+    def one(rows: np.ndarray) -> dict[str, float]:
         Xb, tb, yb = X.iloc[rows], t[rows], y[rows]
         mu = {}
         for arm, key in ((0, "mu0"), (1, "mu1")):
             sel = tb == arm
             model = ZooModel(families[key], "regression", plan, seed).fit(Xb[sel], yb[sel])
             mu[key] = model.predict(Xb)
-        for k, keep in keeps.items():
-            kb = keep[rows]
-            draws[k].append(est.regression(yb[kb], tb[kb], mu["mu0"][kb], mu["mu1"][kb], k))
-        return 0.0
+        return {
+            k: est.regression(
+                yb[keep[rows]], tb[keep[rows]], mu["mu0"][keep[rows]], mu["mu1"][keep[rows]], k
+            )
+            for k, keep in keeps.items()
+        }
 
-    est.bootstrap(
-        one,
-        len(y),
-        replicates=replicates,
-        seed=seed,
-        deadline=time.monotonic() + seconds,
-        stratify=t,
+    draws = est.bootstrap(
+        one, replicates=replicates, seed=seed, deadline=time.monotonic() + seconds, stratify=t
     )
-    return {k: np.asarray(v) for k, v in draws.items()}
+    return {k: np.array([d[k] for d in draws]) for k in keeps}
 
 
 def estimate_all(
@@ -261,7 +259,7 @@ def analyse(
         overlaps,
         seed=seed,
         bootstrap=bootstrap,
-        bootstrap_seconds=60.0,
+        bootstrap_seconds=RA_BOOTSTRAP_SECONDS,
         step=step,
     )
     naive = {k: est.naive(y, t, k) for k in overlaps}

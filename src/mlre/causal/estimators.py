@@ -283,15 +283,14 @@ def _own_group_variance(y: np.ndarray, t: np.ndarray, score: np.ndarray) -> np.n
 
 
 def bootstrap(
-    statistic: Callable[[np.ndarray], float],
-    n: int,
+    statistic: Callable[[np.ndarray], Any],
     *,
     replicates: int,
     seed: int,
     deadline: float,
     stratify: np.ndarray,
-) -> np.ndarray:
-    """``statistic`` on resamples of the rows (drawn within each group of ``stratify``) until
+) -> list[Any]:
+    """``statistic`` of row positions resampled within each group of ``stratify``, until
     ``replicates`` are done or the deadline passes; at least 10 are always drawn."""
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(stratify == g) for g in np.unique(stratify)]
@@ -301,7 +300,7 @@ def bootstrap(
             break
         rows = np.concatenate([rng.choice(g, len(g)) for g in groups])
         out.append(statistic(rows))
-    return np.asarray(out, dtype=float)
+    return out
 
 
 def from_bootstrap(
