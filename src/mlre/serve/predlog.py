@@ -308,20 +308,11 @@ def _json(value: Any) -> str | None:
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    columns = {str(c): frame[c].tolist() for c in frame.columns}
-    return [
-        {c: (None if _missing(v, pd) else v) for c, v in zip(columns, row, strict=True)}
-        for row in zip(*columns.values(), strict=True)
-    ]
-
-
-def _missing(v: Any, pd: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
+    # one conversion of the whole table, not one per column: this runs for every request, on
+    # a thread that holds the interpreter lock while the next request waits for it
+    columns = [str(c) for c in frame.columns]
+    rows = frame.to_numpy(dtype=object, na_value=None).tolist()
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def _plain(value: Any) -> Any:
