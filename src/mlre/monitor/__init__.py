@@ -1,0 +1,1 @@
+"""Monitoring: drift, performance over time and without labels, data quality of traffic."""
