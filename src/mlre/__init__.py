@@ -33,6 +33,7 @@ from mlre.api import (
     runs,
     serve_model,
     verify_audit_log,
+    watch,
 )
 from mlre.data.contract import DataContract
 from mlre.data.load import load_table
@@ -79,6 +80,7 @@ __all__ = [
     "runs",
     "serve_model",
     "verify_audit_log",
+    "watch",
 ]
 
 

@@ -587,4 +587,4 @@ def main() -> None:
 
 
 # the release and experiment commands register themselves on ``app``
-from mlre import cli_causal, cli_deploy, cli_experiments  # noqa: E402, F401
+from mlre import cli_causal, cli_deploy, cli_experiments, cli_monitor  # noqa: E402, F401

@@ -6,6 +6,7 @@ from mlre.api.compare import ablate, compare, compare_datasets, compare_runs
 from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
 from mlre.api.explain import Explanations, explain_predictions
 from mlre.api.fairness import fairness, mitigate
+from mlre.api.monitor import MonitorResult, watch
 from mlre.api.reproduce import ReproduceResult, reproduce
 from mlre.api.run import (
     Prediction,
@@ -21,6 +22,7 @@ from mlre.api.seeds import SeedsResult, run_seeds
 __all__ = [
     "AuditReport",
     "Explanations",
+    "MonitorResult",
     "Prediction",
     "ReproduceResult",
     "RunResult",
@@ -48,4 +50,5 @@ __all__ = [
     "runs",
     "serve_model",
     "verify_audit_log",
+    "watch",
 ]

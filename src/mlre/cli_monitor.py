@@ -1,0 +1,82 @@
+"""The monitoring command of the ``mlre`` command line. Parse, call the API, render with Rich."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlre.cli import JsonOpt, app, guarded, out
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+@app.command()
+@guarded
+def monitor(
+    reference: Annotated[Path, typer.Option(help="The table the model is compared against.")],
+    current: Annotated[Path, typer.Option(help="Recent data (labelled or not).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Registered model (NAME or models:/...): prediction drift, scores."),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The label column, when labels exist.")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Column of timestamps.")] = None,
+    window: Annotated[
+        str | None, typer.Option(help="Score per window: 1D, 7D (with --time-column) or N rows.")
+    ] = None,
+    drift_share: Annotated[
+        float, typer.Option(help="Share of drifted columns that raises the alert.")
+    ] = 0.5,
+    webhook: Annotated[
+        str | None, typer.Option(help="POST the JSON document here on an alert.")
+    ] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
+    track: Annotated[bool, typer.Option(help="Record the check in MLflow.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is the model still good? Drift, data quality, performance; exit 1 on an alert.
+
+    Each feature's drift by the test that suits its type and size, with PSI; the model's
+    prediction drift; data quality against its contract; its score per window when labels
+    exist, else estimated from its confidence (binary classifiers). For cron and CI."""
+    from mlre.api.monitor import watch
+
+    result = watch(
+        reference,
+        current,
+        model=model,
+        target=target,
+        time_column=time_column,
+        window=window,
+        drift_share=drift_share,
+        webhook=webhook,
+        report=html,
+        track=track,
+    )
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), default=str))
+    else:
+        d = result.drift
+        table = Table(show_edge=False, title="drift by column", title_justify="left")
+        for c in ("column", "test", "distance / p", "PSI", ""):
+            table.add_column(c, justify="right" if c in ("distance / p", "PSI") else "left")
+        for c in sorted(d.columns, key=lambda c: -c.psi)[:20]:
+            stat = c.p_value if c.test in ("ks", "chi2") else c.distance
+            mark = "[bold red]drifted[/]" if c.drifted else ""
+            table.add_row(escape(c.column), c.test, f"{stat:.3g}", f"{c.psi:.3f}", mark)
+        out.print(table)
+        for f in result.findings:
+            if f.severity.value != "info" or f.check.startswith("performance"):
+                style = SEVERITY_STYLE[f.severity.value]
+                out.print(f"[{style}]{f.severity.value}: {escape(f.message)}[/]", soft_wrap=True)
+        verdict = "[bold red]ALERT[/]" if result.alert else "[green]no alert[/]"
+        out.print(f"{verdict}: {len(d.drifted)} of {len(d.columns)} columns drifted")
+        if html is not None:
+            out.print(f"report: [bold]{escape(str(html))}[/]")
+    if result.alert:
+        raise typer.Exit(1)

@@ -1,0 +1,214 @@
+"""``mlre monitor`` end to end against a registered model in a real MLflow store: no alarm on
+fresh data like the training data, alerts for drift, broken contracts and a model that got
+worse, a label-free estimate, the webhook, the report and the record."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+from tests.helpers import dataset, tracked_credit_run
+from typer.testing import CliRunner
+
+from mlre.cli import app
+from mlre.track.store import store_client
+
+
+def mlre(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory):
+    """A model of german_credit (registered as 'credit') and tables to monitor it with."""
+    run = tracked_credit_run(
+        tmp_path_factory.mktemp("monitor"), time_budget=20, families=["lightgbm"], report=False
+    )
+    folder, _ = next(run)
+    df = dataset("german_credit").sample(frac=1, random_state=1).reset_index(drop=True)
+    flipped = df.iloc[500:].copy()
+    flipped["credit"] = np.where(flipped["credit"] == 1, 2, 1)  # the world turned over
+    shifted = df.iloc[500:].copy()
+    shifted["age"] = shifted["age"] + 25
+    shifted["credit_amount"] = shifted["credit_amount"] * 3
+    tables = {
+        "reference": df.iloc[:500],
+        "fresh": df.iloc[500:],
+        "unlabelled": df.iloc[500:].drop(columns="credit"),
+        "flipped": flipped,
+        "shifted": shifted,
+        "broken": df.iloc[500:].drop(columns=["age"]),
+    }
+    paths = {}
+    for name, frame in tables.items():
+        paths[name] = folder / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    yield folder, paths
+    run.close()
+
+
+def test_fresh_data_like_the_training_data_raises_no_alert(credit):
+    folder, paths = credit
+    done = mlre(
+        "monitor",
+        "--reference",
+        paths["reference"],
+        "--current",
+        paths["fresh"],
+        "--model",
+        "credit",
+        "--json",
+        "--html",
+        folder / "fresh.html",
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert not result["alert"] and result["drift"]["share_drifted"] < 0.2
+    assert result["metric"] == "roc_auc" and result["windows"][0]["label"] == "all"
+    window = result["windows"][0]
+    assert window["low"] <= result["reference_score"]["value"] + 0.1
+    run = store_client().get_run(result["run_id"])
+    assert run.data.tags["mlre.kind"] == "monitor" and run.data.tags["mlre.alert"] == "false"
+    assert "share_drifted" in run.data.metrics
+    page = (folder / "fresh.html").read_text()
+    assert "<h2>Drift by column</h2>" in page and "<h2>Performance (roc_auc)</h2>" in page
+
+
+def test_drift_past_the_share_alerts_and_posts_the_webhook(credit):
+    _, paths = credit
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/alerts"
+        done = mlre(
+            "monitor",
+            "--reference",
+            paths["reference"],
+            "--current",
+            paths["shifted"],
+            "--model",
+            "credit",
+            "--drift-share",
+            "0.05",
+            "--webhook",
+            url,
+            "--json",
+        )
+    finally:
+        server.shutdown()
+    assert done.exit_code == 1, done.output
+    result = json.loads(done.stdout)
+    assert {"age", "credit_amount"} <= set(result["drift"]["drifted"])
+    assert result["webhook"]["status"] == 204
+    [posted] = received
+    assert posted["alert"] and "age" in posted["drift"]["drifted"]
+    checks = {f["check"] for f in posted["findings"]}
+    assert {"drift_dataset", "drift_column", "quality_out_of_range"} <= checks
+
+
+def test_a_model_that_got_worse_on_new_labels_alerts(credit):
+    _, paths = credit
+    done = mlre(
+        "monitor",
+        "--reference",
+        paths["reference"],
+        "--current",
+        paths["flipped"],
+        "--model",
+        "credit",
+        "--window",
+        "250",
+        "--json",
+        "--no-track",
+    )
+    assert done.exit_code == 1, done.output
+    result = json.loads(done.stdout)
+    assert len(result["windows"]) == 2
+    worse = [f for f in result["findings"] if f["check"] == "performance_window"]
+    assert worse and all(f["severity"] == "error" for f in worse)
+    assert result["drift"]["share_drifted"] < 0.2  # the inputs did not move: only labels did
+
+
+def test_without_labels_the_score_is_estimated(credit):
+    _, paths = credit
+    done = mlre(
+        "monitor",
+        "--reference",
+        paths["reference"],
+        "--current",
+        paths["unlabelled"],
+        "--model",
+        "credit",
+        "--json",
+        "--no-track",
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    est = result["estimated"]["roc_auc"]
+    assert est["low"] <= est["value"] <= est["high"] and est["rows"] == 500
+    truth = json.loads(
+        mlre(
+            "monitor",
+            "--reference",
+            paths["reference"],
+            "--current",
+            paths["fresh"],
+            "--model",
+            "credit",
+            "--json",
+            "--no-track",
+        ).stdout
+    )["windows"][0]["value"]
+    assert est["low"] - 0.05 <= truth <= est["high"] + 0.05
+
+
+def test_a_broken_contract_is_an_alert_naming_the_column(credit):
+    _, paths = credit
+    done = mlre(
+        "monitor",
+        "--reference",
+        paths["reference"],
+        "--current",
+        paths["broken"],
+        "--model",
+        "credit",
+        "--no-track",
+    )
+    assert done.exit_code == 1, done.output
+    assert "'age' is missing" in done.output and "ALERT" in done.output
+
+
+def test_bad_input_is_a_clear_error(credit, tmp_path):
+    _, paths = credit
+    empty = tmp_path / "empty.csv"
+    empty.write_text("a,b\n")
+    for args, words in (
+        (["--current", paths["fresh"], "--reference", tmp_path / "nope.csv"], "does not exist"),
+        (["--current", empty, "--reference", paths["reference"]], "no data rows"),
+        (
+            ["--current", paths["fresh"], "--reference", paths["reference"], "--model", "nobody"],
+            "nobody",
+        ),
+        (
+            ["--current", paths["fresh"], "--reference", paths["reference"], "--drift-share", "2"],
+            "drift share",
+        ),
+    ):
+        done = mlre("monitor", *args, "--no-track")
+        assert done.exit_code == 2, done.output
+        assert words in done.output and "Traceback" not in done.output
