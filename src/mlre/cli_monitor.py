@@ -18,8 +18,12 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 @app.command()
 @guarded
 def monitor(
-    reference: Annotated[Path, typer.Option(help="The table the model is compared against.")],
-    current: Annotated[Path, typer.Option(help="Recent data (labelled or not).")],
+    reference: Annotated[
+        str, typer.Option(help="A table, or 'training' (the model's training table).")
+    ],
+    current: Annotated[
+        str, typer.Option(help="A table, or a span of the prediction log: last:7d, all.")
+    ],
     model: Annotated[
         str | None,
         typer.Option(help="Registered model (NAME or models:/...): prediction drift, scores."),
@@ -34,6 +38,9 @@ def monitor(
     ] = 0.5,
     webhook: Annotated[
         str | None, typer.Option(help="POST the JSON document here on an alert.")
+    ] = None,
+    prediction_log: Annotated[
+        Path | None, typer.Option(help="The service's prediction log (default: its default).")
     ] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     track: Annotated[bool, typer.Option(help="Record the check in MLflow.")] = True,
@@ -55,6 +62,7 @@ def monitor(
         window=window,
         drift_share=drift_share,
         webhook=webhook,
+        prediction_log=prediction_log,
         report=html,
         track=track,
     )

@@ -212,3 +212,53 @@ def test_bad_input_is_a_clear_error(credit, tmp_path):
         done = mlre("monitor", *args, "--no-track")
         assert done.exit_code == 2, done.output
         assert words in done.output and "Traceback" not in done.output
+
+
+def test_the_service_log_is_monitored_against_the_training_table(credit):
+    """Requests through a real server are logged; some get labels by /feedback; the log's
+    last day is monitored against the table the model was trained on."""
+    import httpx
+    from tests.serve_helpers import server_thread
+
+    from mlre.serve.service import ServeConfig, Service
+
+    folder, _paths = credit
+    log = folder / "predictions.db"
+    service = Service(ServeConfig(model="credit", api_key="k" * 32, prediction_log=log))
+    rows = dataset("german_credit").sample(frac=1, random_state=1).reset_index(drop=True)
+    rows = rows.iloc[500:700]
+    with server_thread(service) as url, httpx.Client(base_url=url) as client:
+        ids = []
+        for i in range(len(rows)):
+            record = rows.drop(columns="credit").iloc[i : i + 1].to_dict("records")
+            r = client.post("/predict", json=record)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["request_id"])
+        for rid, label in zip(ids[:120], rows["credit"][:120], strict=True):
+            r = client.post(
+                "/feedback",
+                json={"request_id": rid, "label": int(label)},
+                headers={"X-API-Key": "k" * 32},
+            )
+            assert r.status_code == 200, r.text
+    done = mlre(
+        "monitor",
+        "--reference",
+        "training",
+        "--current",
+        "last:1d",
+        "--model",
+        "credit",
+        "--prediction-log",
+        log,
+        "--json",
+        "--no-track",
+    )
+    assert done.exit_code in (0, 1), done.output
+    result = json.loads(done.stdout)
+    assert result["drift"]["prediction"] is not None
+    assert {c["column"] for c in result["drift"]["columns"]} >= {"age", "purpose"}
+    assert result["windows"][0]["rows"] == 120  # the labelled ones
+    assert not any(f["check"].startswith("quality_") for f in result["findings"])
+    wrong = mlre("monitor", "--reference", "training", "--current", "last:1d")
+    assert wrong.exit_code == 2 and "needs --model" in wrong.output

@@ -65,6 +65,78 @@ def _frame(data: str | Path | pd.DataFrame, what: str) -> pd.DataFrame:
     return frame
 
 
+def _is_span(value: Any) -> bool:
+    """True for a span of the prediction log rather than a table."""
+    return (
+        isinstance(value, str)
+        and (value == "all" or value.startswith(("last:", "since:")))
+        and not Path(value).exists()
+    )
+
+
+def _reference(reference: Any, model: str | None, loaded: Any) -> pd.DataFrame:
+    """A table, or the training table of the run that made the model."""
+    if not (isinstance(reference, str) and reference == "training"):
+        return _frame(reference, "reference")
+    if loaded is None:
+        raise InputError("--reference training needs --model")
+    from mlre.api.audit import load_run_inputs
+    from mlre.api.compare import _run_inputs
+    from mlre.track.store import store_client
+
+    name, version = _name_version(model)
+    run_id = store_client().get_model_version(name, version).run_id
+    _, spec, (_, source) = _run_inputs(run_id, None)
+    return load_run_inputs(source, spec).df
+
+
+def _name_version(model: str) -> tuple[str, str]:
+    """The registered name and the version a model reference resolves to."""
+    from mlre.track.releases import read_release
+
+    if model.startswith("models:/"):
+        rest = model[len("models:/") :]
+        name, _, tail = rest.partition("/")
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            from mlre.track.store import store_client
+
+            return name, store_client().get_model_version_by_alias(name, alias).version
+        return name, tail
+    version = read_release(model).serving
+    if version is None:
+        raise InputError(f"{model!r} has no champion or candidate version to monitor")
+    return model, str(version)
+
+
+def _current(
+    current: Any, model: str | None, loaded: Any, prediction_log: Any
+) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray] | None]:
+    """A table, or a span of the prediction log with the model's logged answers."""
+    if not _is_span(current):
+        return _frame(current, "current"), None
+    from mlre.monitor.log import read_log, since_of
+
+    since = since_of(str(current))
+    if loaded is None:
+        raise InputError("reading the prediction log needs --model")
+    from mlre.serve.predlog import default_path
+
+    name, _ = _name_version(model)
+    logged = read_log(prediction_log or default_path(), name, since=since)
+    frame = logged.inputs
+    target = loaded.contract.target
+    if target and logged.labels.notna().any():
+        frame = frame.assign(**{target: logged.labels.to_numpy()})
+    if loaded.task == "regression":
+        values = pd.to_numeric(logged.predictions, errors="coerce").to_numpy(dtype=float)
+        return frame, (values, values)
+    classes = [str(c) for c in loaded.classes_]
+    proba = logged.probabilities.reindex(columns=classes).to_numpy(dtype=float)
+    watched = proba[:, 1] if loaded.task == "binary" else proba.max(axis=1)
+    return frame, (proba, watched)
+
+
 def _model(name: str) -> Any:
     """A registered model by URI, or by name (its champion, else its latest candidate)."""
     from mlre.track.registry import load_model
@@ -102,6 +174,7 @@ def watch(
     p_value: float = 0.05,
     distance: float = 0.1,
     webhook: str | None = None,
+    prediction_log: str | Path | None = None,
     report: str | Path | None = None,
     project: str | None = None,
     track: bool = True,
@@ -109,14 +182,19 @@ def watch(
     """Compare ``current`` with ``reference``: drift of every feature (and of the model's
     predictions with ``model``), data quality against the model's contract, the score per
     ``window`` when ``current`` has the ``target``, else an estimate without labels for a
-    binary classifier. An alert (``result.alert``) POSTs the JSON document to ``webhook``."""
+    binary classifier. An alert (``result.alert``) POSTs the JSON document to ``webhook``.
+
+    With ``model``, ``reference`` may be ``"training"`` (the table of the run that made the
+    model) and ``current`` a span of the service's prediction log (``last:7d``,
+    ``since:2026-11-01``, ``all``; labels from ``/feedback``)."""
     from mlre.monitor.drift import Thresholds, column_drift, data_drift, drift_findings
 
     if not 0 < drift_share <= 1 or not 0 < p_value < 1 or distance <= 0:
         raise InputError("drift share must be in (0, 1], p-value in (0, 1), distance positive")
-    ref, cur = _frame(reference, "reference"), _frame(current, "current")
     thresholds = Thresholds(p_value=p_value, distance=distance, drift_share=drift_share)
     loaded = _model(model) if model else None
+    ref = _reference(reference, model, loaded)
+    cur, logged = _current(current, model, loaded, prediction_log)
     if loaded is not None:
         target = target or loaded.contract.target
         columns = [c.name for c in loaded.contract.features]
@@ -147,7 +225,7 @@ def watch(
     result = MonitorResult(drift)
     if loaded is not None and len(shared) == len(columns):
         ref_out, ref_watch = _outputs(loaded, ref)
-        cur_out, cur_watch = _outputs(loaded, cur)
+        cur_out, cur_watch = logged if logged is not None else _outputs(loaded, cur)
         drift.prediction = column_drift(
             pd.Series(ref_watch), pd.Series(cur_watch), "prediction", thresholds
         )
