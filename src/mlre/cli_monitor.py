@@ -88,3 +88,52 @@ def monitor(
             out.print(f"report: [bold]{escape(str(html))}[/]")
     if result.alert:
         raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def retrain(
+    model: Annotated[str, typer.Argument(help="Registered name (or models:/...) to retrain.")],
+    data: Annotated[Path, typer.Option(help="Fresh labelled data.")],
+    time_budget: Annotated[
+        float | None, typer.Option(help="Seconds for the search (default: the spec's).")
+    ] = None,
+    holdout: Annotated[
+        float, typer.Option(help="Share of the most recent rows both models are judged on.")
+    ] = 0.2,
+    shadow: Annotated[
+        bool, typer.Option(help="Make a better model the challenger in shadow.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrain on fresh data; a better model becomes the challenger in shadow.
+
+    The champion's spec, a new search on the fresh rows, both models judged on the same most
+    recent held-out rows with a paired bootstrap. Never promotes: `mlre promote` does, through
+    its gate."""
+    from mlre.api.retrain import retrain as run_retrain
+    from mlre.cli import budget_bar
+
+    with budget_bar(not as_json, time_budget) as progress:
+        result = run_retrain(
+            model,
+            data,
+            time_budget=time_budget,
+            holdout=holdout,
+            shadow=shadow,
+            progress=progress,
+        )
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), default=str))
+        return
+    c = result.comparison
+    out.print(
+        f"{escape(result.name)}: champion v{result.champion_version} against retrained "
+        f"v{result.new_version} on {result.holdout_rows:,} recent rows: [bold]{c.verdict}[/]"
+    )
+    out.print(escape(result.reason), soft_wrap=True)
+    if result.challenger:
+        out.print(
+            f"v{result.new_version} is the challenger, in shadow; promote it with "
+            f"`mlre promote {escape(result.name)} --version {result.new_version} --full`"
+        )

@@ -262,3 +262,40 @@ def test_the_service_log_is_monitored_against_the_training_table(credit):
     assert not any(f["check"].startswith("quality_") for f in result["findings"])
     wrong = mlre("monitor", "--reference", "training", "--current", "last:1d")
     assert wrong.exit_code == 2 and "needs --model" in wrong.output
+
+
+def test_retrain_makes_a_better_model_the_challenger_and_never_the_champion(credit):
+    """After the world turned over (every label flipped), a model retrained on fresh rows
+    beats the old one on the recent rows and goes into shadow; the champion stays."""
+    from mlre.track.releases import read_release
+
+    _folder, paths = credit
+    done = mlre("retrain", "credit", "--data", paths["flipped"], "--time-budget", "12", "--json")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["comparison"]["verdict"] == "helps" and result["challenger"]
+    release = read_release("credit")
+    assert release.challenger == result["new_version"] and release.mode == "shadow"
+    assert release.champion is None  # nothing was promoted
+    assert "helps" in result["reason"] and result["holdout_rows"] == 100
+    run = store_client().get_run(result["run_id"])
+    assert run.data.tags["mlre.kind"] == "retrain" and run.data.tags["mlre.challenger"] == "true"
+    log = mlre("deployments", "credit")
+    assert "mlre retrain" in log.output or "shadow" in log.output
+
+
+def test_retrain_on_unchanged_data_leaves_the_new_model_a_candidate(credit):
+    from mlre.track.releases import read_release
+
+    _, paths = credit
+    before = read_release("credit").challenger
+    done = mlre(
+        "retrain", "models:/credit/1", "--data", paths["fresh"], "--time-budget", "12", "--json"
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["comparison"]["verdict"] != "helps" and not result["challenger"]
+    assert "not made the challenger" in result["reason"]
+    assert read_release("credit").challenger == before
+    bad = mlre("retrain", "credit", "--data", paths["unlabelled"], "--time-budget", "12")
+    assert bad.exit_code == 2 and "needs labels" in bad.output

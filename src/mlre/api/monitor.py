@@ -82,31 +82,13 @@ def _reference(reference: Any, model: str | None, loaded: Any) -> pd.DataFrame:
         raise InputError("--reference training needs --model")
     from mlre.api.audit import load_run_inputs
     from mlre.api.compare import _run_inputs
+    from mlre.track.releases import resolve_version
     from mlre.track.store import store_client
 
-    name, version = _name_version(model)
+    name, version = resolve_version(model)
     run_id = store_client().get_model_version(name, version).run_id
     _, spec, (_, source) = _run_inputs(run_id, None)
     return load_run_inputs(source, spec).df
-
-
-def _name_version(model: str) -> tuple[str, str]:
-    """The registered name and the version a model reference resolves to."""
-    from mlre.track.releases import read_release
-
-    if model.startswith("models:/"):
-        rest = model[len("models:/") :]
-        name, _, tail = rest.partition("/")
-        if "@" in name:
-            name, alias = name.split("@", 1)
-            from mlre.track.store import store_client
-
-            return name, store_client().get_model_version_by_alias(name, alias).version
-        return name, tail
-    version = read_release(model).serving
-    if version is None:
-        raise InputError(f"{model!r} has no champion or candidate version to monitor")
-    return model, str(version)
 
 
 def _current(
@@ -121,8 +103,9 @@ def _current(
     if loaded is None:
         raise InputError("reading the prediction log needs --model")
     from mlre.serve.predlog import default_path
+    from mlre.track.releases import resolve_version
 
-    name, _ = _name_version(model)
+    name, _ = resolve_version(model)
     logged = read_log(prediction_log or default_path(), name, since=since)
     frame = logged.inputs
     target = loaded.contract.target

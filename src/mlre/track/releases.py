@@ -134,6 +134,25 @@ def _end_trial(client: Any, name: str) -> None:
     client.delete_registered_model_tag(name, RELEASE_TAG)
 
 
+def resolve_version(model: str) -> tuple[str, str]:
+    """The registered name and version that ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``
+    or a bare NAME (its champion, else its latest candidate) stands for."""
+    client = store_client()
+    if model.startswith("models:/"):
+        name, _, version = model[len("models:/") :].partition("/")
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            try:
+                return name, str(client.get_model_version_by_alias(name, alias).version)
+            except Exception:
+                raise InputError(f"{name!r} has no version with the alias {alias!r}") from None
+        return name, version
+    version = read_release(model, client).serving
+    if version is None:
+        raise InputError(f"{model!r} has no champion or candidate version")
+    return model, str(version)
+
+
 def start_trial(
     name: str,
     version: str,
