@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, app, guarded, out
+from mlre.cli import JsonOpt, SpecOpt, app, guarded, out
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -34,8 +34,9 @@ def monitor(
         str | None, typer.Option(help="Score per window: 1D, 7D (with --time-column) or N rows.")
     ] = None,
     drift_share: Annotated[
-        float, typer.Option(help="Share of drifted columns that raises the alert.")
-    ] = 0.5,
+        float | None,
+        typer.Option(help="Share of drifted columns that raises the alert (spec: 0.5)."),
+    ] = None,
     webhook: Annotated[
         str | None, typer.Option(help="POST the JSON document here on an alert.")
     ] = None,
@@ -43,6 +44,7 @@ def monitor(
         Path | None, typer.Option(help="The service's prediction log (default: its default).")
     ] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
+    spec: SpecOpt = None,
     track: Annotated[bool, typer.Option(help="Record the check in MLflow.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -62,6 +64,7 @@ def monitor(
         window=window,
         drift_share=drift_share,
         webhook=webhook,
+        spec=spec,
         prediction_log=prediction_log,
         report=html,
         track=track,

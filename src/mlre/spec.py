@@ -108,6 +108,19 @@ class DeployPolicy(_Strict):
     )
 
 
+class MonitorPolicy(_Strict):
+    """When ``mlre monitor`` calls drift and raises an alert."""
+
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="share of drifted columns that alerts for the data set"
+    )
+    p_value: float = Field(0.05, gt=0, lt=1, description="test level on small references")
+    distance: float = Field(
+        0.1, gt=0, description="Wasserstein (in SDs) or Jensen-Shannon distance on large ones"
+    )
+    webhook: str | None = Field(None, description="POST the alert's JSON document here")
+
+
 class Spec(_Strict):
     """The objective contract of a project."""
 
@@ -129,6 +142,7 @@ class Spec(_Strict):
     na_values: list[str] = Field(default_factory=list, description="extra tokens read as missing")
     constraints: Constraints = Field(default_factory=Constraints)
     deploy: DeployPolicy = Field(default_factory=DeployPolicy)
+    monitor: MonitorPolicy = Field(default_factory=MonitorPolicy)
 
     @model_validator(mode="before")
     @classmethod
@@ -328,6 +342,14 @@ deploy:
     regression_tolerance: 0.5 # regression answers differ beyond this many champion std devs
     max_prediction_shift: 0.25 # canary vs champion answers: label TVD or KS distance of values
   gate_margin: 0.005
+
+# Monitoring (`mlre monitor`): when a column counts as drifted (a test on references of up to
+# 1,000 rows, a distance above), when the data set does, and where alerts are posted.
+monitor:
+  drift_share: 0.5          # share of drifted columns that raises the alert
+  p_value: 0.05
+  distance: 0.1             # Wasserstein distance in reference SDs, or Jensen-Shannon distance
+  webhook: null             # e.g. https://hooks.example.com/mlre
 """
 
 

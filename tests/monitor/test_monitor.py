@@ -299,3 +299,22 @@ def test_retrain_on_unchanged_data_leaves_the_new_model_a_candidate(credit):
     assert read_release("credit").challenger == before
     bad = mlre("retrain", "credit", "--data", paths["unlabelled"], "--time-budget", "12")
     assert bad.exit_code == 2 and "needs labels" in bad.output
+
+
+def test_thresholds_come_from_the_spec(credit, tmp_path):
+    _, paths = credit
+    spec = tmp_path / "mlre.yaml"
+    spec.write_text("monitor:\n  drift_share: 0.05\n")
+    args = [
+        "monitor",
+        "--reference",
+        paths["reference"],
+        "--current",
+        paths["shifted"],
+        "--no-track",
+    ]
+    assert mlre(*args).exit_code == 0  # two drifted columns of twenty: under the default half
+    assert mlre(*args, "--spec", spec).exit_code == 1
+    spec.write_text("monitor:\n  drift_shares: 0.05\n")
+    bad = mlre(*args, "--spec", spec)
+    assert bad.exit_code == 2 and "drift_share" in bad.output

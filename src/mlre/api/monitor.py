@@ -153,10 +153,11 @@ def watch(
     target: str | None = None,
     time_column: str | None = None,
     window: str | None = None,
-    drift_share: float = 0.5,
-    p_value: float = 0.05,
-    distance: float = 0.1,
+    drift_share: float | None = None,
+    p_value: float | None = None,
+    distance: float | None = None,
     webhook: str | None = None,
+    spec: Any = None,
     prediction_log: str | Path | None = None,
     report: str | Path | None = None,
     project: str | None = None,
@@ -169,9 +170,18 @@ def watch(
 
     With ``model``, ``reference`` may be ``"training"`` (the table of the run that made the
     model) and ``current`` a span of the service's prediction log (``last:7d``,
-    ``since:2026-11-01``, ``all``; labels from ``/feedback``)."""
+    ``since:2026-11-01``, ``all``; labels from ``/feedback``). Thresholds and the webhook not
+    given come from the spec's ``monitor`` section (./mlre.yaml, or ``spec``)."""
     from mlre.monitor.drift import Thresholds, column_drift, data_drift, drift_findings
+    from mlre.spec import load_spec
 
+    policy = (
+        spec if spec is not None and not isinstance(spec, (str, Path)) else load_spec(spec)
+    ).monitor
+    drift_share = policy.drift_share if drift_share is None else drift_share
+    p_value = policy.p_value if p_value is None else p_value
+    distance = policy.distance if distance is None else distance
+    webhook = webhook or policy.webhook
     if not 0 < drift_share <= 1 or not 0 < p_value < 1 or distance <= 0:
         raise InputError("drift share must be in (0, 1], p-value in (0, 1), distance positive")
     thresholds = Thresholds(p_value=p_value, distance=distance, drift_share=drift_share)
