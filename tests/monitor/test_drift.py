@@ -77,3 +77,16 @@ def test_a_new_category_and_missing_values_count_as_drift():
     cur = pd.Series(["a", "b", "c", None] * 500)
     c = column_drift(ref, cur, "x", Thresholds())
     assert c.drifted and c.test == "jensen_shannon" and c.distance > 0.1
+
+
+def test_a_prior_shift_of_the_labels_is_reported_with_two_files(adult, tmp_path):
+    from mlre.api.monitor import watch
+
+    target = ADULT["target"]
+    high = adult[adult[target].str.strip() == ">50K"]
+    low = adult[adult[target].str.strip() != ">50K"]
+    shifted = pd.concat([high.sample(1500, random_state=0), low.sample(1500, random_state=0)])
+    result = watch(adult.sample(5000, random_state=1), shifted, target=target, track=False)
+    assert result.drift.target is not None and result.drift.target.drifted
+    assert any(f.check == "drift_target" for f in result.findings)
+    assert target not in [c.column for c in result.drift.columns]

@@ -215,6 +215,10 @@ def watch(
                 )
             )
     drift = data_drift(ref, cur, shared, thresholds)
+    if target is not None and target in ref.columns and target in cur.columns:
+        labelled = cur[target].dropna()
+        if len(labelled):
+            drift.target = column_drift(ref[target].dropna(), labelled, target, thresholds)
     result = MonitorResult(drift)
     if loaded is not None and len(shared) == len(columns):
         ref_out, ref_watch = _outputs(loaded, ref)

@@ -211,6 +211,7 @@ class DataDrift:
     columns: list[ColumnDrift]
     thresholds: Thresholds
     prediction: ColumnDrift | None = None
+    target: ColumnDrift | None = None  # the labels' own drift (prior shift), when both have them
 
     @property
     def drifted(self) -> list[ColumnDrift]:
@@ -235,6 +236,7 @@ class DataDrift:
             "share_drifted": self.share,
             "dataset_drift": self.dataset_drift,
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
+            "target": None if self.target is None else self.target.to_dict(),
             "thresholds": self.thresholds.__dict__,
         }
 
@@ -282,6 +284,18 @@ def drift_findings(d: DataDrift) -> list[Finding]:
                 f"alert at {d.thresholds.drift_share:.0%}): the model now sees different data",
                 evidence={"share": d.share, "drifted": [c.column for c in d.drifted]},
                 fix="check the performance on recent labels; retrain on recent data (mlre retrain)",
+            )
+        )
+    if d.target is not None and d.target.drifted:
+        out.append(
+            Finding(
+                severity=Severity.WARNING,
+                check="drift_target",
+                column=d.target.column,
+                message=f"the labels' distribution moved (PSI {d.target.psi:.2f}, "
+                f"{d.target.psi_band}): the outcomes themselves are no longer as common as in "
+                "the reference",
+                evidence=d.target.to_dict(),
             )
         )
     if d.prediction is not None and d.prediction.drifted:
