@@ -145,6 +145,8 @@ def main() -> int:
 
     # ------------------------------------------------------------------ a large prediction log
     n = args.log_rows
+    if n <= 0:
+        return 0
     log_path = Path("predictions.db")
     from mlre.serve.predlog import PredictionLog
 

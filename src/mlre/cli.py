@@ -353,6 +353,15 @@ def run(
     _render_fairness_gate(result)
 
 
+def print_findings(findings: Any, *, info: tuple[str, ...] = ()) -> None:
+    """Warnings and errors one line each (info only for the checks named in ``info``)."""
+    for f in findings:
+        severity = str(f.severity.value if hasattr(f.severity, "value") else f.severity)
+        if severity != "info" or f.check.startswith(info or ("\0",)):
+            style = SEVERITY_STYLE[severity]
+            out.print(f"[{style}]{severity}: {escape(f.message)}[/]", soft_wrap=True)
+
+
 def _render_fairness_gate(result: Any) -> None:
     """Name the fairness warnings; exit 1 when the spec's fairness constraint is broken."""
     fair = [f for f in result.findings if f.check.startswith("fairness_")]

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, SeedOpt, app, guarded, out
+from mlre.cli import JsonOpt, SeedOpt, app, guarded, out, print_findings
 
 ReportOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write the HTML report to this file.")
@@ -20,7 +20,6 @@ TrackOpt = Annotated[bool, typer.Option(help="Record the analysis in MLflow.")]
 NaOpt = Annotated[
     list[str] | None, typer.Option("--na-values", help="Extra strings that mean missing.")
 ]
-SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 def _num(v: float) -> str:
@@ -134,10 +133,7 @@ def _render_causal(result: Any) -> None:
     if h is not None:
         shown = ", ".join(f"{k} {v:.0%}" for k, v in h.importance.items())
         out.print(f"heterogeneity: mean CATE {_num(h.cate_mean)}; importance {escape(shown)}")
-    for f in result.findings:
-        if f.severity.value != "info" or f.check == "causal_heterogeneity":
-            style = SEVERITY_STYLE[f.severity.value]
-            out.print(f"[{style}]{f.severity.value}: {escape(f.message)}[/]", soft_wrap=True)
+    print_findings(result.findings, info=("causal_heterogeneity",))
     if result.primary is not None:
         p = result.primary
         out.print(
@@ -215,9 +211,7 @@ def abtest(
                         f"{r['p_value']:.3g}",
                     )
         out.print(table)
-        for f in test.findings:
-            style = SEVERITY_STYLE[f.severity.value]
-            out.print(f"[{style}]{escape(f.message)}[/]", soft_wrap=True)
+        print_findings(test.findings, info=("ab_",))
         out.print(
             f"minimum detectable effect at {test.power:.0%} power: {_num(test.mde)} "
             f"({test.mde_relative:.1%})"

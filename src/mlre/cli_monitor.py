@@ -10,9 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, SpecOpt, app, guarded, out
-
-SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+from mlre.cli import JsonOpt, SpecOpt, app, guarded, out, print_findings
 
 
 @app.command()
@@ -81,10 +79,7 @@ def monitor(
             mark = "[bold red]drifted[/]" if c.drifted else ""
             table.add_row(escape(c.column), c.test, f"{stat:.3g}", f"{c.psi:.3f}", mark)
         out.print(table)
-        for f in result.findings:
-            if f.severity.value != "info" or f.check.startswith("performance"):
-                style = SEVERITY_STYLE[f.severity.value]
-                out.print(f"[{style}]{f.severity.value}: {escape(f.message)}[/]", soft_wrap=True)
+        print_findings(result.findings, info=("performance",))
         verdict = "[bold red]ALERT[/]" if result.alert else "[green]no alert[/]"
         out.print(f"{verdict}: {len(d.drifted)} of {len(d.columns)} columns drifted")
         if html is not None:

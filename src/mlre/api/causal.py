@@ -111,34 +111,35 @@ def causal_effect(
     if report is not None:
         Path(report).write_text(page, encoding="utf-8")
     if track:
-        from mlre.track import tracked_run
+        from mlre.track.store import record
 
-        name = project or f"{outcome}-causal"
-        with tracked_run(name, "causal", {"mlre.kind": "causal"}) as run:
-            run.set_tags({"mlre.data_sha256": sha, "mlre.estimand": estimand})
-            run.log_params(
-                {
-                    "treatment": treatment,
-                    "outcome": outcome,
-                    "confounders": ",".join(model.confounders),
-                    "effect_modifiers": ",".join(model.modifiers),
-                    "instruments": ",".join(model.instruments),
-                    "estimand": estimand,
-                    "trim": trim,
-                    "seed": seed,
-                    "nuisance_families": ",".join(chosen),
+        metrics = {}
+        for k, items in result.estimates.items():
+            for e in [result.naive[k], *items]:
+                metrics |= {
+                    f"{k}.{e.method}": e.value,
+                    f"{k}.{e.method}.ci_low": e.low,
+                    f"{k}.{e.method}.ci_high": e.high,
                 }
-            )
-            metrics = {}
-            for k, items in result.estimates.items():
-                for e in [result.naive[k], *items]:
-                    metrics[f"{k}.{e.method}"] = e.value
-                    metrics[f"{k}.{e.method}.ci_low"] = e.low
-                    metrics[f"{k}.{e.method}.ci_high"] = e.high
-            run.log_metrics({k: v for k, v in metrics.items() if v == v})
-            run.log_json(result.to_dict(), "causal/result.json")
-            run.log_text(page, "causal/report.html")
-            result.run_id = run.run_id
+        result.run_id = record(
+            project or f"{outcome}-causal",
+            "causal",
+            tags={"mlre.data_sha256": sha, "mlre.estimand": estimand},
+            params={
+                "treatment": treatment,
+                "outcome": outcome,
+                "confounders": ",".join(model.confounders),
+                "effect_modifiers": ",".join(model.modifiers),
+                "instruments": ",".join(model.instruments),
+                "estimand": estimand,
+                "trim": trim,
+                "seed": seed,
+                "nuisance_families": ",".join(chosen),
+            },
+            metrics=metrics,
+            document=result.to_dict(),
+            page=page,
+        )
     return result
 
 
@@ -183,26 +184,28 @@ def abtest(
     if report is not None:
         Path(report).write_text(page, encoding="utf-8")
     if track:
-        from mlre.track import tracked_run
+        from mlre.track.store import record
 
-        with tracked_run(project or f"{metric}-abtest", "abtest", {"mlre.kind": "abtest"}) as run:
-            run.set_tags({"mlre.data_sha256": sha})
-            run.log_params(
-                {
-                    "variant": variant,
-                    "metric": metric,
-                    "covariate": covariate or "",
-                    "control": test.comparisons[0].control,
-                    "alpha": alpha,
-                }
-            )
-            metrics = {"srm_p_value": test.srm_p_value, "mde": test.mde}
-            for c in test.comparisons:
-                r = c.cuped or c.__dict__
-                metrics[f"{c.variant}.difference"] = r["difference"]
-                metrics[f"{c.variant}.p_value"] = r["p_value"]
-            run.log_metrics({k: v for k, v in metrics.items() if v == v})
-            run.log_json(test.to_dict(), "abtest/result.json")
-            run.log_text(page, "abtest/report.html")
-            test.run_id = run.run_id
+        metrics = {"srm_p_value": test.srm_p_value, "mde": test.mde}
+        for c in test.comparisons:
+            r = c.cuped or c.__dict__
+            metrics |= {
+                f"{c.variant}.difference": r["difference"],
+                f"{c.variant}.p_value": r["p_value"],
+            }
+        test.run_id = record(
+            project or f"{metric}-abtest",
+            "abtest",
+            tags={"mlre.data_sha256": sha},
+            params={
+                "variant": variant,
+                "metric": metric,
+                "covariate": covariate or "",
+                "control": test.comparisons[0].control,
+                "alpha": alpha,
+            },
+            metrics=metrics,
+            document=test.to_dict(),
+            page=page,
+        )
     return test

@@ -236,27 +236,25 @@ def watch(
     if report is not None:
         Path(report).write_text(page, encoding="utf-8")
     if track:
-        from mlre.track import tracked_run
+        from mlre.track.store import record
 
-        name = project or (model.split("/")[-1].split("@")[0] if model else "monitor")
-        with tracked_run(name, "monitor", {"mlre.kind": "monitor"}) as run:
-            run.set_tags({"mlre.alert": str(result.alert).lower()})
-            run.log_params(
-                {
-                    "model": model or "",
-                    "target": target or "",
-                    "window": window or "",
-                    "drift_share": drift_share,
-                }
-            )
-            metrics = {"share_drifted": drift.share}
-            metrics |= {f"psi.{c.column}": c.psi for c in drift.columns}
-            for k, e in result.estimated.items():
-                metrics[f"estimated.{k}"] = e.value
-            run.log_metrics({k: v for k, v in metrics.items() if v == v})
-            run.log_json(result.to_dict(), "monitor/result.json")
-            run.log_text(page, "monitor/report.html")
-            result.run_id = run.run_id
+        metrics = {"share_drifted": drift.share}
+        metrics |= {f"psi.{c.column}": c.psi for c in drift.columns}
+        metrics |= {f"estimated.{k}": e.value for k, e in result.estimated.items()}
+        result.run_id = record(
+            project or (model.split("/")[-1].split("@")[0] if model else "monitor"),
+            "monitor",
+            tags={"mlre.alert": str(result.alert).lower()},
+            params={
+                "model": model or "",
+                "target": target or "",
+                "window": window or "",
+                "drift_share": drift_share,
+            },
+            metrics=metrics,
+            document=result.to_dict(),
+            page=page,
+        )
     return result
 
 

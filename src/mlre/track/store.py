@@ -150,6 +150,29 @@ def tracked_run(
     client.set_terminated(run.info.run_id, status="FINISHED")
 
 
+def record(
+    experiment: str,
+    kind: str,
+    *,
+    tags: dict[str, Any],
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    document: Any,
+    page: str | None,
+) -> str:
+    """One finished run of a command that is not a training run (causal, abtest, monitor):
+    tags, parameters, metrics (undefined ones left out), the JSON document as
+    ``KIND/result.json`` and the HTML page as ``KIND/report.html``. Returns the run id."""
+    with tracked_run(experiment, kind, {"mlre.kind": kind}) as run:
+        run.set_tags(tags)
+        run.log_params(params)
+        run.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        run.log_json(document, f"{kind}/result.json")
+        if page is not None:
+            run.log_text(page, f"{kind}/report.html")
+        return run.run_id
+
+
 def log_child_run(
     parent: RunHandle,
     experiment_id: str,
