@@ -35,6 +35,7 @@ class Batcher:
         self._queue: queue.SimpleQueue[tuple[pd.DataFrame, Future] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=f"mlre-batch-{name}", daemon=True)
         self._closed = False
+        self._busy = False
         self._thread.start()
 
     def submit(self, frame: pd.DataFrame) -> Future:
@@ -45,6 +46,11 @@ class Batcher:
             return future
         self._queue.put((frame, future))
         return future
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is queued or being predicted: a caller may predict directly."""
+        return not self._busy and self._queue.empty() and not self._closed
 
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         """Predict ``frame`` through the batch queue, waiting for the answer."""
@@ -60,8 +66,10 @@ class Batcher:
             first = self._queue.get()
             if first is None:
                 return
+            self._busy = True
             batch, stop = take_batch(self._queue.get_nowait, first, self.max_rows, 0)
             results = predict_each(self.predict, [frame for frame, _ in batch])
+            self._busy = False
             for (_, future), (out, error, _) in zip(batch, results, strict=True):
                 if error is None:
                     future.set_result(out)

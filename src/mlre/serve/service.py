@@ -144,6 +144,7 @@ class Service:
         self._poller: threading.Thread | None = None
         self._shadow_pending: dict[str, tuple[State, pd.DataFrame, list[Any], float]] = {}
         self._shadow_lock = threading.Lock()
+        self._arrived = 0  # requests between arrival and answer, on the event loop
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -393,12 +394,25 @@ class Service:
             if answer is not None:
                 return answer
         assert state.champion is not None
-        t0 = time.perf_counter()
+        batcher = state.champion.batcher
+        # A lone request is predicted right here: handing it to the batch thread and back costs
+        # two thread switches (~2 ms at one request in flight). Requests that arrived together
+        # (each counted before the loop lets the next one run) go through the batch queue.
+        self._arrived += 1
         try:
-            out, error = await asyncio.wrap_future(state.champion.batcher.submit(X)), None
-        except Exception as err:
-            out, error = None, err
-        seconds = time.perf_counter() - t0
+            await asyncio.sleep(0)
+            alone = self._arrived == 1 and batcher.idle
+            t0 = time.perf_counter()
+            try:
+                if alone:
+                    out, error = batcher.predict(X), None
+                else:
+                    out, error = await asyncio.wrap_future(batcher.submit(X)), None
+            except Exception as err:
+                out, error = None, err
+            seconds = time.perf_counter() - t0
+        finally:
+            self._arrived -= 1
         return self._answered(state, X, frame, request_id, warnings, out, seconds, error)
 
     def _try_challenger(
