@@ -74,21 +74,32 @@ def _is_span(value: Any) -> bool:
     )
 
 
-def _reference(reference: Any, model: str | None, loaded: Any) -> pd.DataFrame:
-    """A table, or the training table of the run that made the model."""
+def _reference(
+    reference: Any, model: str | None, loaded: Any
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """A table, or the training table of the run that made the model; with the latter, which
+    rows the run held out (the model's score on rows it learnt from would flatter it)."""
     if not (isinstance(reference, str) and reference == "training"):
-        return _frame(reference, "reference")
+        return _frame(reference, "reference"), None
     if loaded is None:
         raise InputError("--reference training needs --model")
-    from mlre.api.audit import load_run_inputs
+    from mlre.api.audit import contract_of, load_run_inputs
     from mlre.api.compare import _run_inputs
+    from mlre.search.job import prepare
     from mlre.track.releases import resolve_version
     from mlre.track.store import store_client
 
     name, version = resolve_version(model)
     run_id = store_client().get_model_version(name, version).run_id
-    _, spec, (_, source) = _run_inputs(run_id, None)
-    return load_run_inputs(source, spec).df
+    run, spec, (_, source) = _run_inputs(run_id, None)
+    inputs = load_run_inputs(source, spec)
+    task = run.data.params.get("task") or inputs.task
+    prepared = prepare(inputs.df, spec, task, contract_of(inputs), None)
+    if prepared.hold_rows is None:  # the run was scored on a separate test table
+        return prepared.labelled.reset_index(drop=True), None
+    held = np.zeros(len(prepared.labelled), dtype=bool)
+    held[prepared.hold_rows] = True
+    return prepared.labelled.reset_index(drop=True), held
 
 
 def _current(
@@ -186,7 +197,7 @@ def watch(
         raise InputError("drift share must be in (0, 1], p-value in (0, 1), distance positive")
     thresholds = Thresholds(p_value=p_value, distance=distance, drift_share=drift_share)
     loaded = _model(model) if model else None
-    ref = _reference(reference, model, loaded)
+    ref, held = _reference(reference, model, loaded)
     cur, logged = _current(current, model, loaded, prediction_log)
     if loaded is not None:
         target = target or loaded.contract.target
@@ -226,7 +237,7 @@ def watch(
         drift.prediction = column_drift(
             pd.Series(ref_watch), pd.Series(cur_watch), "prediction", thresholds
         )
-        _score(result, loaded, ref, cur, ref_out, cur_out, target, time_column, window)
+        _score(result, loaded, ref, cur, ref_out, cur_out, target, time_column, window, held)
     findings += drift_findings(drift)
     findings += _score_findings(result)
     result.findings = Findings(findings)
@@ -268,8 +279,10 @@ def _score(
     target: str | None,
     time_column: str | None,
     window: str | None,
+    held: np.ndarray | None = None,
 ) -> None:
-    """The reference's score, the current windows' scores when labelled, else the estimate."""
+    """The reference's score (on ``held`` rows only, when given), the current windows' scores
+    when labelled, else the estimate (calibrated on the same rows)."""
     from mlre.monitor.performance import Window, score_with_interval, windows
     from mlre.search.job import encode_target
 
@@ -279,6 +292,8 @@ def _score(
     result.metric = metric
     classes = None if model.task == "regression" else model.classes_
     keep = ref[target].notna().to_numpy().copy()
+    if held is not None:
+        keep &= held
     y_ref = encode_target(ref[target][keep], model.task, classes).y
     known = y_ref >= 0 if model.task != "regression" else ~np.isnan(y_ref)
     keep[np.flatnonzero(keep)[~known]] = False
@@ -314,8 +329,10 @@ def _score_findings(result: MonitorResult) -> list[Finding]:
     out = performance_findings(result.metric, result.reference_score, result.windows, better)
     est = result.estimated.get("roc_auc")
     if est is not None:
+        from mlre.monitor.performance import clearly_worse
+
         ref = result.reference_score.value
-        worse = est.high < ref
+        worse = clearly_worse(result.reference_score, est.value, est.low, est.high, True)
         out.append(
             Finding(
                 severity=Severity.ERROR if worse else Severity.INFO,

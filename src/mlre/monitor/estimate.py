@@ -50,18 +50,6 @@ class Calibrator:
         return np.clip(self.iso.predict(np.asarray(p, dtype=float)), 0.0, 1.0)
 
 
-def _auc_ranked(scores: np.ndarray, y: np.ndarray) -> float:
-    """ROC AUC from ranks (ties averaged), for one label vector."""
-    from scipy.stats import rankdata
-
-    pos = y.sum()
-    neg = len(y) - pos
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def expected_auc(scores: np.ndarray, p: np.ndarray) -> float:
     """ROC AUC expected when each row is positive with probability ``p`` (rows ranked by
     ``scores``): the share of (positive, negative) weight that is ordered right, ties half."""
@@ -92,12 +80,21 @@ def estimate_binary(
     predicted = proba >= threshold
     accuracy = float(np.mean(np.where(predicted, p, 1 - p)))
     auc = expected_auc(proba, p)
+    from scipy.stats import rankdata
+
+    # the ranks of the scores do not depend on the labels: ranked once, each draw's AUC is a sum
+    ranks = rankdata(proba)
+    n = len(p)
     rng = np.random.default_rng(seed)
-    sims = {"accuracy": [], "roc_auc": []}
+    sims: dict[str, list[float]] = {"accuracy": [], "roc_auc": []}
     for _ in range(DRAWS):
-        y = (rng.random(len(p)) < p).astype(int)
-        sims["accuracy"].append(np.mean(predicted == y))
-        sims["roc_auc"].append(_auc_ranked(proba, y))
+        y = rng.random(n) < p
+        pos = int(y.sum())
+        sims["accuracy"].append(float(np.mean(predicted == y)))
+        if 0 < pos < n:
+            sims["roc_auc"].append(
+                float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * (n - pos)))
+            )
     out = {}
     for metric, value in (("accuracy", accuracy), ("roc_auc", auc)):
         draws = np.asarray(sims[metric], dtype=float)

@@ -51,16 +51,6 @@ class Logged:
     times: pd.Series
 
 
-def _ndjson(texts: list[str | None]) -> pd.DataFrame:
-    import pyarrow.json as pj
-
-    body = "\n".join(t if t is not None else "{}" for t in texts).encode("utf-8")
-    if not body:
-        return pd.DataFrame()
-    table = pj.read_json(io.BytesIO(body))
-    return table.flatten().to_pandas()
-
-
 def read_log(
     path: str | Path,
     model: str,
@@ -86,15 +76,12 @@ def read_log(
     if version is not None:
         where.append("p.version = ?")
         args.append(str(version))
+    # each request as one JSON line {"t": time, "r": [inputs...], "o": [outputs...]}, built by
+    # string concatenation in SQLite and parsed by pyarrow; labels (rare) come separately
     query = f"""
-        SELECT p.time AS time, r.value AS record,
-               json_extract(p.outputs, '$[' || r.key || ']') AS output,
-               CASE WHEN f.label IS NULL THEN NULL
-                    WHEN json_type(f.label) = 'array'
-                        THEN json_extract(f.label, '$[' || r.key || ']')
-                    ELSE json_extract(f.label, '$') END AS label
-        FROM predictions p JOIN json_each(p.inputs) r
-        LEFT JOIN feedback f ON f.request_id = p.request_id
+        SELECT '{{"t":' || p.time || ',"r":' || p.inputs || ',"o":' || p.outputs || '}}',
+               f.label
+        FROM predictions p LEFT JOIN feedback f ON f.request_id = p.request_id
         WHERE {" AND ".join(where)}
         ORDER BY p.time"""
     with connect(p, "the prediction log") as db:
@@ -104,14 +91,37 @@ def read_log(
             f"the prediction log has no answered requests of {model!r} in that span",
             hint="widen it (--current last:30d) or check the model name",
         )
-    times = pd.Series(pd.to_datetime([r[0] for r in rows], unit="s", utc=True), name="time")
-    inputs = _ndjson([r[1] for r in rows])
-    outputs = _ndjson([r[2] for r in rows])
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    body = "\n".join(r[0] for r in rows).encode("utf-8")
+    table = pj.read_json(io.BytesIO(body))
+    sizes = pc.list_value_length(table["r"]).to_numpy(zero_copy_only=False)
+    inputs = pa.Table.from_struct_array(pc.list_flatten(table["r"])).to_pandas()
+    outputs = pa.Table.from_struct_array(pc.list_flatten(table["o"])).flatten().to_pandas()
+    stamps = np.repeat(table["t"].to_numpy(), sizes)
+    times = pd.Series(pd.to_datetime(stamps, unit="s", utc=True), name="time")
+    labels = pd.Series(_labels([r[1] for r in rows], sizes), name="label", dtype=object)
     prefix = "probabilities."
     kept = [c for c in outputs.columns if c.startswith(prefix)]
     probabilities = None
     if kept:
         probabilities = outputs[kept].rename(columns=lambda c: c[len(prefix) :])
     predictions = outputs["prediction"] if "prediction" in outputs else pd.Series(np.nan)
-    labels = pd.Series([r[3] for r in rows], name="label", dtype=object)
     return Logged(inputs, predictions, probabilities, labels, times)
+
+
+def _labels(texts: list[str | None], sizes: np.ndarray) -> list:
+    """One label per logged row: a request's label, or its list of labels, spread over its
+    rows (None where no feedback came)."""
+    import json
+
+    out: list = []
+    for text, size in zip(texts, sizes, strict=True):
+        value = None if text is None else json.loads(text)
+        if isinstance(value, list) and len(value) == size:
+            out.extend(value)
+        else:
+            out.extend([value] * int(size))
+    return out

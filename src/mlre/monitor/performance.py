@@ -100,21 +100,30 @@ def windows(
     return out
 
 
+def clearly_worse(
+    reference: Window, value: float, low: float, high: float, greater_is_better: bool
+) -> bool:
+    """True when a score is worse than the reference's by more than both intervals allow
+    (the difference beyond 1.96 of its standard error, each error read off its 95% interval)."""
+    se = np.hypot((reference.high - reference.low) / 3.92, (high - low) / 3.92)
+    gap = reference.value - value if greater_is_better else value - reference.value
+    return bool(np.isfinite(se) and gap > 1.96 * se)
+
+
 def performance_findings(
     metric: str, reference: Window, found: list[Window], greater_is_better: bool
 ) -> list[Finding]:
-    """A window whose whole interval lies on the worse side of the reference score is an
-    alert; the rest are recorded."""
+    """A window clearly worse than the reference is an alert; the rest are recorded."""
     out = []
     for w in found:
-        worse = w.high < reference.value if greater_is_better else w.low > reference.value
+        worse = clearly_worse(reference, w.value, w.low, w.high, greater_is_better)
         out.append(
             Finding(
                 severity=Severity.ERROR if worse else Severity.INFO,
                 check="performance_window",
                 message=f"{metric} over {w.label} ({w.rows:,} labelled rows): {w.value:.4g} "
                 f"[{w.low:.4g}, {w.high:.4g}] against {reference.value:.4g} on the reference"
-                + (": worse, beyond the interval" if worse else ""),
+                + (": worse, beyond both intervals" if worse else ""),
                 evidence=w.to_dict() | {"reference": reference.value},
                 fix="retrain on recent labelled data (mlre retrain)" if worse else None,
             )
