@@ -256,7 +256,7 @@ def finished_run(run_id: str) -> tuple[Any, Any]:
     return client, run
 
 
-def _run_inputs(run_id: str, data: str | Path | pd.DataFrame | None) -> tuple[Any, Any, Any]:
+def run_inputs(run_id: str, data: str | Path | pd.DataFrame | None) -> tuple[Any, Any, Any]:
     """A finished run's spec, its leaderboard and its data (checked against the recorded hash)."""
     from mlre.errors import InputError
     from mlre.spec import build_spec
@@ -299,7 +299,7 @@ def ablate(
     from mlre.evaluate.metrics import get_metric
     from mlre.search.job import feature_plan
 
-    run, spec, (board, source) = _run_inputs(run_id, data)
+    run, spec, (board, source) = run_inputs(run_id, data)
     best = next((r for r in board if r.get("status") == "ok"), None)
     if best is None:
         raise InputError(f"run {run_id} has no finished trial to ablate")
@@ -542,7 +542,7 @@ def compare_runs(
     from mlre.search.job import encode_target, prepare
     from mlre.track.registry import load_model
 
-    records = [_run_inputs(r, data) for r in (run_a, run_b)]
+    records = [run_inputs(r, data) for r in (run_a, run_b)]
     (ra, spec_a, (_, source)), (rb, spec_b, _) = records
     sha_a, sha_b = (r.data.tags.get("mlre.data_sha256") for r in (ra, rb))
     if sha_a and sha_b and sha_a != sha_b:

@@ -92,7 +92,7 @@ def mitigate(
     ``candidate``); it then serves like any other. One that reads the sensitive column to
     predict says so in its data contract (``sensitive_inputs``)."""
     from mlre.api.audit import contract_of, load_run_inputs
-    from mlre.api.compare import _run_inputs, run_model_uri
+    from mlre.api.compare import run_inputs, run_model_uri
     from mlre.evaluate.ideas import default_params
     from mlre.fairness.audit import sensitive_frame
     from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff, tradeoff_figure
@@ -103,7 +103,7 @@ def mitigate(
         raise InputError(
             f"unknown constraint {constraint!r}", hint="use demographic_parity or equalized_odds"
         )
-    run, spec, (board, source) = _run_inputs(run_id, data)
+    run, spec, (board, source) = run_inputs(run_id, data)
     task = run.data.params.get("task")
     if task != "binary":
         raise InputError(

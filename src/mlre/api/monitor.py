@@ -84,14 +84,14 @@ def _reference(
     if loaded is None:
         raise InputError("--reference training needs --model")
     from mlre.api.audit import contract_of, load_run_inputs
-    from mlre.api.compare import _run_inputs
+    from mlre.api.compare import run_inputs
     from mlre.search.job import prepare
     from mlre.track.releases import resolve_version
     from mlre.track.store import store_client
 
     name, version = resolve_version(model)
     run_id = store_client().get_model_version(name, version).run_id
-    run, spec, (_, source) = _run_inputs(run_id, None)
+    run, spec, (_, source) = run_inputs(run_id, None)
     inputs = load_run_inputs(source, spec)
     task = run.data.params.get("task") or inputs.task
     prepared = prepare(inputs.df, spec, task, contract_of(inputs), None)

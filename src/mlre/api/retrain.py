@@ -78,7 +78,7 @@ def retrain(
     is better beyond the practical margin, make it the challenger in shadow. The champion is
     never replaced here: promotion goes through ``mlre promote`` and its gate."""
     import mlre
-    from mlre.api.compare import _run_inputs
+    from mlre.api.compare import run_inputs
     from mlre.data.load import load_table
     from mlre.evaluate.compare import default_rope, paired_bootstrap
     from mlre.evaluate.metrics import get_metric
@@ -93,7 +93,7 @@ def retrain(
     client = store_client()
     champion_run = client.get_model_version(name, version).run_id
     df = data if isinstance(data, pd.DataFrame) else load_table(data).frame
-    run, spec, _ = _run_inputs(champion_run, df)
+    run, spec, _ = run_inputs(champion_run, df)
     target = spec.target
     if target not in df.columns:
         raise InputError(f"the fresh data has no {target!r} column: retraining needs labels")
