@@ -505,17 +505,27 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write predictions here (.csv/.parquet).")
     ] = None,
+    batch_rows: Annotated[
+        int | None,
+        typer.Option(help="Predict in batches of this many rows (large files: automatic)."),
+    ] = None,
 ) -> None:
-    """Predict with a registered model; the input is checked against the model's data contract."""
+    """Predict with a registered model; the input is checked against the model's data contract.
+
+    With -o, Parquet and CSV files larger than 256 MB are read and predicted in batches."""
     import mlre
 
-    result = mlre.predict(model, data, output=output)
+    if batch_rows is not None and output is None:
+        from mlre.errors import InputError
+
+        raise InputError("--batch-rows writes to a file: add -o predictions.parquet")
+    result = mlre.predict(model, data, output=output, batch_rows=batch_rows)
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if output is None:
         sys.stdout.write(result.frame.to_csv(index=False))
     else:
-        out.print(f"wrote {len(result.frame):,} predictions to {escape(str(output))}")
+        out.print(f"wrote {result.rows:,} predictions to {escape(str(output))}")
 
 
 @app.command()

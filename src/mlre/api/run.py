@@ -487,10 +487,11 @@ def recipe(model: Any) -> dict[str, Any]:
 class Prediction:
     """Predictions for a table, and what was noticed about its columns."""
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None  # None when the predictions were streamed to a file
     warnings: list[str]
     model_uri: str
     model_version: str | None
+    rows: int = 0
 
 
 def predict(
@@ -500,12 +501,20 @@ def predict(
     output: str | Path | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    batch_rows: int | None = None,
 ) -> Prediction:
-    """Predict with a registered model after checking its hash and the input against its contract."""
+    """Predict with a registered model after checking its hash and the input against its contract.
+
+    With an ``output`` file, a Parquet or CSV input larger than memory allows (or any, when
+    ``batch_rows`` is given) is predicted in batches of rows, memory bounded by the batch."""
+    from mlre.api.stream import BATCH_ROWS, predict_streamed, streamable
     from mlre.track.registry import load_model, predict_frame
 
     loaded = load_model(model_uri)
     model = loaded.model
+    if output is not None and (batch_rows is not None or streamable(data, output)):
+        rows, warnings = predict_streamed(model, data, output, rows=batch_rows or BATCH_ROWS)
+        return Prediction(None, warnings, model_uri, loaded.version, rows)
     features, warnings = checked_input(model, data, encoding=encoding, delimiter=delimiter)
     frame = predict_frame(model, features)
     if output is not None:
@@ -514,7 +523,7 @@ def predict(
             frame.to_parquet(out, index=False)
         else:
             frame.to_csv(out, index=False)
-    return Prediction(frame, warnings, model_uri, loaded.version)
+    return Prediction(frame, warnings, model_uri, loaded.version, len(frame))
 
 
 def checked_input(
