@@ -105,17 +105,10 @@ def _dml_fits(
     """The cross-fits double machine learning aggregates: the first one and fresh splits with
     the families it chose."""
     fits = [first]
-    chosen = tuple(dict.fromkeys(first.families.values()))
     for r in range(1, DML_SPLITS):
         step(f"double machine learning: cross-fit {r + 1} of {DML_SPLITS}")
-        fits.append(cross_fit(X, t, y, plan, chosen, folds=first.folds, seed=seed + 1000 * r))
-        # keep each nuisance from the family chosen the first time
-        fits[-1] = Nuisance(
-            e=fits[-1].e,
-            mu0=fits[-1].mu0,
-            mu1=fits[-1].mu1,
-            families=first.families,
-            folds=first.folds,
+        fits.append(
+            cross_fit(X, t, y, plan, first.families, folds=first.folds, seed=seed + 1000 * r)
         )
     return fits
 
@@ -270,11 +263,10 @@ def analyse(
         naive[estimand], estimates[estimand], result.primary, bal.worst(after=False)
     )
     if refute and result.primary is not None:
-        chosen = tuple(dict.fromkeys(nuisance.families.values()))
 
         def again(Xr: pd.DataFrame, tr: np.ndarray, yr: np.ndarray, s: int) -> est.Estimate:
             plan_r = plan_for(list(Xr.columns), profiles | _extra_profiles(Xr, profiles))
-            nu = cross_fit(Xr, tr, yr, plan_r, chosen, folds=nuisance.folds, seed=s)
+            nu = cross_fit(Xr, tr, yr, plan_r, nuisance.families, folds=nuisance.folds, seed=s)
             er = nu.clipped_e()
             try:
                 keep = overlap(tr, er, estimand, trim).keep

@@ -123,40 +123,48 @@ def cross_fit(
     t: np.ndarray,
     y: np.ndarray,
     plan: FeaturePlan,
-    families: tuple[str, ...] | list[str] = DEFAULT_FAMILIES,
+    families: tuple[str, ...] | list[str] | dict[str, str] = DEFAULT_FAMILIES,
     *,
     folds: int = 5,
     seed: int = 0,
     step: Step | None = None,
 ) -> Nuisance:
-    """Propensity and outcome models of each family fitted on k-1 folds and predicting the
-    k-th; for each nuisance the family with the lowest out-of-fold loss (log loss for the
-    propensity, squared error for the outcome means) is kept."""
+    """Propensity and outcome models fitted on k-1 folds and predicting the k-th. Given a list
+    of families, each is fitted for every nuisance and the one with the lowest out-of-fold loss
+    (log loss for the propensity, squared error for the outcome means) is kept; given a family
+    per nuisance (``{"e": ..., "mu0": ..., "mu1": ...}``), only those are fitted."""
+    keys = ("e", "mu0", "mu1")
+    if isinstance(families, dict):
+        wanted = {
+            f: [k for k in keys if families[k] == f] for f in dict.fromkeys(families.values())
+        }
+    else:
+        wanted = {f: list(keys) for f in families}
     n = len(t)
     smallest = int(min(t.sum(), n - t.sum()))
     k = max(2, min(folds, smallest))
     splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), t))
-    preds = {f: {"e": np.zeros(n), "mu0": np.zeros(n), "mu1": np.zeros(n)} for f in families}
-    if not plan.columns:  # nothing to adjust for: the means of the training folds
-        for train, test in splits:
-            tr, ty = t[train], y[train]
-            for f in families:
-                preds[f]["e"][test] = tr.mean()
-                preds[f]["mu0"][test] = ty[tr == 0].mean()
-                preds[f]["mu1"][test] = ty[tr == 1].mean()
-    else:
-        for i, (train, test) in enumerate(splits):
-            for f in families:
-                if step is not None:
-                    step(f"nuisance models: {f}, fold {i + 1} of {k}")
-                _fit_fold(f, X, t, y, plan, train, test, preds[f], seed + i)
-    losses: dict[str, dict[str, float]] = {"e": {}, "mu0": {}, "mu1": {}}
-    for f in families:
-        p = np.clip(preds[f]["e"], CLIP, 1 - CLIP)
-        losses["e"][f] = float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
-        losses["mu0"][f] = float(np.mean((y - preds[f]["mu0"])[t == 0] ** 2))
-        losses["mu1"][f] = float(np.mean((y - preds[f]["mu1"])[t == 1] ** 2))
-    chosen = {key: min(losses[key], key=losses[key].__getitem__) for key in losses}
+    preds = {f: {key: np.zeros(n) for key in ks} for f, ks in wanted.items()}
+    for i, (train, test) in enumerate(splits):
+        for f, ks in wanted.items():
+            if not plan.columns:  # nothing to adjust for: the means of the training folds
+                tr, ty = t[train], y[train]
+                means = {"e": tr.mean(), "mu0": ty[tr == 0].mean(), "mu1": ty[tr == 1].mean()}
+                for key in ks:
+                    preds[f][key][test] = means[key]
+                continue
+            if step is not None:
+                step(f"nuisance models: {f}, fold {i + 1} of {k}")
+            _fit_fold(f, ks, X, t, y, plan, train, test, preds[f], seed + i)
+    losses: dict[str, dict[str, float]] = {key: {} for key in keys}
+    for f, ks in wanted.items():
+        if "e" in ks:
+            p = np.clip(preds[f]["e"], CLIP, 1 - CLIP)
+            losses["e"][f] = float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+        for key, arm in (("mu0", 0), ("mu1", 1)):
+            if key in ks:
+                losses[key][f] = float(np.mean((y - preds[f][key])[t == arm] ** 2))
+    chosen = {key: min(losses[key], key=losses[key].__getitem__) for key in keys}
     return Nuisance(
         e=preds[chosen["e"]]["e"],
         mu0=preds[chosen["mu0"]]["mu0"],
@@ -169,6 +177,7 @@ def cross_fit(
 
 def _fit_fold(
     family: str,
+    keys: list[str],
     X: pd.DataFrame,
     t: np.ndarray,
     y: np.ndarray,
@@ -179,10 +188,12 @@ def _fit_fold(
     seed: int,
 ) -> None:
     X_test = X.iloc[test]
-    propensity = ZooModel(family, "binary", plan, seed).fit(X.iloc[train], t[train])
-    proba = propensity.predict_proba(X_test)
-    out["e"][test] = proba[:, list(propensity.classes_).index(1)]
+    if "e" in keys:
+        propensity = ZooModel(family, "binary", plan, seed).fit(X.iloc[train], t[train])
+        proba = propensity.predict_proba(X_test)
+        out["e"][test] = proba[:, list(propensity.classes_).index(1)]
     for arm, key in ((0, "mu0"), (1, "mu1")):
-        rows = train[t[train] == arm]
-        model = ZooModel(family, "regression", plan, seed).fit(X.iloc[rows], y[rows])
-        out[key][test] = model.predict(X_test)
+        if key in keys:
+            rows = train[t[train] == arm]
+            model = ZooModel(family, "regression", plan, seed).fit(X.iloc[rows], y[rows])
+            out[key][test] = model.predict(X_test)
