@@ -12,7 +12,8 @@ import pandas as pd
 from scipy import stats
 
 from mlre.causal.estimators import number
-from mlre.errors import InputError, did_you_mean
+from mlre.causal.model import require_columns
+from mlre.errors import InputError
 from mlre.findings import Finding, Severity
 
 #: Below this p-value the split of users between variants is called a sample-ratio mismatch
@@ -74,9 +75,7 @@ class ABTest:
 
 
 def _numeric(df: pd.DataFrame, column: str, what: str) -> np.ndarray:
-    if column not in df.columns:
-        hint = did_you_mean(column, [str(c) for c in df.columns]) or "check the column name"
-        raise InputError(f"the {what} column {column!r} is not in the table", hint=hint)
+    require_columns(df, [column], what)
     s = df[column]
     if pd.api.types.is_bool_dtype(s.dtype):
         s = s.astype(float)
@@ -149,9 +148,7 @@ def abtest(
 ) -> ABTest:
     """Analyse an experiment with one row per unit: ``variant`` holds its arm, ``metric`` its
     outcome, ``covariate`` (optional) the same metric before the experiment."""
-    if variant not in df.columns:
-        hint = did_you_mean(variant, [str(c) for c in df.columns]) or "check the column name"
-        raise InputError(f"the variant column {variant!r} is not in the table", hint=hint)
+    require_columns(df, [variant], "variant")
     if not 0 < alpha < 0.5 or not 0 < power < 1:
         raise InputError("alpha must be in (0, 0.5) and power in (0, 1)")
     y_all = _numeric(df, metric, "metric")

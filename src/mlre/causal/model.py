@@ -162,7 +162,8 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _require(df: pd.DataFrame, names: list[str], what: str) -> None:
+def require_columns(df: pd.DataFrame, names: list[str], what: str) -> None:
+    """InputError naming the first of ``names`` missing from ``df`` (the nearest column as hint)."""
     for name in names:
         if name not in df.columns:
             hint = did_you_mean(name, [str(c) for c in df.columns]) or (
@@ -229,12 +230,12 @@ def build_model(
     """Check the table against the stated model; the model, the rows it uses (treatment as 0/1,
     outcome as numbers), the column profiles and findings about the choice of columns."""
     modifiers, instruments = list(modifiers or []), list(instruments or [])
-    _require(df, [treatment], "treatment")
-    _require(df, [outcome], "outcome")
+    require_columns(df, [treatment], "treatment")
+    require_columns(df, [outcome], "outcome")
     if treatment == outcome:
         raise InputError("the treatment and the outcome are the same column")
-    _require(df, modifiers, "effect modifier")
-    _require(df, instruments, "instrument")
+    require_columns(df, modifiers, "effect modifier")
+    require_columns(df, instruments, "instrument")
     findings: list[Finding] = []
     keep = df[treatment].notna() & df[outcome].notna()
     dropped = int((~keep).sum())
@@ -299,7 +300,7 @@ def build_model(
         )
     else:
         confounders = list(dict.fromkeys(confounders))
-        _require(df, confounders, "confounder")
+        require_columns(df, confounders, "confounder")
         clash = [c for c in confounders if c in (treatment, outcome)]
         if clash:
             raise InputError(
