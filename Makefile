@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of PyTorch first, so nothing later pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,deep]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,deep,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import mlre
@@ -48,3 +49,31 @@ def tracked_credit_run(folder: Path, **kwargs):
         mp.chdir(folder)
         result = mlre.run(DATASETS / "german_credit" / "data.csv.gz", target="credit", **kwargs)
         yield folder, result
+
+
+def encoded(df: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The target as a model sees it (class codes in sorted order, or floats) and the classes."""
+    if task == "regression":
+        return df[target].to_numpy(dtype=float), None
+    classes = np.array(sorted(df[target].unique()), dtype=object)
+    return np.searchsorted(classes.astype(str), df[target].astype(str).to_numpy()), classes
+
+
+def trial_data(
+    name: str, target: str, task: str, metric: str, rows: int | None = None, k: int = 5
+) -> tuple:
+    """The training data a search sees of shared data set ``name``: raw features, encoded
+    target, folds; with its frame, classes and contract."""
+    from mlre.data.split import cv_folds
+    from mlre.evaluate.metrics import get_metric
+    from mlre.features.pipeline import FeaturePlan
+    from mlre.search.trial import TrialData
+
+    df = dataset(name, rows=rows)
+    contract = audit(df, target).contract
+    plan = FeaturePlan.from_contract(contract)
+    y, classes = encoded(df, target, task)
+    folds = cv_folds(y, task=task, k=k, seed=0)
+    n_classes = 0 if classes is None else len(classes)
+    data = TrialData(df[plan.columns], y, folds, task, n_classes, plan, get_metric(metric), 0)
+    return data, df, classes, contract

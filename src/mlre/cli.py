@@ -42,6 +42,14 @@ TaskOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable output.")]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help="Fit on Ray: 'auto' starts one on this machine's cores, ray://HOST:10001 joins a "
+        "cluster (default: MLRE_RAY_ADDRESS, else no Ray).",
+    ),
+]
 ModelArg = Annotated[
     str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ID/model")
 ]
@@ -164,6 +172,14 @@ def audit(
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="Record the audit in MLflow.")
     ] = True,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Audit in bounded memory: whole-file counts, other checks on a 200,000-row "
+            "sample (default: for Parquet/CSV files over 256 MB).",
+        ),
+    ] = None,
 ) -> None:
     """Check a table like a careful engineer. Exit 1 if any finding is an error."""
     import mlre
@@ -184,6 +200,7 @@ def audit(
             id_columns=_split(id_columns),
             na_values=_split(na_values),
             seed=seed,
+            stream=stream,
         )
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
@@ -199,6 +216,8 @@ def _render_audit(report: Any) -> None:
         + (f", target [bold]{escape(str(s['target']))}[/] ({s['task']})" if s["target"] else "")
         + (f", compared with {escape(str(s['test']))}" if s["test"] else "")
     )
+    if "streamed" in report.details:
+        out.print(f"[dim]{escape(report.details['streamed']['rule'])}[/]")
     if not len(report.findings):
         out.print("[green]No findings: the data looks clean.[/]")
     for severity in ("error", "warning", "info"):
@@ -292,6 +311,7 @@ def run(
     exclude_sensitive: Annotated[
         bool, typer.Option(help="Keep the sensitive columns out of the model's features.")
     ] = False,
+    ray: RayOpt = None,
 ) -> None:
     """Find the best honest model within the time budget; track, register and report it."""
     import mlre
@@ -313,6 +333,7 @@ def run(
         "interpretable": interpretable or None,
         **({"sensitive": _split(sensitive)} if sensitive else {}),
         **({"exclude_sensitive": True} if exclude_sensitive else {}),
+        **({"ray": ray} if ray else {}),
     }
     if seeds > 1:
         _run_seeds(data, seeds, seed, options, as_json)
@@ -336,7 +357,7 @@ def run(
         f"(search estimate {result.search_score:.4f}; naive baseline {better:.4f})"
     )
     for f in result.findings.of("warning"):
-        if f.check in ("search_holdout_gap", "small_budget"):
+        if f.check in ("search_holdout_gap", "small_budget", "worker_lost"):
             out.print(f"[yellow]! {escape(f.message)}[/]")
     members = ", ".join(f"{m['family']} ×{m['weight']:.2f}" for m in result.ensemble)
     out.print(

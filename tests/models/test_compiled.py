@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from helpers import audit, dataset
+from helpers import audit, dataset, encoded
 from mlre.features import FeaturePlan, make_preprocessor
 from mlre.models import FAMILIES
 from mlre.models.compiled import compile_pipeline
@@ -30,11 +30,7 @@ def _fit(task: str, family: str, seed: int = 0):
     df = dataset(name, rows=rows)
     contract = audit(df, target).contract
     plan = FeaturePlan.from_contract(contract)
-    if task == "regression":
-        y, classes = df[target].to_numpy(dtype=float), None
-    else:
-        classes = np.array(sorted(df[target].unique()), dtype=object)
-        y = np.searchsorted(classes.astype(str), df[target].astype(str).to_numpy())
+    y, classes = encoded(df, target, task)
     fam = FAMILIES[family]
     prep = make_preprocessor(plan, fam.style)
     cut = int(len(df) * 0.7)

@@ -14,7 +14,7 @@ import pytest
 import threadpoolctl
 from sklearn.pipeline import Pipeline
 
-from helpers import audit, dataset
+from helpers import audit, dataset, encoded
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features import FeaturePlan, make_preprocessor
 from mlre.models import FAMILIES, Family, available_families
@@ -56,11 +56,7 @@ def _task(task: str) -> Task:
     df = dataset(name, rows=rows)
     contract = audit(df, target).contract
     plan = FeaturePlan.from_contract(contract)
-    if task == "regression":
-        y, classes = df[target].to_numpy(dtype=float), None
-    else:
-        classes = np.array(sorted(df[target].unique()), dtype=object)
-        y = np.searchsorted(classes.astype(str), df[target].astype(str).to_numpy())
+    y, classes = encoded(df, target, task)
     cut = int(len(df) * 0.7)
     positions = np.random.default_rng(0).permutation(len(df))
     return Task(task, df, plan, contract, y, classes, positions[:cut], positions[cut:])

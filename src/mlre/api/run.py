@@ -105,6 +105,7 @@ def run(
     progress: Progress | None = None,
     report: str | Path | bool | None = None,
     interpretable: bool | None = None,
+    ray: str | None = None,
     **spec_overrides: Any,
 ) -> RunResult:
     """Find the best honest model within the time budget; track and register it.
@@ -121,6 +122,11 @@ def run(
     ``report``: where to write the HTML report (and the Markdown beside it); ``True`` or, when
     tracking, ``None`` mean ``report.html`` in the working directory; ``False`` writes none.
     With tracking on, the report and its data are also logged to the run either way.
+
+    ``ray``: fit the search's trials as Ray tasks, on a Ray started for this run (``"auto"``) or
+    on a cluster (``"ray://HOST:10001"``; default ``MLRE_RAY_ADDRESS``). Starting or reaching
+    Ray counts against the time budget; everything else (scoring, ensembling, MLflow) happens
+    here, as in a local run.
     """
     started = time.monotonic()
     if report is None:
@@ -185,22 +191,28 @@ def run(
         report_findings = []
 
     def body(parent: Any | None) -> RunResult:
+        from mlre.search.executor import executor_for, ray_address
         from mlre.search.job import run_job
 
         on_trial = _trial_logger(parent, metric_name, step)
-        job = run_job(
-            inputs.df,
-            the_spec,
-            inputs.task,
-            audit_report.contract,
-            test=inputs.test.frame if inputs.test else None,
-            deadline=deadline,
-            reserve=_reserve(budget, parent is not None)
-            + (_report_reserve(budget) if want_report else 0.0),
-            on_trial=on_trial,
-            families=families,
-            **({"search_rows": search_rows} if search_rows else {}),
-        )
+        address = ray_address(ray)
+        if address:
+            step(f"starting Ray ({address})")
+        with executor_for(address) as executor:
+            job = run_job(
+                inputs.df,
+                the_spec,
+                inputs.task,
+                audit_report.contract,
+                test=inputs.test.frame if inputs.test else None,
+                deadline=deadline,
+                reserve=_reserve(budget, parent is not None)
+                + (_report_reserve(budget) if want_report else 0.0),
+                on_trial=on_trial,
+                families=families,
+                executor=executor,
+                **({"search_rows": search_rows} if search_rows else {}),
+            )
         from mlre.evaluate.metrics import get_metric
 
         m = get_metric(metric_name)

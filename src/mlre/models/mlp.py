@@ -226,5 +226,6 @@ class TabularMLP(BaseEstimator):
         if weights is not None:
             torch = _torch()
             self.net_ = self._network(state["n_dense_"], state["n_out_"])
-            self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+            # arrays read from shared memory (a Ray result) are read-only: the tensors copy them
+            self.net_.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
             self.net_.eval()

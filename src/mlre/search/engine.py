@@ -19,7 +19,8 @@ from mlre.models.final import Member, MlreModel
 from mlre.models.glassbox import INTERPRETABLE_ORDER
 from mlre.models.zoo import FAMILIES, PORTFOLIO_ORDER, Family, available_families, n_workers
 from mlre.search.ensemble import caruana
-from mlre.search.trial import TrialData, TrialResult, run_trial
+from mlre.search.executor import Executor, LocalExecutor
+from mlre.search.trial import Launch, TrialData, TrialResult, run_trials
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,12 @@ class Search:
         on_trial: OnTrial | None = None,
         interpretable: bool = False,
         predict_rows: int = 0,
+        executor: Executor | None = None,
     ) -> None:
         self.data = data
+        self.executor = executor or LocalExecutor()
+        self._own_executor = executor is None
+        self.shared: Any = None  # the data as the executor's workers read it, placed once
         self.deadline = deadline
         self.interpretable = interpretable
         # each fold model predicts its validation rows in a trial; after the search, the final
@@ -112,35 +117,51 @@ class Search:
         # worth starting only with a margin over what a trial of the family has been taking
         return self.remaining() > max(0.5, 1.25 * self._expected(family))
 
-    def _run(
+    def _launch(
         self,
         family: Family,
         params: dict[str, Any],
         phase: str,
         should_prune: Callable[[int, float], bool] | None = None,
-    ) -> TrialResult:
+        on_done: Callable[[TrialResult], None] | None = None,
+    ) -> Launch:
         # no single trial may take more than about half of what is left (or a margin over what
         # its family has been taking), except the first: with nothing finished yet, a slow but
         # complete model beats none
         share = 1.0 if not any(t.status == "ok" for t in self.trials) else 0.5
-        started = time.monotonic()
         limit = max(2.0, share * self.remaining(), 1.5 * self._expected(family))
-        trial_deadline = min(self.deadline, started + limit)
-        result = run_trial(
-            len(self.trials),
-            family,
-            params,
+        deadline = min(self.deadline, time.monotonic() + limit)
+        return Launch(family, params, phase, deadline, should_prune, on_done)
+
+    def _drive(self, source: Callable[[], Launch | None]) -> None:
+        """Run trials from ``source`` on the executor until it has no more to start."""
+        if self.shared is None:
+            self.shared = self.executor.put(self.data)
+        run_trials(
+            lambda _: source(),
             self.data,
-            phase=phase,
-            deadline=trial_deadline,
-            should_prune=should_prune,
+            self.executor,
+            shared=self.shared,
+            on_finish=self._finished,
+            first_id=len(self.trials),
         )
-        spent = time.monotonic() - started  # wall time: the folds run in parallel
-        self.pace[family.name] = max(self.pace.get(family.name, 0.0) * 0.5, spent)
+
+    def _finished(self, result: TrialResult) -> None:
+        # wall time: the folds run in parallel
+        self.pace[result.family] = max(self.pace.get(result.family, 0.0) * 0.5, result.wall_seconds)
         self.trials.append(result)
         self._free_memory()
         self.on_trial(result)
-        return result
+
+    def _run(self, family: Family, params: dict[str, Any], phase: str) -> None:
+        """One trial, alone."""
+        given = iter([self._launch(family, params, phase)])
+        self._drive(lambda: next(given, None))
+
+    def close(self) -> None:
+        """Stop the executor if the search started it."""
+        if self._own_executor:
+            self.executor.close()
 
     def _free_memory(self) -> None:
         ok = sorted((t for t in self.trials if t.pipelines is not None), key=lambda t: t.loss)
@@ -156,18 +177,25 @@ class Search:
         order = INTERPRETABLE_ORDER if self.interpretable else PORTFOLIO_ORDER
         # a family named by the user but absent from the order still gets its first configuration
         order = order + [(n, 0) for n in allowed if n not in {name for name, _ in order}]
-        for name, index in order:
-            family = allowed.get(name)
-            if family is None or index >= len(family.portfolio):
-                continue
-            if not self._affordable(family):
-                continue
-            self._run(family, dict(family.portfolio[index]), "portfolio")
-            if self.remaining() <= 0:
-                return
+        queue = [
+            (allowed[name], index)
+            for name, index in order
+            if name in allowed and index < len(allowed[name].portfolio)
+        ]
+
+        def source() -> Launch | None:
+            while queue and self.remaining() > 0:
+                family, index = queue.pop(0)
+                if self._affordable(family):
+                    return self._launch(family, dict(family.portfolio[index]), "portfolio")
+            return None
+
+        self._drive(source)
 
     def tune(self) -> None:
-        """Bayesian optimisation (TPE, with pruning) of the most promising families."""
+        """Bayesian optimisation (TPE, with pruning) of the most promising families; with
+        several trials running at once the sampler treats the running ones as already scored
+        at their worst (constant liar), so that it does not propose the same point twice."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -181,7 +209,7 @@ class Search:
         studies = {}
         for name in ranked:
             sampler = optuna.samplers.TPESampler(
-                seed=self.data.seed, n_startup_trials=4, multivariate=True
+                seed=self.data.seed, n_startup_trials=4, multivariate=True, constant_liar=True
             )
             pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
             study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
@@ -197,30 +225,24 @@ class Search:
                             )
                         )
             studies[name] = study
-        turn = 0
-        while self.remaining() > 0:
-            name = ranked[turn % len(ranked)]
-            turn += 1
-            family = FAMILIES[name]
-            if not self._affordable(family):
+        turn = iter(range(1 << 62))
+
+        def source() -> Launch | None:
+            while self.remaining() > 0:
                 if all(not self._affordable(FAMILIES[n]) for n in ranked):
-                    return
-                continue
-            study = studies[name]
-            trial = study.ask()
-            params = family.space(trial, self.data.task)
+                    return None
+                name = ranked[next(turn) % len(ranked)]
+                family = FAMILIES[name]
+                if not self._affordable(family):
+                    continue
+                trial = studies[name].ask()
+                params = family.space(trial, self.data.task)
+                return self._launch(
+                    family, params, "tuning", _pruner(trial), _teller(studies[name], trial)
+                )
+            return None
 
-            def prune(step: int, value: float, trial=trial) -> bool:
-                trial.report(value, step)
-                return trial.should_prune()
-
-            result = self._run(family, params, "tuning", should_prune=prune)
-            if result.status == "ok":
-                study.tell(trial, result.loss)
-            elif result.status == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self._drive(source)
 
     def ensemble(self) -> SearchResult:
         """Greedy ensemble selection over the kept candidates; the final model's members."""
@@ -243,6 +265,28 @@ class Search:
             best_single_loss=kept[0].loss,
             ensemble={t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0},
         )
+
+
+def _pruner(trial: Any) -> Callable[[int, float], bool]:
+    def should_prune(step: int, value: float) -> bool:
+        trial.report(value, step)
+        return trial.should_prune()
+
+    return should_prune
+
+
+def _teller(study: Any, trial: Any) -> Callable[[TrialResult], None]:
+    import optuna
+
+    def tell(result: TrialResult) -> None:
+        if result.status == "ok":
+            study.tell(trial, result.loss)
+        elif result.status == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    return tell
 
 
 def _release_memory() -> None:
@@ -287,6 +331,7 @@ def run_search(
     contract: Any = None,
     interpretable: bool = False,
     predict_rows: int = 0,
+    executor: Executor | None = None,
 ) -> tuple[SearchResult, MlreModel]:
     """Search for ``budget_seconds`` and return the result and the final model; the search
     stops early enough for the final model to predict ``predict_rows`` holdout rows in time."""
@@ -298,15 +343,19 @@ def run_search(
         on_trial=on_trial,
         interpretable=interpretable,
         predict_rows=predict_rows,
+        executor=executor,
     )
-    search.portfolio()
-    search.tune()
-    if not any(t.status == "ok" for t in search.trials):
-        # the budget allowed nothing: a regularised linear model is quick and always sound
-        log.warning("the time budget was too small for the search; returning a linear baseline")
-        search.deadline = float("inf")
-        fallback = "sparse_linear" if interpretable else "linear"
-        search._run(FAMILIES[fallback], dict(FAMILIES[fallback].portfolio[0]), "baseline")
+    try:
+        search.portfolio()
+        search.tune()
+        if not any(t.status == "ok" for t in search.trials):
+            # the budget allowed nothing: a regularised linear model is quick and always sound
+            log.warning("the time budget was too small for the search; returning a linear baseline")
+            search.deadline = float("inf")
+            fallback = "sparse_linear" if interpretable else "linear"
+            search._run(FAMILIES[fallback], dict(FAMILIES[fallback].portfolio[0]), "baseline")
+    finally:
+        search.close()
     result = search.ensemble()
     result.seconds = time.monotonic() - started
     model = MlreModel(data.task, result.members, classes, contract, data.metric.name)

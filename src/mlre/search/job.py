@@ -18,8 +18,10 @@ from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
 from mlre.models.final import MlreModel
+from mlre.models.zoo import n_workers
 from mlre.search.engine import OnTrial, SearchResult, run_search
-from mlre.search.trial import TrialData, fit_fold, n_workers
+from mlre.search.executor import Executor
+from mlre.search.trial import TrialData, TrialResult, fit_fold
 from mlre.spec import METRICS, Spec
 
 log = logging.getLogger(__name__)
@@ -228,6 +230,7 @@ def run_job(
     on_trial: OnTrial | None = None,
     families: list[str] | None = None,
     search_rows: int = SEARCH_ROWS,
+    executor: Executor | None = None,
 ) -> JobResult:
     """Split, search until ``deadline - reserve``, then score the final model on the holdout.
 
@@ -251,6 +254,7 @@ def run_job(
         contract=contract,
         interpretable=interpretable,
         predict_rows=len(hold),
+        executor=executor,
     )
     if len(rows) < len(train):
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
@@ -281,6 +285,9 @@ def run_job(
             "search": scheme,
             "features": plan.columns,
             "ignored": plan.ignored,
+            "executor": executor.describe()
+            if executor is not None
+            else {"backend": "local", "slots": n_workers()},
         },
         test_rows=len(hold),
         train_rows=len(train),
@@ -289,7 +296,34 @@ def run_job(
         ),
     )
     result.findings.extend(_gap_findings(result, metric.name))
+    result.findings.extend(worker_findings(search.trials))
     return result
+
+
+def worker_findings(trials: list[TrialResult]) -> list[Finding]:
+    """What the run should say about fits whose worker process died."""
+    retried = [t for t in trials if t.retries]
+    lost = [t for t in trials if t.status == "failed" and "worker" in (t.error or "")]
+    if not retried and not lost:
+        return []
+    saved = [t for t in retried if t not in lost]
+    parts = []
+    if saved:
+        parts.append(f"{len(saved)} trial(s) lost a worker and finished on another")
+    if lost:
+        parts.append(f"{len(lost)} trial(s) lost workers twice and are recorded as failed")
+    return [
+        Finding(
+            severity=Severity.WARNING,
+            check="worker_lost",
+            message="; ".join(parts),
+            evidence={
+                "retried": [t.id for t in saved],
+                "failed": {t.id: t.error for t in lost},
+            },
+            fix="check the cluster's nodes (memory, preemption); the rest of the search is sound",
+        )
+    ]
 
 
 def _search_sample(y: np.ndarray, task: str, limit: int, seed: int) -> np.ndarray:
@@ -312,9 +346,7 @@ def refit_on_all(
 
     Boosted trees keep a 10% validation part for early stopping. Returns whether it refitted.
     """
-    from joblib import delayed
-
-    from mlre.search.trial import _parallel, n_workers
+    from mlre.search.executor import LocalExecutor
 
     by_id = {t.id: t for t in search.trials}
     per_fold = [by_id[i].fit_seconds / max(1, len(by_id[i].fold_losses)) for i in search.ensemble]
@@ -324,8 +356,15 @@ def refit_on_all(
         log.info("no time to refit on all %d rows (needs about %.0fs)", len(full.y), projected)
         return False
     full.folds = validation_split(full.y, task=full.task, fraction=0.1, seed=full.seed)
-    jobs = [delayed(fit_fold)(m.family, m.params, full, 0, deadline) for m in model.members]
-    outs = _parallel()(jobs) if workers > 1 else [j[0](*j[1], **j[2]) for j in jobs]
+    pool = LocalExecutor(workers)
+    try:
+        jobs = [
+            pool.submit(fit_fold, m.family, m.params, full, 0, deadline=deadline)
+            for m in model.members
+        ]
+        outs = [pool.result(j) for j in jobs]
+    finally:
+        pool.close()
     for member, (pipe, _, _, _) in zip(model.members, outs, strict=True):
         member.pipelines = [pipe]
     return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,13 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.pipeline import Pipeline
 
 from mlre.evaluate.metrics import Metric
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
 from mlre.models.final import member_predict
-from mlre.models.zoo import Family, n_workers
+from mlre.models.zoo import Family
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +35,8 @@ class TrialResult:
     fit_seconds: float = 0.0
     predict_seconds: float = 0.0
     error: str | None = None
+    retries: int = 0  # folds fitted again after their worker died
+    wall_seconds: float = 0.0  # from its start to its last fold, folds in parallel
     oof: np.ndarray | None = None
     pipelines: list[Any] | None = None
 
@@ -54,6 +54,7 @@ class TrialResult:
             "predict_seconds": round(self.predict_seconds, 3),
             "params": self.params,
             "error": self.error,
+            "retries": self.retries,
         }
 
 
@@ -169,6 +170,211 @@ def fit_fold(
     return pipe, pred, fit_seconds, time.monotonic() - t1
 
 
+@dataclass
+class Launch:
+    """A trial to start: a configuration, its phase and deadline, and what to tell its sampler."""
+
+    family: Family
+    params: dict[str, Any]
+    phase: str
+    deadline: float
+    should_prune: Callable[[int, float], bool] | None = None
+    on_done: Callable[[TrialResult], None] | None = None
+
+
+class _Running:
+    """A trial whose folds are being fitted: which are waiting, running and done."""
+
+    def __init__(self, trial_id: int, launch: Launch, data: TrialData, cost: int) -> None:
+        self.launch = launch
+        self.result = TrialResult(trial_id, launch.family.name, launch.params, launch.phase)
+        self.todo = list(range(len(data.folds)))
+        self.jobs: dict[Any, int] = {}
+        self.preds: dict[int, np.ndarray] = {}
+        self.pipes: dict[int, Any] = {}
+        self.fold_seconds: list[float] = []
+        self.lost: set[int] = set()
+        self.cost = cost
+        self.started = time.monotonic()
+
+    @property
+    def stopped(self) -> bool:
+        return self.result.status != "ok"
+
+    @property
+    def finished(self) -> bool:
+        return not self.jobs and (self.stopped or not self.todo)
+
+    def stop(self, status: str, error: str | None = None) -> None:
+        if not self.stopped:
+            self.result.status, self.result.error = status, error
+
+    def too_late(self, now: float) -> bool:
+        """Whether the next fold would end after the trial's deadline (judged by the folds done;
+        the first folds always start: with nothing finished a slow model beats none)."""
+        if not self.fold_seconds:
+            return False
+        return now + float(np.mean(self.fold_seconds)) > self.launch.deadline
+
+
+def run_trials(
+    source: Callable[[int], Launch | None],
+    data: TrialData,
+    executor: Any,
+    *,
+    shared: Any = None,
+    on_finish: Callable[[TrialResult], None] | None = None,
+    first_id: int = 0,
+) -> list[TrialResult]:
+    """Fit trials fold by fold on ``executor`` until ``source`` has no more to start.
+
+    Free slots go first to the waiting folds of the trials already started (oldest first), then
+    to a new trial from ``source(next_id)``; a trial is pruned (hopeless, by its
+    ``should_prune``), cut (its next fold would end after its deadline) or failed (its fit
+    raised) as soon as that is known. A fold whose worker died is fitted again once; a second
+    loss fails the trial. ``shared``: the data as placed by ``executor.put`` (else ``data``).
+    """
+    shared = data if shared is None else shared
+    running: list[_Running] = []
+    orphans: dict[Any, int] = {}  # jobs of stopped trials that a thread must still finish
+    done: list[TrialResult] = []
+    free = executor.slots
+    next_id = first_id
+    exhausted = False
+    while True:
+        now = time.monotonic()
+        # fill the free slots: waiting folds first, then a new trial once none is waiting
+        while True:
+            waiting = [r for r in running if r.todo and not r.stopped]
+            trial = next((r for r in waiting if r.cost <= free), None)
+            if trial is not None:
+                if trial.too_late(now):  # the folds running finish; no more start
+                    trial.stop("cut")
+                    trial.todo.clear()
+                    continue
+                k = trial.todo.pop(0)
+                job = executor.submit(fit_fold, trial.launch.family.name, trial.launch.params,
+                                      shared, k, deadline=trial.launch.deadline)  # fmt: skip
+                trial.jobs[job] = k
+                free -= trial.cost
+                continue
+            if waiting or exhausted or free <= 0:
+                break
+            launch = source(next_id)
+            if launch is None:
+                exhausted = True
+                break
+            running.append(_Running(next_id, launch, data, executor.cost(launch.family)))
+            next_id += 1
+        # hand back the trials that are over
+        for trial in [r for r in running if r.finished]:
+            running.remove(trial)
+            done.append(_finish(trial, data, on_finish))
+        if not running and exhausted and not orphans:
+            return done
+        jobs = [j for r in running for j in r.jobs] + list(orphans)
+        if not jobs:
+            continue
+        latest = min((r.launch.deadline for r in running if r.jobs), default=now + 60.0)
+        # a fit that overruns its trial's deadline by a margin is stopped where that is possible
+        grace = 5.0 + 0.1 * max(0.0, latest - now)
+        ready = executor.wait(jobs, timeout=max(0.05, min(60.0, latest + grace - now)))
+        for job in ready:
+            if job in orphans:
+                free += orphans.pop(job)
+                continue
+            trial = next(r for r in running if job in r.jobs)
+            free += trial.cost
+            _collect(trial, trial.jobs.pop(job), job, data, executor, orphans)
+        if executor.can_cancel:
+            now = time.monotonic()
+            for trial in running:
+                if trial.jobs and now > trial.launch.deadline + grace:
+                    trial.stop("cut")
+                    free += trial.cost * len(trial.jobs)
+                    for job in trial.jobs:
+                        executor.cancel(job)
+                    trial.jobs.clear()
+
+
+def _collect(trial: _Running, k: int, job: Any, data: TrialData, executor: Any, orphans) -> None:
+    """Take in fold ``k`` of ``trial``: its predictions, or why it has none."""
+    from mlre.search.executor import WorkerLost
+
+    try:
+        pipe, pred, fit_s, pred_s = executor.result(job)
+    except WorkerLost as err:
+        if trial.stopped:
+            return
+        if k in trial.lost:
+            trial.stop("failed", f"the worker fitting fold {k + 1} died twice: {err}")
+            _drop_jobs(trial, executor, orphans)
+        else:  # once is bad luck (a node lost, a process killed): fit that fold again
+            log.warning("the worker fitting fold %d of trial %d died; fitting it again",
+                        k + 1, trial.result.id)  # fmt: skip
+            trial.lost.add(k)
+            trial.result.retries += 1
+            trial.todo.insert(0, k)
+        return
+    except Exception as err:  # one broken configuration must not end the search
+        if not trial.stopped:
+            trial.stop("failed", f"{type(err).__name__}: {err}")
+            log.debug("trial %s failed", trial.result.id, exc_info=err)
+            _drop_jobs(trial, executor, orphans)
+        return
+    if trial.stopped and trial.result.status != "cut":
+        return
+    va = data.folds[k][1]
+    trial.preds[k], trial.pipes[k] = pred, pipe
+    trial.result.fit_seconds += fit_s
+    trial.result.predict_seconds += pred_s
+    trial.fold_seconds.append(fit_s + pred_s)
+    loss = data.metric.loss(data.y[va], pred)
+    trial.result.fold_losses.append(loss)
+    n_done = len(trial.preds)
+    if n_done == len(data.folds) or trial.stopped:
+        return
+    should_prune = trial.launch.should_prune
+    if should_prune and should_prune(n_done - 1, float(np.mean(trial.result.fold_losses))):
+        trial.stop("pruned")
+        _drop_jobs(trial, executor, orphans)
+    elif time.monotonic() > trial.launch.deadline and trial.todo:
+        trial.stop("cut")  # the folds running finish; no more start
+        trial.todo.clear()
+
+
+def _drop_jobs(trial: _Running, executor: Any, orphans: dict[Any, int]) -> None:
+    """Stop a stopped trial's running fits (or leave them to finish, holding their slots)."""
+    for job in trial.jobs:
+        if executor.can_cancel:
+            executor.cancel(job)
+        orphans[job] = trial.cost
+    trial.jobs.clear()
+    trial.todo.clear()
+
+
+def _finish(
+    trial: _Running, data: TrialData, on_finish: Callable[[TrialResult], None] | None
+) -> TrialResult:
+    result = trial.result
+    result.wall_seconds = time.monotonic() - trial.started
+    if result.status == "ok":
+        n = len(data.y)
+        oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
+        for k, pred in trial.preds.items():
+            oof[data.folds[k][1]] = pred
+        result.fold_losses = [
+            data.metric.loss(data.y[data.folds[k][1]], trial.preds[k]) for k in sorted(trial.preds)
+        ]
+        result.loss = data.metric.loss(data.y, oof)
+        result.oof, result.pipelines = oof, [trial.pipes[k] for k in sorted(trial.pipes)]
+    if trial.launch.on_done:
+        trial.launch.on_done(result)
+    if on_finish:
+        on_finish(result)
+    return result
+
+
 def run_trial(
     trial_id: int,
     family: Family,
@@ -178,60 +384,23 @@ def run_trial(
     phase: str,
     deadline: float,
     should_prune: Callable[[int, float], bool] | None = None,
+    executor: Any = None,
 ) -> TrialResult:
     """Fit ``family`` with ``params`` on every fold before ``deadline``; cut it if it cannot finish.
 
-    Folds are fitted in parallel batches of ``n_workers()`` threads (one at a time for a family
-    that parallelises its own fit); after each batch the trial may be pruned (hopeless) or cut
-    (the rest would not finish in time).
+    Folds are fitted in parallel on the executor's slots (one at a time for a family that
+    parallelises its own fit, on threads of this process); the trial may be pruned (hopeless) or
+    cut (the rest would not finish in time) as its folds come in.
     """
-    result = TrialResult(trial_id, family.name, params, phase)
-    n = len(data.y)
-    oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
-    pipelines: list[Any] = []
-    workers = min(n_workers(), len(data.folds)) if family.fold_parallel else 1
-    started = time.monotonic()
+    from mlre.search.executor import LocalExecutor
+
+    own = executor is None
+    executor = executor or LocalExecutor()
+    launch = Launch(family, params, phase, deadline, should_prune)
     try:
-        for first in range(0, len(data.folds), workers):
-            batch = list(range(first, min(first + workers, len(data.folds))))
-            # a batch takes about as long as the batches before it (each fold on its own thread)
-            per_batch = (time.monotonic() - started) / max(1, first // workers)
-            if first and time.monotonic() + per_batch > deadline:
-                result.status = "cut"
-                break
-            if len(batch) == 1:
-                outs = [fit_fold(family.name, params, data, batch[0], deadline)]
-            else:
-                outs = _parallel()(
-                    delayed(fit_fold)(family.name, params, data, k, deadline) for k in batch
-                )
-            for k, (pipe, pred, fit_s, pred_s) in zip(batch, outs, strict=True):
-                va = data.folds[k][1]
-                oof[va] = pred
-                pipelines.append(pipe)
-                result.fit_seconds += fit_s
-                result.predict_seconds += pred_s
-                result.fold_losses.append(data.metric.loss(data.y[va], pred))
-            done = len(pipelines)
-            mean_loss = float(np.mean(result.fold_losses))
-            if done < len(data.folds) and should_prune and should_prune(done - 1, mean_loss):
-                result.status = "pruned"
-                break
-    except Exception as err:  # one broken configuration must not end the search
-        result.status = "failed"
-        result.error = f"{type(err).__name__}: {err}"
-        log.debug("trial %s failed:\n%s", trial_id, traceback.format_exc())
-        return result
-    if result.status == "ok" and len(pipelines) == len(data.folds):
-        result.loss = data.metric.loss(data.y, oof)
-        result.oof, result.pipelines = oof, pipelines
-    elif result.status == "ok":
-        result.status = "cut"
+        given = iter([launch])
+        (result,) = run_trials(lambda _: next(given, None), data, executor, first_id=trial_id)
+    finally:
+        if own:
+            executor.close()
     return result
-
-
-def _parallel():
-    # threads, not processes: every family's fit releases the GIL in its native code (measured
-    # on Adult: the same wall time as worker processes), and threads share the training data and
-    # the imported libraries instead of holding a copy of each per worker (about 0.6 GB apiece)
-    return Parallel(n_jobs=n_workers(), backend="threading")
