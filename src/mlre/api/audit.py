@@ -63,6 +63,7 @@ class AuditReport:
             "run_id": self.run_id,
             "tracking_uri": self.tracking_uri,
             "seconds": round(self.seconds, 2),
+            **({"streamed": self.details["streamed"]} if "streamed" in self.details else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,11 +192,21 @@ def contract_of(inputs: Inputs, profiles: dict[str, ColumnProfile] | None = None
     )
 
 
-def _audit_inputs(inputs: Inputs, step: Progress, model_sample: int = 20_000) -> AuditReport:
-    """Profile, check and build the contract of loaded inputs (nothing recorded)."""
+def _audit_inputs(
+    inputs: Inputs,
+    step: Progress,
+    model_sample: int = 20_000,
+    whole_file: dict[str, Any] | None = None,
+) -> AuditReport:
+    """Profile, check and build the contract of loaded inputs (nothing recorded);
+    ``whole_file``: exact statistics of the file ``inputs`` sample, for the profiles."""
     spec, df = inputs.spec, inputs.df
     step("profiling columns")
     profiles = profile_frame(df, spec.id_columns)
+    if whole_file is not None:
+        from mlre.data.audit.stream import apply_whole_file
+
+        apply_whole_file(profiles, whole_file)
     ctx = AuditContext(
         df=df,
         profiles=profiles,
@@ -235,39 +246,90 @@ def audit(
     encoding: str | None = None,
     delimiter: str | None = None,
     progress: Progress | None = None,
+    stream: bool | None = None,
     **spec_overrides: Any,
 ) -> AuditReport:
     """Check a table like a careful engineer and record the result in MLflow.
 
     ``data`` is a file, a folder of files or a DataFrame; or give ``sql`` (and ``db``). Keyword
     arguments not listed here override keys of the spec (``task``, ``seed``, ``id_columns``, ...).
+
+    A Parquet or CSV file over 256 MB (or any, with ``stream=True``) is audited in bounded
+    memory: exact whole-file counts by DuckDB, the other checks on a uniform random sample of
+    200,000 rows (``mlre.data.audit.stream``); ``stream=False`` loads it whole.
     """
     started = time.perf_counter()
     step = progress or (lambda _: None)
-    inputs = _load_inputs(
-        data,
-        test=test,
-        sql=sql,
-        db=db,
-        spec=spec,
-        encoding=encoding,
-        delimiter=delimiter,
-        step=step,
-        overrides={"target": target, **spec_overrides},
-    )
+    overrides = {"target": target, **spec_overrides}
+    if _streams(data, test, sql, stream):
+        the_spec = _resolve_spec(spec, overrides)
+
+        def checked() -> AuditReport:
+            return _audit_streamed(Path(data), the_spec, step)  # type: ignore[arg-type]
+
+        test_table = None
+    else:
+        inputs = _load_inputs(
+            data,
+            test=test,
+            sql=sql,
+            db=db,
+            spec=spec,
+            encoding=encoding,
+            delimiter=delimiter,
+            step=step,
+            overrides=overrides,
+        )
+        the_spec, test_table = inputs.spec, inputs.test
+
+        def checked() -> AuditReport:
+            return _audit_inputs(inputs, step)
+
     if not track:
-        report = _audit_inputs(inputs, step)
+        report = checked()
         report.seconds = time.perf_counter() - started
         return report
     from mlre.track import tracked_run, tracking_uri
 
-    with tracked_run(inputs.spec.project_name, "audit", {"mlre.kind": "audit"}) as run:
-        report = _audit_inputs(inputs, step)
+    with tracked_run(the_spec.project_name, "audit", {"mlre.kind": "audit"}) as run:
+        report = checked()
         step("recording in MLflow")
-        _record(run, report, inputs.test)
+        _record(run, report, test_table)
         report.run_id = run.run_id
     report.tracking_uri = tracking_uri()
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def _streams(data: Any, test: Any, sql: str | None, stream: bool | None) -> bool:
+    """Whether ``data`` is audited in bounded memory: a Parquet or CSV file (or a folder of
+    Parquet) over the streaming size, or any such file when asked."""
+    from mlre.api.stream import STREAM_BYTES, _kind, input_bytes
+
+    if stream is False or sql is not None or test is not None or data is None:
+        return False
+    if isinstance(data, pd.DataFrame):
+        return False
+    path = Path(data)
+    if not path.exists() or _kind(path) is None:
+        return False
+    return bool(stream) or input_bytes(path) > STREAM_BYTES
+
+
+def _audit_streamed(path: Path, spec: Spec, step: Progress) -> AuditReport:
+    """The audit of a file too large to load: whole-file counts, checks on a sample."""
+    from mlre.data.audit.stream import audit_file, file_sha256
+
+    step("hashing the file")
+    sha = file_sha256(path)
+
+    def audit_sample(sample: pd.DataFrame, stats: dict[str, Any]) -> AuditReport:
+        table = Table(sample, str(path), "parquet" if path.is_dir() else path.suffix[1:], sha, {})
+        df = _prepare(table, spec)
+        inputs = Inputs(spec, table, df, _task_of(df, spec), None)
+        return _audit_inputs(inputs, step, whole_file=stats)
+
+    report, _ = audit_file(path, audit_sample, target=spec.target, seed=spec.seed, step=step)
     return report
 
 

@@ -26,10 +26,14 @@ def streamable(data: Any, output: Any) -> bool:
     if output is None or isinstance(data, pd.DataFrame):
         return False
     p = Path(data)
+    return _kind(p) is not None and input_bytes(p) > STREAM_BYTES
+
+
+def input_bytes(p: Path) -> int:
+    """Bytes of a file, or of the Parquet files of a folder."""
     if p.is_dir():
-        files = list(p.rglob("*.parquet"))
-        return bool(files) and sum(f.stat().st_size for f in files) > STREAM_BYTES
-    return _kind(p) is not None and p.stat().st_size > STREAM_BYTES
+        return sum(f.stat().st_size for f in p.rglob("*.parquet"))
+    return p.stat().st_size
 
 
 def _kind(p: Path) -> str | None:
