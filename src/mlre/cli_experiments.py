@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, SeedOpt, SpecOpt, TargetOpt, app, err, guarded, out
+from mlre.cli import JsonOpt, RayOpt, SeedOpt, SpecOpt, TargetOpt, app, err, guarded, out
 
 VERDICT_STYLE = {
     "helps": "bold green",
@@ -96,6 +96,7 @@ def compare(
     seed: SeedOpt = None,
     track: Annotated[bool, typer.Option(help="Record the comparison in MLflow.")] = True,
     as_json: JsonOpt = False,
+    ray: RayOpt = None,
 ) -> None:
     """Does an idea really help? Candidates on the same folds, tested against the first.
 
@@ -136,6 +137,7 @@ def compare(
                 seed=seed or 0,
                 track=track,
                 progress=step,
+                ray=ray,
             )
         if output is not None:
             from mlre.evaluate.across import across_html
@@ -161,6 +163,7 @@ def compare(
             seed=seed,
             track=track,
             progress=step,
+            ray=ray,
         )
     if as_json:
         out.print_json(json.dumps(to_dict(result) | {"run_id": result.run_id}))

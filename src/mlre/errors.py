@@ -19,6 +19,10 @@ class MlreError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
 
+    def __reduce__(self) -> tuple:
+        # raised in a worker process (a Ray task), it arrives with its hint
+        return (type(self), (self.message, self.hint))
+
 
 class InputError(MlreError):
     """The data given to mlre cannot be read or cannot be used as asked."""

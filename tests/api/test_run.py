@@ -206,7 +206,9 @@ def test_same_seed_same_scores(store: Path):
     assert common and common[0] == 0
     for t in common:
         assert one[t]["params"] == two[t]["params"]
-        assert one[t]["fold_scores"] == two[t]["fold_scores"]
+        # a trial cut at the deadline holds the folds that finished in time
+        if one[t]["status"] == two[t]["status"] == "ok":
+            assert one[t]["fold_scores"] == two[t]["fold_scores"]
     if len(one) == len(two):
         assert first.holdout == second.holdout
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import ray
 from typer.testing import CliRunner
@@ -35,8 +36,24 @@ def local_ray():
     ray.shutdown()
 
 
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _ours(pid: int) -> bool:
+    """Whether ``pid`` descends from this test process (a worker of the Ray it started)."""
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == os.getpid():
+            return True
+    return False
+
+
 def _fit_processes() -> list[int]:
-    """Ray worker processes running a fit right now."""
+    """Workers of this test's Ray running a fit right now."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -45,7 +62,7 @@ def _fit_processes() -> list[int]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if cmd.startswith(b"ray::_run_remote"):
+        if cmd.startswith(b"ray::_run_remote") and _ours(int(pid)):
             found.append(int(pid))
     return found
 
@@ -167,3 +184,32 @@ def test_an_unreachable_cluster_is_a_clear_error(store: Path):
     )
     assert done.exit_code == 2 and "cannot reach the Ray cluster" in done.output
     assert "Traceback" not in done.output
+
+
+def test_compare_on_ray_scores_every_split_as_a_local_compare_does(local_ray, tmp_path):
+    from mlre.api.compare import compare
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 3))
+    df = pd.DataFrame(x, columns=["x1", "x2", "x3"])
+    df["y"] = np.where(x[:, 0] * x[:, 1] + 0.5 * x[:, 2] + rng.normal(size=400) > 0, "a", "b")
+    (tmp_path / "product.py").write_text(
+        'def transform(X):\n    return X.assign(x1_x2=X["x1"] * X["x2"])\n'
+    )
+    (tmp_path / "broken.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\n"
+        "class Broken(LogisticRegression):\n"
+        "    def fit(self, X, y):\n"
+        '        raise ValueError("not finished")\n\n'
+        "estimator = Broken()\n"
+    )
+    names = ["linear", str(tmp_path / "product.py"), str(tmp_path / "broken.py")]
+    options = {"target": "y", "repeats": 2, "folds": 3, "track": False}
+    here = compare(df, names, **options)
+    there = compare(df, names, ray="auto", **options)
+    for a, b in zip(here.candidates, there.candidates, strict=True):
+        assert a.name == b.name and a.error == b.error
+        assert np.allclose(a.scores, b.scores, equal_nan=True)
+    broken = there.candidates[2]
+    assert "not finished (line 5)" in broken.error and str(tmp_path / "broken.py") in broken.error
+    assert there.comparisons[0].verdict == here.comparisons[0].verdict

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,11 @@ def compare(
     seed: int | None = None,
     track: bool = True,
     progress: Progress | None = None,
+    ray: str | None = None,
 ) -> Any:
     """Score ``candidates`` (family names or idea files; the first is the baseline) on the same
-    repeated k-fold splits of ``data`` and test each against the baseline.
+    repeated k-fold splits of ``data`` and test each against the baseline; with ``ray``
+    (``"auto"`` or a cluster address) every candidate's fit on every split is a Ray task.
 
     Returns a ``CompareResult``: every candidate's fold scores, a ``Comparison`` per idea (the
     corrected resampled t-test with its 95% interval, Wilcoxon, the Bayesian correlated t-test
@@ -91,22 +94,38 @@ def compare(
     if the_spec.target is None or inputs.task is None:
         raise SpecError("mlre compare needs a target", hint="pass --target COLUMN")
     contract = contract_of(inputs)
-    result = _paired(
-        inputs.df,
-        the_spec,
-        inputs.task,
-        contract,
-        feature_plan(contract, the_spec),
-        cands,
-        get_metric(the_spec.resolved_metric(inputs.task)),
-        repeats=repeats,
-        folds=folds,
-        rope=rope,
-        progress=progress,
-    )
+    with _executor(ray) as executor:
+        result = _paired(
+            inputs.df,
+            the_spec,
+            inputs.task,
+            contract,
+            feature_plan(contract, the_spec),
+            cands,
+            get_metric(the_spec.resolved_metric(inputs.task)),
+            repeats=repeats,
+            folds=folds,
+            rope=rope,
+            progress=progress,
+            executor=executor,
+        )
     result.data = str(data) if not isinstance(data, pd.DataFrame) else "a DataFrame"
     result.run_id = _record(the_spec.project_name, result, inputs.table.sha256) if track else None
     return result
+
+
+@contextmanager
+def _executor(ray: str | None) -> Iterator[Any]:
+    """Ray's executor when an address is given (or in ``MLRE_RAY_ADDRESS``); else None: the
+    candidates are fitted one after another here, as idea files may not be thread-safe."""
+    from mlre.search.executor import executor_for, ray_address
+
+    address = ray_address(ray)
+    if address is None:
+        yield None
+        return
+    with executor_for(address) as executor:
+        yield executor
 
 
 def _paired(
@@ -122,6 +141,7 @@ def _paired(
     folds: int | None,
     rope: float | None,
     progress: Progress | None,
+    executor: Any = None,
 ) -> Any:
     """``candidates`` on the same repeated folds of the labelled rows of ``df``, each tested
     against the first (the scheme by the table's size unless given)."""
@@ -148,6 +168,7 @@ def _paired(
         folds=folds,
         seed=spec.seed,
         progress=progress,
+        executor=executor,
     )
     compare_scores(result, rope=rope)
     return result
@@ -368,13 +389,14 @@ def compare_datasets(
     seed: int = 0,
     track: bool = True,
     progress: Progress | None = None,
+    ray: str | None = None,
 ) -> Any:
     """``candidates`` on every data set in ``folder`` (one sub-folder each: a data file and, with
     ``target_from_meta``, a ``meta.json`` naming target, task and metric): each data set's paired
     comparison, then Friedman's test with the Nemenyi critical difference and the Bayesian
     signed-rank test over the data sets. Tables above ``max_rows`` are sampled (seeded).
     """
-    from mlre.errors import InputError, MlreError
+    from mlre.errors import InputError
     from mlre.evaluate.across import AcrossResult, analyse
 
     root = Path(folder)
@@ -382,52 +404,72 @@ def compare_datasets(
         raise InputError(f"{root} is not a folder of data sets")
     if not target_from_meta and target is None:
         raise SpecError("say which column to predict", hint="--target COLUMN or --target-from-meta")
-    names: list[str] | None = None
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     folders = sorted(p for p in root.iterdir() if p.is_dir())
-    for sub in folders:
-        meta_path = sub / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        files = sorted(p for p in sub.iterdir() if p.name.startswith("data."))
-        if not files:
-            skipped[sub.name] = "no data file"
-            continue
-        if target_from_meta and meta.get("task") not in ("binary", "multiclass", "regression"):
-            skipped[sub.name] = f"its task is {meta.get('task')!r}, not a prediction task"
-            continue
-        column = meta.get("target") if target_from_meta else target
-        try:
-            from mlre.data.load import load_table
-
-            df = load_table(files[0]).frame
-            if len(df) > max_rows:
-                df = df.sample(max_rows, random_state=seed).reset_index(drop=True)
-            step = None if progress is None else (
-                lambda name, done, total, d=sub.name: progress(f"{d}: {name}", done, total)
-            )  # fmt: skip
-            result = compare(
-                df,
-                candidates,
-                target=column,
-                metric=meta.get("metric") if target_from_meta else None,
-                repeats=repeats or 2,
-                folds=folds or 5,
-                seed=seed,
-                track=False,
-                progress=step,
-            )
-        except MlreError as err:
-            skipped[sub.name] = err.message
-            continue
-        results[sub.name] = result
-        names = names or [c.name for c in result.candidates]
+    with _executor(ray):  # one Ray for every data set (each comparison joins it)
+        for sub in folders:
+            _compare_one(sub, candidates, target, target_from_meta, repeats, folds, max_rows,
+                         seed, progress, ray, results, skipped)  # fmt: skip
+    names = next(([c.name for c in r.candidates] for r in results.values()), None)
     if names is None:
         raise InputError(f"no data set in {root} could be compared", hint=str(skipped)[:300])
     across = AcrossResult(names, results, skipped)
     analyse(across, seed=seed)
     across.run_id = _record_across(across) if track else None
     return across
+
+
+def _compare_one(
+    sub: Path,
+    candidates: list[str],
+    target: str | None,
+    target_from_meta: bool,
+    repeats: int | None,
+    folds: int | None,
+    max_rows: int,
+    seed: int,
+    progress: Progress | None,
+    ray: str | None,
+    results: dict[str, Any],
+    skipped: dict[str, str],
+) -> None:
+    """The paired comparison on the data set in ``sub`` into ``results``, or why not into
+    ``skipped``."""
+    from mlre.data.load import load_table
+    from mlre.errors import MlreError
+
+    meta_path = sub / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    files = sorted(p for p in sub.iterdir() if p.name.startswith("data."))
+    if not files:
+        skipped[sub.name] = "no data file"
+        return
+    if target_from_meta and meta.get("task") not in ("binary", "multiclass", "regression"):
+        skipped[sub.name] = f"its task is {meta.get('task')!r}, not a prediction task"
+        return
+    column = meta.get("target") if target_from_meta else target
+    try:
+        df = load_table(files[0]).frame
+        if len(df) > max_rows:
+            df = df.sample(max_rows, random_state=seed).reset_index(drop=True)
+        step = None if progress is None else (
+            lambda name, done, total, d=sub.name: progress(f"{d}: {name}", done, total)
+        )  # fmt: skip
+        results[sub.name] = compare(
+            df,
+            candidates,
+            target=column,
+            metric=meta.get("metric") if target_from_meta else None,
+            repeats=repeats or 2,
+            folds=folds or 5,
+            seed=seed,
+            track=False,
+            progress=step,
+            ray=ray,
+        )
+    except MlreError as err:
+        skipped[sub.name] = err.message
 
 
 def _record_across(across: Any) -> str:

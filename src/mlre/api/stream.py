@@ -65,7 +65,11 @@ def _batches(path: Path, columns: list[str], rows: int) -> Iterator[pd.DataFrame
 
         dataset = ds.dataset(path, format="parquet")
         present = [c for c in columns if c in dataset.schema.names]
-        for batch in dataset.to_batches(columns=present, batch_size=rows):
+        # no read-ahead: pyarrow's default keeps 16 batches of 4 files in flight, which for
+        # 100,000-row batches holds more than a gigabyte
+        for batch in dataset.to_batches(
+            columns=present, batch_size=rows, batch_readahead=0, fragment_readahead=0
+        ):
             yield batch.to_pandas()
         return
     import pyarrow.csv as pacsv

@@ -145,6 +145,21 @@ def repeated_folds(
     return out
 
 
+def _split_score(
+    predict: Callable[[FoldData], np.ndarray],
+    shared: tuple[pd.DataFrame, np.ndarray],
+    train: np.ndarray,
+    test: np.ndarray,
+    setting: tuple,
+    metric: Metric,
+) -> float:
+    """One candidate's score on one split (run where the executor runs it)."""
+    X, y = shared
+    task, n_classes, plan, contract, seed = setting
+    fold = FoldData(X.iloc[train], y[train], X.iloc[test], task, n_classes, plan, contract, seed)
+    return float(metric(y[test], predict(fold)))
+
+
 def evaluate_candidates(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -159,39 +174,68 @@ def evaluate_candidates(
     folds: int,
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    executor: Any = None,
 ) -> CompareResult:
     """Score every candidate on the same ``repeats`` x ``folds`` splits.
 
     A candidate that fails (an idea that raises, answers in the wrong shape) is reported with its
     reason and left out of the statistics; the others are still compared.
     """
+    from mlre.search.executor import LocalExecutor, WorkerLost
+
     splits = repeated_folds(y, task, repeats, folds, seed)
-    results = []
+    own = executor is None
+    executor = executor or LocalExecutor(1)
+    remote = executor.name != "local"
+    shared = executor.put((X, y))
     total = len(splits) * len(candidates)
-    done = 0
-    for cand in candidates:
-        scores = np.full(len(splits), np.nan)
-        error = None
-        for i, (train, test) in enumerate(splits):
-            fold = FoldData(
-                X.iloc[train], y[train], X.iloc[test], task, n_classes, plan, contract, seed + i
-            )
-            try:
-                pred = cand.predict(fold)
-            except IdeaError as err:
-                error = err.message
-            except Exception as err:  # a family failing on this data: say so, go on
-                error = f"{type(err).__name__}: {err}"
-            if error is not None:
-                done += len(splits) - i
-                break
-            scores[i] = metric(y[test], pred)
-            done += 1
-            if progress:
-                progress(cand.name, done, total)
+    jobs: dict[Any, tuple[int, int]] = {}
+    calls: dict[tuple[int, int], tuple] = {}
+    lost: set[tuple[int, int]] = set()
+    try:
+        for c, cand in enumerate(candidates):
+            predict = cand.remote() if remote else cand.predict
+            for i, (train, test) in enumerate(splits):
+                setting = (task, n_classes, plan, contract, seed + i)
+                calls[(c, i)] = (_split_score, predict, shared, train, test, setting, metric)
+                jobs[executor.submit(*calls[(c, i)])] = (c, i)
+        scores = np.full((len(candidates), len(splits)), np.nan)
+        errors: dict[int, dict[int, str]] = {}
+        done = 0
+        pending = list(jobs)
+        while pending:
+            for job in executor.wait(pending, timeout=60.0):
+                pending.remove(job)
+                c, i = jobs[job]
+                try:
+                    scores[c, i] = executor.result(job)
+                except WorkerLost as err:
+                    if (c, i) in lost:  # twice: the candidate fails with the reason
+                        errors.setdefault(c, {})[i] = f"its worker died twice: {err}"
+                    else:  # once is bad luck (a node lost, a process killed): fit it again
+                        lost.add((c, i))
+                        again = executor.submit(*calls[(c, i)])
+                        jobs[again] = (c, i)
+                        pending.append(again)
+                        continue
+                except IdeaError as err:
+                    errors.setdefault(c, {})[i] = err.message
+                except Exception as err:  # a family failing on this data: say so, go on
+                    errors.setdefault(c, {})[i] = f"{type(err).__name__}: {err}"
+                done += 1
+                if progress:
+                    progress(candidates[c].name, done, total)
+    finally:
+        if own:
+            executor.close()
+    results = []
+    for c, cand in enumerate(candidates):
+        # the first split that failed gives the reason (the same on every split, as a rule)
+        error = errors[c][min(errors[c])] if c in errors else None
         if error is not None:
             log.info("%s failed: %s", cand.name, error)
-        results.append(CandidateScores(cand.name, cand.source, cand.kind, scores, error))
+            scores[c, min(errors[c]) :] = np.nan
+        results.append(CandidateScores(cand.name, cand.source, cand.kind, scores[c], error))
     actual_folds = len(splits) // repeats if repeats else folds
     result = CompareResult(
         metric.name, metric.greater_is_better, repeats, actual_folds, len(y), results

@@ -66,6 +66,47 @@ class Candidate:
     source: str
     predict: Predict
     kind: str  # "family", "model idea" or "feature idea"
+    # the same predictions from a process that has not loaded the idea (a Ray worker): a
+    # picklable callable, or None when ``predict`` itself travels (a family) or cannot run
+    portable: Predict | None = None
+
+    def remote(self) -> Predict:
+        """What a worker process calls for a fold's predictions."""
+        return self.portable or self.predict
+
+
+@dataclass
+class IdeaCode:
+    """An idea file carried by its text: loaded, once per process, where it runs."""
+
+    path: str
+    text: str
+    baseline: str | None
+
+    def __call__(self, fold: FoldData) -> np.ndarray:
+        import hashlib
+        import tempfile
+
+        key = hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        cand = _REMOTE.get(key)
+        if cand is None:
+            # the same file name in a folder of its own, so messages name the user's file
+            folder = Path(tempfile.gettempdir()) / f"mlre-idea-{key}"
+            folder.mkdir(exist_ok=True)
+            copy = folder / Path(self.path).name
+            copy.write_text(self.text)
+            try:
+                cand = _REMOTE[key] = load_idea(copy, self.baseline)
+            except IdeaError as err:
+                raise IdeaError(err.message.replace(str(copy), self.path), hint=err.hint) from None
+        try:
+            return cand.predict(fold)
+        except IdeaError as err:
+            copy = str(Path(tempfile.gettempdir()) / f"mlre-idea-{key}" / Path(self.path).name)
+            raise IdeaError(err.message.replace(copy, self.path), hint=err.hint) from None
+
+
+_REMOTE: dict[str, Candidate] = {}
 
 
 def default_params(name: str) -> dict[str, Any]:
@@ -119,6 +160,7 @@ def load_idea(path: str | Path, baseline_family: str | None) -> Candidate:
         raise IdeaError(f"idea file {path} does not exist")
     module = _import(path)
     name = path.stem
+    portable = IdeaCode(str(path), path.read_text(), baseline_family)
     if hasattr(module, "make_estimator") or hasattr(module, "estimator"):
         style = getattr(module, "PREPROCESSING", "dense")
         if style not in PREPROCESSING:
@@ -126,7 +168,11 @@ def load_idea(path: str | Path, baseline_family: str | None) -> Candidate:
                 f"{path}: PREPROCESSING is {style!r}; use one of {', '.join(PREPROCESSING)}"
             )
         return Candidate(
-            name, str(path), lambda fold: _fit_estimator(path, module, style, fold), "model idea"
+            name,
+            str(path),
+            lambda fold: _fit_estimator(path, module, style, fold),
+            "model idea",
+            portable,
         )
     if hasattr(module, "transform") or hasattr(module, "make_transformer"):
         family = getattr(module, "BASELINE", None) or baseline_family
@@ -143,6 +189,7 @@ def load_idea(path: str | Path, baseline_family: str | None) -> Candidate:
                 family, params, fold, lambda f: _apply_transform(path, module, f)
             ),
             "feature idea",
+            portable,
         )
     raise IdeaError(
         f"{path} exposes no estimator and no transformer",

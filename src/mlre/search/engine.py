@@ -133,7 +133,7 @@ class Search:
         deadline = min(self.deadline, time.monotonic() + limit)
         return Launch(family, params, phase, deadline, should_prune, on_done)
 
-    def _drive(self, source: Callable[[], Launch | None]) -> None:
+    def _drive(self, source: Callable[[], Launch | None], overlap: bool = True) -> None:
         """Run trials from ``source`` on the executor until it has no more to start."""
         if self.shared is None:
             self.shared = self.executor.put(self.data)
@@ -144,6 +144,7 @@ class Search:
             shared=self.shared,
             on_finish=self._finished,
             first_id=len(self.trials),
+            overlap=overlap,
         )
 
     def _finished(self, result: TrialResult) -> None:
@@ -193,9 +194,13 @@ class Search:
         self._drive(source)
 
     def tune(self) -> None:
-        """Bayesian optimisation (TPE, with pruning) of the most promising families; with
-        several trials running at once the sampler treats the running ones as already scored
-        at their worst (constant liar), so that it does not propose the same point twice."""
+        """Bayesian optimisation (TPE, with pruning) of the most promising families.
+
+        A trial starts when the one before it is over, so that a seed gives the same proposals
+        whatever the timing, unless the executor has more slots than a trial has folds (a
+        cluster): then several run at once, the sampler treating the running ones as scored at
+        their worst (constant liar) so as not to propose the same point twice, and proposals
+        depend on which trials finished first, as in any parallel Bayesian optimisation."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -242,7 +247,7 @@ class Search:
                 )
             return None
 
-        self._drive(source)
+        self._drive(source, overlap=self.executor.slots > len(self.data.folds))
 
     def ensemble(self) -> SearchResult:
         """Greedy ensemble selection over the kept candidates; the final model's members."""

@@ -193,6 +193,8 @@ class _Running:
         self.preds: dict[int, np.ndarray] = {}
         self.pipes: dict[int, Any] = {}
         self.fold_seconds: list[float] = []
+        self.losses: dict[int, float] = {}  # fold -> loss
+        self.reported = -1  # the pruner has seen folds 0..reported
         self.lost: set[int] = set()
         self.cost = cost
         self.started = time.monotonic()
@@ -225,6 +227,7 @@ def run_trials(
     shared: Any = None,
     on_finish: Callable[[TrialResult], None] | None = None,
     first_id: int = 0,
+    overlap: bool = True,
 ) -> list[TrialResult]:
     """Fit trials fold by fold on ``executor`` until ``source`` has no more to start.
 
@@ -233,6 +236,8 @@ def run_trials(
     ``should_prune``), cut (its next fold would end after its deadline) or failed (its fit
     raised) as soon as that is known. A fold whose worker died is fitted again once; a second
     loss fails the trial. ``shared``: the data as placed by ``executor.put`` (else ``data``).
+    ``overlap=False`` starts a trial only when the one before it is over (a sampler that learns
+    from every result then proposes the same points whatever the timing).
     """
     shared = data if shared is None else shared
     running: list[_Running] = []
@@ -258,7 +263,7 @@ def run_trials(
                 trial.jobs[job] = k
                 free -= trial.cost
                 continue
-            if waiting or exhausted or free <= 0:
+            if waiting or exhausted or free <= 0 or (running and not overlap):
                 break
             launch = source(next_id)
             if launch is None:
@@ -329,16 +334,21 @@ def _collect(trial: _Running, k: int, job: Any, data: TrialData, executor: Any, 
     trial.result.fit_seconds += fit_s
     trial.result.predict_seconds += pred_s
     trial.fold_seconds.append(fit_s + pred_s)
-    loss = data.metric.loss(data.y[va], pred)
-    trial.result.fold_losses.append(loss)
-    n_done = len(trial.preds)
-    if n_done == len(data.folds) or trial.stopped:
+    trial.losses[k] = data.metric.loss(data.y[va], pred)
+    if len(trial.preds) == len(data.folds) or trial.stopped:
         return
+    # the pruner sees the folds in order (the mean of folds 0..j once all of them are in), so
+    # that its decisions do not depend on which fold happened to finish first
     should_prune = trial.launch.should_prune
-    if should_prune and should_prune(n_done - 1, float(np.mean(trial.result.fold_losses))):
-        trial.stop("pruned")
-        _drop_jobs(trial, executor, orphans)
-    elif time.monotonic() > trial.launch.deadline and trial.todo:
+    while should_prune and trial.reported + 1 in trial.losses:
+        trial.reported += 1
+        step = trial.reported
+        mean = float(np.mean([trial.losses[j] for j in range(step + 1)]))
+        if step + 1 < len(data.folds) and should_prune(step, mean):
+            trial.stop("pruned")
+            _drop_jobs(trial, executor, orphans)
+            return
+    if time.monotonic() > trial.launch.deadline and trial.todo:
         trial.stop("cut")  # the folds running finish; no more start
         trial.todo.clear()
 
@@ -358,14 +368,13 @@ def _finish(
 ) -> TrialResult:
     result = trial.result
     result.wall_seconds = time.monotonic() - trial.started
+    # the scores in fold order, whatever order the folds finished in
+    result.fold_losses = [trial.losses[k] for k in sorted(trial.losses)]
     if result.status == "ok":
         n = len(data.y)
         oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
         for k, pred in trial.preds.items():
             oof[data.folds[k][1]] = pred
-        result.fold_losses = [
-            data.metric.loss(data.y[data.folds[k][1]], trial.preds[k]) for k in sorted(trial.preds)
-        ]
         result.loss = data.metric.loss(data.y, oof)
         result.oof, result.pipelines = oof, [trial.pipes[k] for k in sorted(trial.pipes)]
     if trial.launch.on_done:

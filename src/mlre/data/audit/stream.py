@@ -116,6 +116,12 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
                 f"WHERE {_q(target)} IS NOT NULL GROUP BY h "
                 f"HAVING count(DISTINCT {_q(target)}) > 1)"
             ).fetchone()
+    except duckdb.OutOfMemoryException as err:
+        raise InputError(
+            f"the whole-file statistics of {path} need more than {MEMORY_LIMIT}: "
+            f"{str(err).splitlines()[0]}",
+            hint="raise the limit, e.g. MLRE_STREAM_MEMORY=2GB",
+        ) from None
     except duckdb.Error as err:
         raise InputError(
             f"cannot read {path} to the end: {str(err).splitlines()[0]}",
