@@ -133,7 +133,11 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": n, "columns": {}, "duplicate_rows": n - int(distinct[0])}
     i = 1
     for name, kind in columns:
-        stats: dict[str, Any] = {"type": kind, "missing": n - int(row[i]), "distinct": int(row[i + 1])}
+        stats: dict[str, Any] = {
+            "type": kind,
+            "missing": n - int(row[i]),
+            "distinct": int(row[i + 1]),
+        }
         i += 2
         if any(t in kind for t in numeric):
             stats.update(
