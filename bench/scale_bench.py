@@ -6,7 +6,7 @@ the memory they are given.
     .venv/bin/python bench/scale_bench.py --part throughput --seconds 120
     .venv/bin/python bench/scale_bench.py --part memory --rows 24000000
 
-Throughput: the search's own scheduler (``mlre.search.trial.run_trials``) fits an endless
+Throughput: the search's own scheduler (``mlre.search.schedule.run_trials``) fits an endless
 cycle of portfolio configurations (LightGBM, XGBoost, extremely randomised trees, linear) on
 adult (../shared/datasets/adult, 48,842 rows, 4 fixed folds) for --seconds on each backend in
 turn: the local executor with one worker thread, then Ray started with two CPUs (its start is
@@ -66,7 +66,7 @@ def adult_trials():
 def throughput(executor, data, seconds: float) -> dict:
     """Trials fitted on ``executor`` in ``seconds``: count, trials a minute, fold seconds."""
     from mlre.models.zoo import FAMILIES
-    from mlre.search.trial import Launch, run_trials
+    from mlre.search.schedule import Launch, run_trials
 
     shared = executor.put(data)
     started = time.monotonic()
@@ -116,6 +116,68 @@ def run_throughput(seconds: float) -> list[dict]:
     finally:
         ray.close()
     return rows
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def driver_costs(data, repeats: int = 20) -> list[dict]:
+    """What the driver spends per trial, whatever the number of workers: taking in a trial's
+    results (its fitted fold models and predictions, as they arrive from a worker), logging
+    the trial to MLflow (a child run in a SQLite store) and one ask/tell of the tuner."""
+    import pickle
+    import tempfile
+
+    import optuna
+
+    from mlre.api.run import _trial_logger
+    from mlre.models.zoo import FAMILIES
+    from mlre.search.trial import run_trial
+    from mlre.track import tracked_run
+
+    family = FAMILIES["lightgbm"]
+    trial = run_trial(0, family, dict(family.portfolio[0]), data, phase="portfolio",
+                      deadline=time.monotonic() + 600)  # fmt: skip
+    payload = pickle.dumps((trial.pipelines, trial.oof), protocol=5)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        pickle.loads(payload)
+    receive = (time.perf_counter() - t0) / repeats
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("MLFLOW_TRACKING_URI")
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        try:
+            with tracked_run("scale_bench", "run", {"mlre.kind": "run"}) as parent:
+                log = _trial_logger(parent, "roc_auc", lambda _: None)
+                log(trial)  # the first creates the experiment's tables
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    log(trial)
+                logging_s = (time.perf_counter() - t0) / repeats
+        finally:
+            if old is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = old
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=0, multivariate=True, constant_liar=True)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(100):
+        t = study.ask()
+        family.space(t, "binary")
+        study.tell(t, float(np.random.default_rng(t.number).random()))
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        t = study.ask()
+        family.space(t, "binary")
+        study.tell(t, 0.5)
+    tuner = (time.perf_counter() - t0) / repeats
+    return [
+        {"cost": "take in a trial's results (4 LightGBM fold models + OOF)",
+         "ms": 1000 * receive, "note": f"{len(payload) / 2**20:.1f} MB over the wire"},
+        {"cost": "log the trial to MLflow (child run, SQLite)", "ms": 1000 * logging_s, "note": ""},
+        {"cost": "tuner ask + tell (TPE, 100 trials of history)", "ms": 1000 * tuner, "note": ""},
+    ]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- memory
@@ -241,6 +303,11 @@ def main() -> None:
                   f"{r['start_s']:>9.1f}{r['busy_before'] or 0:>19.2f}")  # fmt: skip
         ratio = rows[1]["per_minute"] / base
         print(f"target Ray/local >= 1.7: {'met' if ratio >= 1.7 else 'NOT met'} ({ratio:.2f})")
+        costs = driver_costs(adult_trials())
+        results["driver"] = costs
+        print("\nWhat the driver spends per trial (it does this alone, for every worker)")
+        for c in costs:
+            print(f"{c['cost']:<58}{c['ms']:>9.1f} ms  {c['note']}")
     if args.part in ("memory", "both"):
         meta, *rows = run_memory(args.rows, args.cap, args.family)
         results["memory"] = [meta, *rows]

@@ -20,7 +20,8 @@ from mlre.models.glassbox import INTERPRETABLE_ORDER
 from mlre.models.zoo import FAMILIES, PORTFOLIO_ORDER, Family, available_families, n_workers
 from mlre.search.ensemble import caruana
 from mlre.search.executor import Executor, LocalExecutor
-from mlre.search.trial import Launch, TrialData, TrialResult, run_trials
+from mlre.search.schedule import Launch, run_trials
+from mlre.search.trial import TrialData, TrialResult
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,231 @@
+"""The search's scheduler: trials fitted fold by fold on an executor's slots, several at once
+when the slots allow, each stopped as soon as it is hopeless, late or broken."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlre.models.zoo import Family
+from mlre.search.trial import TrialData, TrialResult, fit_fold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Launch:
+    """A trial to start: a configuration, its phase and deadline, and what to tell its sampler."""
+
+    family: Family
+    params: dict[str, Any]
+    phase: str
+    deadline: float
+    should_prune: Callable[[int, float], bool] | None = None
+    on_done: Callable[[TrialResult], None] | None = None
+
+
+class _Running:
+    """A trial whose folds are being fitted: which are waiting, running and done."""
+
+    def __init__(self, trial_id: int, launch: Launch, data: TrialData, cost: int) -> None:
+        self.launch = launch
+        self.result = TrialResult(trial_id, launch.family.name, launch.params, launch.phase)
+        self.todo = list(range(len(data.folds)))
+        self.jobs: dict[Any, int] = {}
+        self.preds: dict[int, np.ndarray] = {}
+        self.pipes: dict[int, Any] = {}
+        self.fold_seconds: list[float] = []
+        self.losses: dict[int, float] = {}  # fold -> loss
+        self.reported = -1  # the pruner has seen folds 0..reported
+        self.lost: set[int] = set()
+        self.cost = cost
+        self.started = time.monotonic()
+
+    @property
+    def stopped(self) -> bool:
+        return self.result.status != "ok"
+
+    @property
+    def finished(self) -> bool:
+        return not self.jobs and (self.stopped or not self.todo)
+
+    def stop(self, status: str, error: str | None = None) -> None:
+        if not self.stopped:
+            self.result.status, self.result.error = status, error
+
+    def too_late(self, now: float) -> bool:
+        """Whether the next fold would end after the trial's deadline (judged by the folds done;
+        the first folds always start: with nothing finished a slow model beats none)."""
+        if not self.fold_seconds:
+            return False
+        return now + float(np.mean(self.fold_seconds)) > self.launch.deadline
+
+
+def run_trials(
+    source: Callable[[int], Launch | None],
+    data: TrialData,
+    executor: Any,
+    *,
+    shared: Any = None,
+    on_finish: Callable[[TrialResult], None] | None = None,
+    first_id: int = 0,
+    overlap: bool = True,
+) -> list[TrialResult]:
+    """Fit trials fold by fold on ``executor`` until ``source`` has no more to start.
+
+    Free slots go first to the waiting folds of the trials already started (oldest first), then
+    to a new trial from ``source(next_id)``; a trial is pruned (hopeless, by its
+    ``should_prune``), cut (its next fold would end after its deadline) or failed (its fit
+    raised) as soon as that is known. A fold whose worker died is fitted again once; a second
+    loss fails the trial. ``shared``: the data as placed by ``executor.put`` (else ``data``).
+    ``overlap=False`` starts a trial only when the one before it is over (a sampler that learns
+    from every result then proposes the same points whatever the timing).
+    """
+    shared = data if shared is None else shared
+    running: list[_Running] = []
+    orphans: dict[Any, int] = {}  # jobs of stopped trials that a thread must still finish
+    done: list[TrialResult] = []
+    free = executor.slots
+    next_id = first_id
+    exhausted = False
+    while True:
+        now = time.monotonic()
+        # fill the free slots: waiting folds first, then a new trial once none is waiting
+        while True:
+            waiting = [r for r in running if r.todo and not r.stopped]
+            trial = next((r for r in waiting if r.cost <= free), None)
+            if trial is not None:
+                if trial.too_late(now):  # the folds running finish; no more start
+                    trial.stop("cut")
+                    trial.todo.clear()
+                    continue
+                k = trial.todo.pop(0)
+                job = executor.submit(fit_fold, trial.launch.family.name, trial.launch.params,
+                                      shared, k, deadline=trial.launch.deadline)  # fmt: skip
+                trial.jobs[job] = k
+                free -= trial.cost
+                continue
+            if waiting or exhausted or free <= 0 or (running and not overlap):
+                break
+            launch = source(next_id)
+            if launch is None:
+                exhausted = True
+                break
+            running.append(_Running(next_id, launch, data, executor.cost(launch.family)))
+            next_id += 1
+        # hand back the trials that are over
+        for trial in [r for r in running if r.finished]:
+            running.remove(trial)
+            done.append(_finish(trial, data, on_finish))
+        if not running and exhausted and not orphans:
+            return done
+        jobs = [j for r in running for j in r.jobs] + list(orphans)
+        if not jobs:
+            continue
+        latest = min((r.launch.deadline for r in running if r.jobs), default=now + 60.0)
+        # a fit that overruns its trial's deadline by a margin is stopped where that is possible
+        grace = 5.0 + 0.1 * max(0.0, latest - now)
+        ready = executor.wait(jobs, timeout=max(0.05, min(60.0, latest + grace - now)))
+        for job in ready:
+            if job in orphans:
+                free += orphans.pop(job)
+                continue
+            trial = next(r for r in running if job in r.jobs)
+            free += trial.cost
+            _collect(trial, trial.jobs.pop(job), job, data, executor, orphans)
+        if executor.can_cancel:
+            now = time.monotonic()
+            for trial in running:
+                if trial.jobs and now > trial.launch.deadline + grace:
+                    trial.stop("cut")
+                    free += trial.cost * len(trial.jobs)
+                    for job in trial.jobs:
+                        executor.cancel(job)
+                    trial.jobs.clear()
+
+
+def _collect(trial: _Running, k: int, job: Any, data: TrialData, executor: Any, orphans) -> None:
+    """Take in fold ``k`` of ``trial``: its predictions, or why it has none."""
+    from mlre.search.executor import WorkerLost
+
+    try:
+        pipe, pred, fit_s, pred_s = executor.result(job)
+    except WorkerLost as err:
+        if trial.stopped:
+            return
+        if k in trial.lost:
+            trial.stop("failed", f"the worker fitting fold {k + 1} died twice: {err}")
+            _drop_jobs(trial, executor, orphans)
+        else:  # once is bad luck (a node lost, a process killed): fit that fold again
+            log.warning("the worker fitting fold %d of trial %d died; fitting it again",
+                        k + 1, trial.result.id)  # fmt: skip
+            trial.lost.add(k)
+            trial.result.retries += 1
+            trial.todo.insert(0, k)
+        return
+    except Exception as err:  # one broken configuration must not end the search
+        if not trial.stopped:
+            trial.stop("failed", f"{type(err).__name__}: {err}")
+            log.debug("trial %s failed", trial.result.id, exc_info=err)
+            _drop_jobs(trial, executor, orphans)
+        return
+    if trial.stopped and trial.result.status != "cut":
+        return
+    va = data.folds[k][1]
+    trial.preds[k], trial.pipes[k] = pred, pipe
+    trial.result.fit_seconds += fit_s
+    trial.result.predict_seconds += pred_s
+    trial.fold_seconds.append(fit_s + pred_s)
+    trial.losses[k] = data.metric.loss(data.y[va], pred)
+    if len(trial.preds) == len(data.folds) or trial.stopped:
+        return
+    # the pruner sees the folds in order (the mean of folds 0..j once all of them are in), so
+    # that its decisions do not depend on which fold happened to finish first
+    should_prune = trial.launch.should_prune
+    while should_prune and trial.reported + 1 in trial.losses:
+        trial.reported += 1
+        step = trial.reported
+        mean = float(np.mean([trial.losses[j] for j in range(step + 1)]))
+        if step + 1 < len(data.folds) and should_prune(step, mean):
+            trial.stop("pruned")
+            _drop_jobs(trial, executor, orphans)
+            return
+    if time.monotonic() > trial.launch.deadline and trial.todo:
+        trial.stop("cut")  # the folds running finish; no more start
+        trial.todo.clear()
+
+
+def _drop_jobs(trial: _Running, executor: Any, orphans: dict[Any, int]) -> None:
+    """Stop a stopped trial's running fits (or leave them to finish, holding their slots)."""
+    for job in trial.jobs:
+        if executor.can_cancel:
+            executor.cancel(job)
+        orphans[job] = trial.cost
+    trial.jobs.clear()
+    trial.todo.clear()
+
+
+def _finish(
+    trial: _Running, data: TrialData, on_finish: Callable[[TrialResult], None] | None
+) -> TrialResult:
+    result = trial.result
+    result.wall_seconds = time.monotonic() - trial.started
+    # the scores in fold order, whatever order the folds finished in
+    result.fold_losses = [trial.losses[k] for k in sorted(trial.losses)]
+    if result.status == "ok":
+        n = len(data.y)
+        oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
+        for k, pred in trial.preds.items():
+            oof[data.folds[k][1]] = pred
+        result.loss = data.metric.loss(data.y, oof)
+        result.oof, result.pipelines = oof, [trial.pipes[k] for k in sorted(trial.pipes)]
+    if trial.launch.on_done:
+        trial.launch.on_done(result)
+    if on_finish:
+        on_finish(result)
+    return result
