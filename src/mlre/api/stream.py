@@ -61,16 +61,16 @@ def batches(path: Path, columns: list[str], rows: int) -> Iterator[pd.DataFrame]
 
 def _batches(path: Path, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
     if _kind(path) == "parquet":
-        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
 
-        dataset = ds.dataset(path, format="parquet")
-        present = [c for c in columns if c in dataset.schema.names]
-        # no read-ahead: pyarrow's default keeps 16 batches of 4 files in flight, which for
-        # 100,000-row batches holds more than a gigabyte
-        for batch in dataset.to_batches(
-            columns=present, batch_size=rows, batch_readahead=0, fragment_readahead=0
-        ):
-            yield batch.to_pandas()
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        for file in files:
+            # without pre-buffering: its cache keeps every row group read until the file is
+            # done, which for a 1.5 GB file held 1.8 GB by the end
+            with pq.ParquetFile(file, pre_buffer=False) as reader:
+                present = [c for c in columns if c in reader.schema_arrow.names]
+                for batch in reader.iter_batches(batch_size=rows, columns=present):
+                    yield batch.to_pandas()
         return
     import pyarrow.csv as pacsv
 
