@@ -4,7 +4,7 @@ the memory they are given.
 
     .venv/bin/python bench/scale_bench.py                          # both parts
     .venv/bin/python bench/scale_bench.py --part throughput --seconds 120
-    .venv/bin/python bench/scale_bench.py --part memory --rows 24000000
+    .venv/bin/python bench/scale_bench.py --part memory --rows 26000000
 
 Throughput: the search's own scheduler (``mlre.search.schedule.run_trials``) fits an endless
 cycle of portfolio configurations (LightGBM, XGBoost, extremely randomised trees, linear) on
@@ -284,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["throughput", "memory", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--rows", type=int, default=24_000_000)
+    parser.add_argument("--rows", type=int, default=26_000_000)
     parser.add_argument("--cap", default="512MB", help="DuckDB's memory limit for the audit")
     parser.add_argument("--family", default="linear", help="The model family predicting")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
