@@ -357,7 +357,7 @@ def run(
         f"(search estimate {result.search_score:.4f}; naive baseline {better:.4f})"
     )
     for f in result.findings.of("warning"):
-        if f.check in ("search_holdout_gap", "small_budget", "worker_lost"):
+        if f.check in ("search_holdout_gap", "small_budget", "worker_lost", "sampled_table"):
             out.print(f"[yellow]! {escape(f.message)}[/]")
     members = ", ".join(f"{m['family']} ×{m['weight']:.2f}" for m in result.ensemble)
     out.print(

@@ -158,10 +158,17 @@ def _load_inputs(
     delimiter: str | None,
     step: Progress,
     overrides: dict[str, Any],
+    sample_large: bool = False,
 ) -> Inputs:
+    """Load ``data`` (and ``test``) shaped by the spec; with ``sample_large``, a Parquet table
+    too large for memory is read as a uniform sample that fits (``load_parquet_sample``)."""
     the_spec = _resolve_spec(spec, overrides)
     step("loading data")
-    table = _as_table(data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, spec=the_spec)
+    table = _large_sample(data, sql, the_spec.seed) if sample_large else None
+    if table is None:
+        table = _as_table(
+            data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, spec=the_spec
+        )
     df = _prepare(table, the_spec)
     task = _task_of(df, the_spec)
     test_table = None
@@ -178,8 +185,21 @@ def load_run_inputs(source: Any, spec: Spec, test: Any = None) -> Inputs:
     """A recorded run's table (and test table), loaded and shaped by its spec as the run was."""
     return _load_inputs(
         source, test=test, sql=None, db=None, spec=spec, encoding=None, delimiter=None,
-        step=lambda _: None, overrides={},
+        step=lambda _: None, overrides={}, sample_large=True,
     )  # fmt: skip
+
+
+def _large_sample(data: Any, sql: str | None, seed: int) -> Table | None:
+    """A sample of a Parquet table too large for memory, or None."""
+    from mlre.api.stream import _kind
+    from mlre.data.load import load_parquet_sample
+
+    if sql is not None or data is None or isinstance(data, pd.DataFrame):
+        return None
+    path = Path(data)
+    if not path.exists() or _kind(path) != "parquet":
+        return None
+    return load_parquet_sample(path, seed)
 
 
 def contract_of(inputs: Inputs, profiles: dict[str, ColumnProfile] | None = None) -> DataContract:

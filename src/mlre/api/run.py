@@ -150,6 +150,7 @@ def run(
             "interpretable": interpretable or None,
             **spec_overrides,
         },
+        sample_large=True,
     )
     the_spec = inputs.spec
     if the_spec.target is None or inputs.task is None:
@@ -189,6 +190,17 @@ def run(
         ]
     else:
         report_findings = []
+    sampled = inputs.table.details.get("sampled")
+    if sampled:
+        report_findings.append(
+            Finding(
+                severity=Severity.WARNING,
+                check="sampled_table",
+                message=f"the table is larger than memory: the run learned from {sampled['rule']}",
+                evidence=sampled,
+                fix="give the run more memory (MLRE_LOAD_MEMORY) to learn from more rows",
+            )
+        )
 
     def body(parent: Any | None) -> RunResult:
         from mlre.search.executor import executor_for, ray_address

@@ -248,6 +248,66 @@ def _load_parquet(path: Path) -> Table:
     return _finish(table, path, "parquet", file_sha256([path]), {})
 
 
+#: In-memory bytes above which a run learns from a sample of a Parquet table. Fixed rather than
+#: a share of this machine's memory, so that a run replayed elsewhere reads the same sample.
+LOAD_MEMORY = 4 * 2**30
+
+
+def memory_budget() -> int:
+    """Bytes a table may take in memory before a run learns from a sample of it:
+    ``MLRE_LOAD_MEMORY`` (e.g. ``8GB``), else 4 GB."""
+    import os
+
+    given = os.environ.get("MLRE_LOAD_MEMORY")
+    if not given:
+        return LOAD_MEMORY
+    text = given.strip().upper()
+    for unit, scale in {"KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * scale)
+    return int(float(text))
+
+
+def load_parquet_sample(path: Path, seed: int) -> Table | None:
+    """A Parquet file (or folder) too large for memory, read as a uniform random sample that
+    fits (DuckDB's reservoir sampling, repeatable for ``seed``); None when it fits whole.
+
+    The size in memory is estimated from the first 10,000 rows as pandas holds them; the sample
+    keeps the share of rows that fits in ``memory_budget()``.
+    """
+    import pyarrow.parquet as pq
+
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    try:
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        with pq.ParquetFile(files[0], pre_buffer=False) as first:
+            head = next(first.iter_batches(batch_size=10_000), None)
+    except (pa.ArrowException, OSError, IndexError):
+        return None  # the whole-file reader names what is wrong
+    if head is None or head.num_rows == 0:
+        return None
+    # the size pandas would need, from the first rows as pandas holds them
+    per_row = head.to_pandas().memory_usage(deep=True).sum() / head.num_rows
+    size = int(per_row * rows)
+    budget = memory_budget()
+    if size <= budget:
+        return None
+    from mlre.data.audit.stream import sample_rows
+
+    keep = max(1_000, int(rows * budget / size))
+    frame = sample_rows(path, keep, seed)
+    sampled = {
+        "rows": len(frame),
+        "of": rows,
+        "bytes_in_memory": size,
+        "budget": budget,
+        "rule": f"a uniform random sample of {len(frame):,} of {rows:,} rows (seed {seed}): "
+        f"the whole file takes {size / 2**30:.1f} GB in memory, over the "
+        f"{budget / 2**30:.1f} GB budget (MLRE_LOAD_MEMORY, default 4GB)",
+    }
+    return _finish_frame(frame, path, "parquet", file_sha256(files), {"sampled": sampled})
+
+
 def _load_json(path: Path) -> Table:
     import pyarrow.json as pajson
 

@@ -11,7 +11,6 @@ whole-file statistics, and the report says which rows it saw.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -55,15 +54,11 @@ def _q(name: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes (of every Parquet file of a folder, in name order), read
-    a megabyte at a time."""
-    digest = hashlib.sha256()
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    for f in files:
-        with open(f, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()
+    """The SHA-256 of a file (or of the Parquet files of a folder, in name order), as a table
+    loaded whole is identified."""
+    from mlre.data.load import file_sha256 as over_files
+
+    return over_files(sorted(path.rglob("*.parquet")) if path.is_dir() else [path])
 
 
 def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
