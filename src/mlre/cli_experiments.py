@@ -103,8 +103,10 @@ def compare(
     Corrected resampled t-test with its interval, Wilcoxon, Bayesian correlated t-test with a
     region of practical equivalence, Holm over several ideas; across data sets with --datasets,
     or two finished runs (RUN_A RUN_B) on the holdout rows neither trained on."""
+    from mlre.api.across import compare_datasets
     from mlre.api.compare import compare as run_compare
-    from mlre.api.compare import compare_datasets, compare_runs, looks_like_run_id, to_dict
+    from mlre.api.compare import compare_runs, to_dict
+    from mlre.api.runs import looks_like_run_id
     from mlre.errors import InputError
 
     if data is None and datasets is None and candidates and all(map(looks_like_run_id, candidates)):
@@ -269,7 +271,7 @@ def ablate(
 
     The model is refitted without each group on the same repeated folds, and the loss is tested
     (Holm-adjusted over the groups)."""
-    from mlre.api.compare import ablate as run_ablate
+    from mlre.api.ablate import ablate as run_ablate
 
     with fold_bar(not as_json) as step:
         result = run_ablate(

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mlre
-from mlre.api.compare import ablate
+from mlre.api.ablate import ablate
 from mlre.cli import app
 from mlre.errors import InputError
 from mlre.evaluate.ablation import parse_groups

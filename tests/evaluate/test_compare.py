@@ -227,7 +227,7 @@ def test_bad_candidate_lists_are_clear_errors(store, tmp_path, args, message):
 def test_across_data_sets_ranks_candidates_and_draws_the_critical_difference(store, tmp_path):
     import shutil
 
-    from mlre.api.compare import compare_datasets
+    from mlre.api.across import compare_datasets
     from mlre.evaluate.across import critical_difference_figure
 
     folder = tmp_path / "sets"

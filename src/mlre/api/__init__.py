@@ -1,8 +1,10 @@
 """The public Python API: what ``import mlre`` offers. Each CLI verb is one call here."""
 
+from mlre.api.ablate import ablate
+from mlre.api.across import compare_datasets
 from mlre.api.audit import AuditReport, audit, init
 from mlre.api.causal import abtest, causal_effect
-from mlre.api.compare import ablate, compare, compare_datasets, compare_runs
+from mlre.api.compare import compare, compare_runs
 from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
 from mlre.api.explain import Explanations, explain_predictions
 from mlre.api.fairness import fairness, mitigate

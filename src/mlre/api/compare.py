@@ -1,8 +1,8 @@
-"""``mlre compare``: does an idea really help? Candidates on the same repeated folds, tested."""
+"""``mlre compare``: does an idea really help? Candidates on the same repeated folds, tested;
+or two finished runs on the holdout rows neither trained on."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlre.api.runs import run_inputs, run_model_uri
 from mlre.errors import InputError, SpecError
 from mlre.spec import Spec
 
@@ -94,8 +95,8 @@ def compare(
     if the_spec.target is None or inputs.task is None:
         raise SpecError("mlre compare needs a target", hint="pass --target COLUMN")
     contract = contract_of(inputs)
-    with _executor(ray) as executor:
-        result = _paired(
+    with comparison_executor(ray) as executor:
+        result = paired_comparison(
             inputs.df,
             the_spec,
             inputs.task,
@@ -110,12 +111,14 @@ def compare(
             executor=executor,
         )
     result.data = str(data) if not isinstance(data, pd.DataFrame) else "a DataFrame"
-    result.run_id = _record(the_spec.project_name, result, inputs.table.sha256) if track else None
+    result.run_id = (
+        record_comparison(the_spec.project_name, result, inputs.table.sha256) if track else None
+    )
     return result
 
 
 @contextmanager
-def _executor(ray: str | None) -> Iterator[Any]:
+def comparison_executor(ray: str | None) -> Iterator[Any]:
     """Ray's executor when an address is given (or in ``MLRE_RAY_ADDRESS``); else None: the
     candidates are fitted one after another here, as idea files may not be thread-safe."""
     from mlre.search.executor import executor_for, ray_address
@@ -128,7 +131,7 @@ def _executor(ray: str | None) -> Iterator[Any]:
         yield executor
 
 
-def _paired(
+def paired_comparison(
     df: pd.DataFrame,
     spec: Spec,
     task: str,
@@ -174,7 +177,7 @@ def _paired(
     return result
 
 
-def _record(project: str, result: Any, data_sha256: str | None) -> str:
+def record_comparison(project: str, result: Any, data_sha256: str | None) -> str:
     """A parent run for the comparison, a child per candidate with its fold scores."""
     from mlre.track import tracked_run
     from mlre.track.store import experiment_of, log_child_run
@@ -256,295 +259,6 @@ def markdown(result: Any) -> str:
     for c in result.comparisons:
         lines.append(f"- {c.sentence}")
     return "\n".join(lines) + "\n"
-
-
-def finished_run(run_id: str) -> tuple[Any, Any]:
-    """The MLflow client and a finished `mlre run` (InputError for anything else)."""
-    from mlre.errors import InputError
-    from mlre.track.store import store_client
-
-    client = store_client()
-    try:
-        run = client.get_run(run_id)
-    except Exception:
-        raise InputError(
-            f"no run {run_id!r} in the MLflow store", hint="`mlre runs` lists the runs"
-        ) from None
-    if run.data.tags.get("mlre.kind") != "run":
-        raise InputError(
-            f"run {run_id} is not an `mlre run` (it is {run.data.tags.get('mlre.kind')!r})"
-        )
-    return client, run
-
-
-def run_inputs(run_id: str, data: str | Path | pd.DataFrame | None) -> tuple[Any, Any, Any]:
-    """A finished run's spec, its leaderboard and its data (checked against the recorded hash)."""
-    from mlre.errors import InputError
-    from mlre.spec import build_spec
-
-    client, run = finished_run(run_id)
-    try:
-        spec_values = json.loads(Path(client.download_artifacts(run_id, "spec.json")).read_text())
-        board = json.loads(Path(client.download_artifacts(run_id, "leaderboard.json")).read_text())
-    except Exception:
-        raise InputError(f"run {run_id} has no recorded spec or leaderboard") from None
-    source = data if data is not None else run.data.tags.get("mlre.source")
-    if source is None or (not isinstance(source, pd.DataFrame) and not Path(source).exists()):
-        raise InputError(
-            f"the data of run {run_id} ({source}) is not where it was",
-            hint="pass --data with the same table",
-        )
-    return run, build_spec(spec_values, source=f"the spec of run {run_id}"), (board, source)
-
-
-def ablate(
-    run_id: str,
-    groups: str,
-    *,
-    data: str | Path | pd.DataFrame | None = None,
-    repeats: int | None = None,
-    folds: int | None = None,
-    rope: float | None = None,
-    track: bool = True,
-    progress: Progress | None = None,
-) -> Any:
-    """What each feature group is worth to run ``run_id``'s best configuration: the model refitted
-    without each group on the same repeated folds, the loss tested (Holm over the groups).
-
-    Returns an ``AblationResult`` with the comparison and each group's worth, most valuable
-    first. The run's table is read from where it was (or ``data``) and must be unchanged.
-    """
-    from mlre.api.audit import contract_of, load_run_inputs
-    from mlre.errors import InputError
-    from mlre.evaluate.ablation import ablation_candidates, group_worth, parse_groups
-    from mlre.evaluate.metrics import get_metric
-    from mlre.search.job import feature_plan
-
-    run, spec, (board, source) = run_inputs(run_id, data)
-    best = next((r for r in board if r.get("status") == "ok"), None)
-    if best is None:
-        raise InputError(f"run {run_id} has no finished trial to ablate")
-    inputs = load_run_inputs(source, spec)
-    sha = inputs.table.sha256
-    recorded = run.data.tags.get("mlre.data_sha256")
-    if data is None and recorded and sha != recorded:
-        raise InputError(
-            f"the table at {source} has changed since run {run_id} (hash {sha[:12]}…, "
-            f"recorded {recorded[:12]}…)",
-            hint="pass --data with the table the run used",
-        )
-    task = run.data.params.get("task") or inputs.task
-    contract = contract_of(inputs)
-    plan = feature_plan(contract, spec)
-    parsed = parse_groups(groups, plan.columns)
-    result = _paired(
-        inputs.df,
-        spec,
-        task,
-        contract,
-        plan,
-        ablation_candidates(best["family"], best["params"], parsed),
-        get_metric(run.data.params.get("metric") or spec.resolved_metric(task)),
-        repeats=repeats,
-        folds=folds,
-        rope=rope,
-        progress=progress,
-    )
-    ablation = AblationResult(run_id, best["family"], result, group_worth(result, parsed))
-    if track:
-        ablation.run_id_recorded = _record(spec.project_name, result, sha)
-    return ablation
-
-
-class AblationResult:
-    """The ablation of one run: the model it refitted, the comparison, each group's worth."""
-
-    def __init__(self, run_id: str, family: str, comparison: Any, groups: list[Any]) -> None:
-        self.run_id = run_id
-        self.family = family
-        self.comparison = comparison
-        self.groups = groups
-        self.run_id_recorded: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ablation, JSON-ready."""
-        return {
-            "run_id": self.run_id,
-            "family": self.family,
-            "groups": [dict(g.__dict__) for g in self.groups],
-            "comparison": to_dict(self.comparison),
-            "recorded_as": self.run_id_recorded,
-        }
-
-
-def compare_datasets(
-    folder: str | Path,
-    candidates: list[str],
-    *,
-    target: str | None = None,
-    target_from_meta: bool = False,
-    repeats: int | None = None,
-    folds: int | None = None,
-    max_rows: int = 10_000,
-    seed: int = 0,
-    track: bool = True,
-    progress: Progress | None = None,
-    ray: str | None = None,
-) -> Any:
-    """``candidates`` on every data set in ``folder`` (one sub-folder each: a data file and, with
-    ``target_from_meta``, a ``meta.json`` naming target, task and metric): each data set's paired
-    comparison, then Friedman's test with the Nemenyi critical difference and the Bayesian
-    signed-rank test over the data sets. Tables above ``max_rows`` are sampled (seeded).
-    """
-    from mlre.errors import InputError
-    from mlre.evaluate.across import AcrossResult, analyse
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{root} is not a folder of data sets")
-    if not target_from_meta and target is None:
-        raise SpecError("say which column to predict", hint="--target COLUMN or --target-from-meta")
-    results: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    with _executor(ray):  # one Ray for every data set (each comparison joins it)
-        for sub in folders:
-            _compare_one(sub, candidates, target, target_from_meta, repeats, folds, max_rows,
-                         seed, progress, ray, results, skipped)  # fmt: skip
-    names = next(([c.name for c in r.candidates] for r in results.values()), None)
-    if names is None:
-        raise InputError(f"no data set in {root} could be compared", hint=str(skipped)[:300])
-    across = AcrossResult(names, results, skipped)
-    analyse(across, seed=seed)
-    across.run_id = _record_across(across) if track else None
-    return across
-
-
-def _compare_one(
-    sub: Path,
-    candidates: list[str],
-    target: str | None,
-    target_from_meta: bool,
-    repeats: int | None,
-    folds: int | None,
-    max_rows: int,
-    seed: int,
-    progress: Progress | None,
-    ray: str | None,
-    results: dict[str, Any],
-    skipped: dict[str, str],
-) -> None:
-    """The paired comparison on the data set in ``sub`` into ``results``, or why not into
-    ``skipped``."""
-    from mlre.data.load import load_table
-    from mlre.errors import MlreError
-
-    meta_path = sub / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    files = sorted(p for p in sub.iterdir() if p.name.startswith("data."))
-    if not files:
-        skipped[sub.name] = "no data file"
-        return
-    if target_from_meta and meta.get("task") not in ("binary", "multiclass", "regression"):
-        skipped[sub.name] = f"its task is {meta.get('task')!r}, not a prediction task"
-        return
-    column = meta.get("target") if target_from_meta else target
-    try:
-        df = load_table(files[0]).frame
-        if len(df) > max_rows:
-            df = df.sample(max_rows, random_state=seed).reset_index(drop=True)
-        step = None if progress is None else (
-            lambda name, done, total, d=sub.name: progress(f"{d}: {name}", done, total)
-        )  # fmt: skip
-        results[sub.name] = compare(
-            df,
-            candidates,
-            target=column,
-            metric=meta.get("metric") if target_from_meta else None,
-            repeats=repeats or 2,
-            folds=folds or 5,
-            seed=seed,
-            track=False,
-            progress=step,
-            ray=ray,
-        )
-    except MlreError as err:
-        skipped[sub.name] = err.message
-
-
-def _record_across(across: Any) -> str:
-    from mlre.evaluate.across import critical_difference_figure
-    from mlre.track import tracked_run
-
-    with tracked_run("mlre-compare", "compare-datasets", {"mlre.kind": "compare"}) as parent:
-        parent.log_params(
-            {
-                "candidates": ", ".join(across.names),
-                "baseline": across.baseline,
-                "datasets": len(across.table()),
-            }
-        )
-        if across.ranks is not None:
-            parent.log_metrics(
-                {
-                    f"mean_rank_{n}": r
-                    for n, r in zip(across.names, across.ranks.mean_ranks, strict=True)
-                }
-                | {"critical_difference": across.ranks.critical_difference}
-            )
-            parent.log_json(
-                critical_difference_figure(across.ranks), "compare/critical_difference.json"
-            )
-        parent.log_json(across.to_dict(), "compare/compare_datasets.json")
-        parent.log_text(markdown_across(across), "compare/compare_datasets.md")
-        return parent.run_id
-
-
-def markdown_across(across: Any) -> str:
-    """The comparison over data sets as Markdown."""
-    table = across.table()
-    lines = [
-        f"## {', '.join(across.names)} over {len(table)} data sets",
-        "",
-        "| data set | metric | " + " | ".join(across.names) + " |",
-        "|---|---|" + "---:|" * len(across.names),
-    ]
-    for name, row in table.items():
-        metric = across.datasets[name].metric
-        lines.append(
-            f"| {name} | {metric} | " + " | ".join(f"{row[n]:.4f}" for n in across.names) + " |"
-        )
-    if across.ranks is not None:
-        r = across.ranks
-        lines += [
-            "",
-            "Mean rank (1 = best): "
-            + ", ".join(f"{n} {v:.2f}" for n, v in zip(r.names, r.mean_ranks, strict=True))
-            + f"; critical difference {r.critical_difference:.2f}"
-            + (f"; Friedman p = {r.p_value:.3g}" if r.p_value is not None else ""),
-            "",
-        ]
-        lines += [f"- {p.sentence}" for p in across.pairs]
-    for name, reason in across.skipped.items():
-        lines.append(f"- left out {name}: {reason}")
-    return "\n".join(lines) + "\n"
-
-
-RUN_ID_LENGTH = 32
-
-
-def run_model_uri(run: Any) -> str | None:
-    """The registry address of the very version a run registered (its alias may have moved on
-    to a later run's model)."""
-    uri, version = run.data.tags.get("mlre.model_uri"), run.data.tags.get("mlre.model_version")
-    if not uri:
-        return None
-    return f"{uri.split('@')[0]}/{version}" if version and "@" in uri else uri
-
-
-def looks_like_run_id(name: str) -> bool:
-    """An MLflow run id (32 hexadecimal characters), not a family or a file."""
-    return len(name) == RUN_ID_LENGTH and all(c in "0123456789abcdef" for c in name.lower())
 
 
 class RunsComparison:

@@ -92,7 +92,7 @@ def mitigate(
     ``candidate``); it then serves like any other. One that reads the sensitive column to
     predict says so in its data contract (``sensitive_inputs``)."""
     from mlre.api.audit import contract_of, load_run_inputs
-    from mlre.api.compare import run_inputs, run_model_uri
+    from mlre.api.runs import run_inputs, run_model_uri
     from mlre.evaluate.ideas import default_params
     from mlre.fairness.audit import sensitive_frame
     from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff, tradeoff_figure
