@@ -121,6 +121,14 @@ def _remote_version() -> str:
     return mlre.__version__
 
 
+def _warm_up() -> None:
+    """Import what the first fits need (scikit-learn, pandas, the zoo, LightGBM), so that a
+    worker's start is not taken for a slow first trial."""
+    import lightgbm  # noqa: F401
+
+    import mlre.search.trial  # noqa: F401
+
+
 class RayExecutor(Executor):
     """Ray tasks of one CPU each; the data is placed in the object store once per search."""
 
@@ -144,6 +152,8 @@ class RayExecutor(Executor):
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._task = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
         self._check_version()
+        # one task per CPU starts every worker now: the search's pace is then that of fits
+        ray.get([self._task.remote(_warm_up, None) for _ in range(self.slots)])
 
     def _connect(self, address: str) -> None:
         ray = self._ray
