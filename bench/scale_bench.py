@@ -272,15 +272,9 @@ def run_memory(rows: int, cap: str, family: str) -> list[dict]:
     return [meta, *out]
 
 
-def _mb(cap: str) -> float:
-    units = {"KB": 2**-10, "MB": 1, "GB": 2**10}
-    for unit, scale in units.items():
-        if cap.upper().endswith(unit):
-            return float(cap[: -len(unit)]) * scale
-    return float(cap) / 2**20
-
-
 def main() -> None:
+    from mlre.data.load import parse_size
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["throughput", "memory", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=120.0)
@@ -311,7 +305,7 @@ def main() -> None:
     if args.part in ("memory", "both"):
         meta, *rows = run_memory(args.rows, args.cap, args.family)
         results["memory"] = [meta, *rows]
-        ratio = meta["on_disk_mb"] / _mb(args.cap)
+        ratio = meta["on_disk_mb"] * 2**20 / parse_size(args.cap)
         print(f"\nStreaming over a Parquet file of {meta['rows']:,} rows: "
               f"{meta['on_disk_mb']:,.0f} MB on disk ({ratio:.1f}x the {args.cap} cap), "
               f"{meta['in_memory_mb']:,.0f} MB as a pandas frame")  # fmt: skip

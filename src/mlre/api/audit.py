@@ -191,15 +191,12 @@ def load_run_inputs(source: Any, spec: Spec, test: Any = None) -> Inputs:
 
 def _large_sample(data: Any, sql: str | None, seed: int) -> Table | None:
     """A sample of a Parquet table too large for memory, or None."""
-    from mlre.api.stream import _kind
+    from mlre.api.stream import file_kind
     from mlre.data.load import load_parquet_sample
 
-    if sql is not None or data is None or isinstance(data, pd.DataFrame):
+    if sql is not None or file_kind(data) != "parquet":
         return None
-    path = Path(data)
-    if not path.exists() or _kind(path) != "parquet":
-        return None
-    return load_parquet_sample(path, seed)
+    return load_parquet_sample(Path(data), seed)
 
 
 def contract_of(inputs: Inputs, profiles: dict[str, ColumnProfile] | None = None) -> DataContract:
@@ -324,24 +321,20 @@ def audit(
 def _streams(data: Any, test: Any, sql: str | None, stream: bool | None) -> bool:
     """Whether ``data`` is audited in bounded memory: a Parquet or CSV file (or a folder of
     Parquet) over the streaming size, or any such file when asked."""
-    from mlre.api.stream import STREAM_BYTES, _kind, input_bytes
+    from mlre.api.stream import file_kind, large
 
-    if stream is False or sql is not None or test is not None or data is None:
+    if stream is False or sql is not None or test is not None or file_kind(data) is None:
         return False
-    if isinstance(data, pd.DataFrame):
-        return False
-    path = Path(data)
-    if not path.exists() or _kind(path) is None:
-        return False
-    return bool(stream) or input_bytes(path) > STREAM_BYTES
+    return bool(stream) or large(Path(data))
 
 
 def _audit_streamed(path: Path, spec: Spec, step: Progress) -> AuditReport:
     """The audit of a file too large to load: whole-file counts, checks on a sample."""
-    from mlre.data.audit.stream import audit_file, file_sha256
+    from mlre.data.audit.stream import audit_file
+    from mlre.data.load import file_sha256, parquet_files
 
     step("hashing the file")
-    sha = file_sha256(path)
+    sha = file_sha256(parquet_files(path))
 
     def audit_sample(sample: pd.DataFrame, stats: dict[str, Any]) -> AuditReport:
         table = Table(sample, str(path), "parquet" if path.is_dir() else path.suffix[1:], sha, {})

@@ -23,17 +23,23 @@ BATCH_ROWS = 100_000
 
 def streamable(data: Any, output: Any) -> bool:
     """True for a Parquet or CSV file (or a folder of Parquet) too large to read whole."""
-    if output is None or isinstance(data, pd.DataFrame):
-        return False
-    p = Path(data)
-    return _kind(p) is not None and input_bytes(p) > STREAM_BYTES
+    return output is not None and file_kind(data) is not None and large(Path(data))
 
 
-def input_bytes(p: Path) -> int:
-    """Bytes of a file, or of the Parquet files of a folder."""
-    if p.is_dir():
-        return sum(f.stat().st_size for f in p.rglob("*.parquet"))
-    return p.stat().st_size
+def large(p: Path) -> bool:
+    """Whether a file (or the Parquet files of a folder) is over the streaming size."""
+    from mlre.data.load import parquet_files
+
+    files = parquet_files(p) if p.is_dir() else [p]
+    return sum(f.stat().st_size for f in files) > STREAM_BYTES
+
+
+def file_kind(data: Any) -> str | None:
+    """ "parquet" or "csv" for such a file (or a folder of Parquet) on disk; None for anything
+    else (a DataFrame, a query, another format)."""
+    if data is None or isinstance(data, pd.DataFrame):
+        return None
+    return _kind(Path(data))
 
 
 def _kind(p: Path) -> str | None:
@@ -63,8 +69,9 @@ def _batches(path: Path, columns: list[str], rows: int) -> Iterator[pd.DataFrame
     if _kind(path) == "parquet":
         import pyarrow.parquet as pq
 
-        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-        for file in files:
+        from mlre.data.load import parquet_files
+
+        for file in parquet_files(path):
             # without pre-buffering: its cache keeps every row group read until the file is
             # done, which for a 1.5 GB file held 1.8 GB by the end
             with pq.ParquetFile(file, pre_buffer=False) as reader:

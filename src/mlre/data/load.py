@@ -253,19 +253,22 @@ def _load_parquet(path: Path) -> Table:
 LOAD_MEMORY = 4 * 2**30
 
 
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``512MB``, ``4GB`` or ``1048576``."""
+    text = text.strip().upper()
+    for unit, scale in {"KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * scale)
+    return int(float(text))
+
+
 def memory_budget() -> int:
     """Bytes a table may take in memory before a run learns from a sample of it:
     ``MLRE_LOAD_MEMORY`` (e.g. ``8GB``), else 4 GB."""
     import os
 
     given = os.environ.get("MLRE_LOAD_MEMORY")
-    if not given:
-        return LOAD_MEMORY
-    text = given.strip().upper()
-    for unit, scale in {"KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * scale)
-    return int(float(text))
+    return parse_size(given) if given else LOAD_MEMORY
 
 
 def load_parquet_sample(path: Path, seed: int) -> Table | None:
@@ -277,7 +280,7 @@ def load_parquet_sample(path: Path, seed: int) -> Table | None:
     """
     import pyarrow.parquet as pq
 
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    files = parquet_files(path)
     try:
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         with pq.ParquetFile(files[0], pre_buffer=False) as first:
@@ -343,16 +346,28 @@ def _pandas_json(path: Path, compression: str | None, *, lines: bool) -> pd.Data
 # --------------------------------------------------------------------------- folders and SQL
 
 
+def _data_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    """The files of ``folder`` with one of ``suffixes``, in name order; hidden and
+    ``_``-prefixed ones (``_SUCCESS``, ``.part`` files of a writer) are not data."""
+    return sorted(
+        f
+        for f in folder.rglob("*")
+        if f.is_file()
+        and sniff.logical_suffix(f) in suffixes
+        and not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts)
+    )
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files a path stands for: itself, or a folder's, as a whole-folder load
+    reads them (so a table read in parts has the hash of the same table read whole)."""
+    return _data_files(path, sniff.PARQUET_SUFFIXES) if path.is_dir() else [path]
+
+
 def _load_dir(
     path: Path, *, encoding: str | None, delimiter: str | None, na_values: Sequence[str]
 ) -> Table:
-    files = sorted(
-        f
-        for f in path.rglob("*")
-        if f.is_file()
-        and sniff.logical_suffix(f) in sniff.DATA_SUFFIXES
-        and not any(part.startswith((".", "_")) for part in f.relative_to(path).parts)
-    )
+    files = _data_files(path, sniff.DATA_SUFFIXES)
     parquet = [f for f in files if sniff.logical_suffix(f) in sniff.PARQUET_SUFFIXES]
     if parquet and len(parquet) < len(files):
         others = [f.name for f in files if f not in parquet][:3]

@@ -186,7 +186,6 @@ def evaluate_candidates(
     splits = repeated_folds(y, task, repeats, folds, seed)
     own = executor is None
     executor = executor or LocalExecutor(1)
-    remote = executor.name != "local"
     shared = executor.put((X, y))
     total = len(splits) * len(candidates)
     jobs: dict[Any, tuple[int, int]] = {}
@@ -194,7 +193,7 @@ def evaluate_candidates(
     lost: set[tuple[int, int]] = set()
     try:
         for c, cand in enumerate(candidates):
-            predict = cand.remote() if remote else cand.predict
+            predict = cand.predict if executor.in_process else cand.remote()
             for i, (train, test) in enumerate(splits):
                 setting = (task, n_classes, plan, contract, seed + i)
                 calls[(c, i)] = (_split_score, predict, shared, train, test, setting, metric)

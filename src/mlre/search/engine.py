@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ class SearchResult:
     best_single_loss: float
     ensemble: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
+    executor: dict[str, Any] = field(default_factory=dict)  # where the trials were fitted
 
     @property
     def finished(self) -> list[TrialResult]:
@@ -231,7 +233,7 @@ class Search:
                             )
                         )
             studies[name] = study
-        turn = iter(range(1 << 62))
+        turn = itertools.count()
 
         def source() -> Launch | None:
             while self.remaining() > 0:
@@ -270,6 +272,7 @@ class Search:
             loss=loss,
             best_single_loss=kept[0].loss,
             ensemble={t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0},
+            executor=self.executor.describe(),
         )
 
 

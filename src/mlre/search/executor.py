@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,7 +34,7 @@ class WorkerLost(RuntimeError):
     """The process running a fit died (killed, out of memory, its node lost)."""
 
 
-class Executor:
+class Executor(ABC):
     """The calls the search makes of a backend."""
 
     name = "local"
@@ -41,6 +42,8 @@ class Executor:
     slots = 1
     #: Whether a running fit can be stopped (a Ray task can; a thread cannot).
     can_cancel = False
+    #: Whether fits run in this process (and can call what it has loaded, an idea file's module).
+    in_process = True
 
     def cost(self, family: Family) -> int:
         """Slots one fit of ``family`` occupies."""
@@ -50,23 +53,25 @@ class Executor:
         """``value`` placed where every fit can read it (once per search)."""
         return value
 
+    @abstractmethod
     def submit(self, fn: Callable[..., Any], *args: Any, deadline: float | None = None) -> Any:
         """Start ``fn(*args)`` (with ``deadline=``, a ``time.monotonic()`` value of this
         process, when given); returns a handle for ``wait`` and ``result``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
         """The handles among ``handles`` that finished within ``timeout`` seconds (at least one
         unless the time ran out)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def result(self, handle: Any) -> Any:
         """What the function returned; raises what it raised, or :class:`WorkerLost`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def cancel(self, handle: Any) -> None:
         """Stop a running fit, when the backend can."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release what the executor started."""
 
@@ -101,6 +106,9 @@ class LocalExecutor(Executor):
     def result(self, handle: Any) -> Any:
         return handle.result()
 
+    def cancel(self, handle: Any) -> None:
+        handle.cancel()  # stops a fit still queued; one already running finishes
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -134,6 +142,7 @@ class RayExecutor(Executor):
 
     name = "ray"
     can_cancel = True
+    in_process = False
 
     def __init__(self, address: str) -> None:
         try:

@@ -285,9 +285,7 @@ def run_job(
             "search": scheme,
             "features": plan.columns,
             "ignored": plan.ignored,
-            "executor": executor.describe()
-            if executor is not None
-            else {"backend": "local", "slots": n_workers()},
+            "executor": search.executor,
         },
         test_rows=len(hold),
         train_rows=len(train),

@@ -30,13 +30,25 @@ MEMORY_LIMIT = os.environ.get("MLRE_STREAM_MEMORY", "1GB")
 
 def _source(path: Path) -> str:
     """The DuckDB table function reading ``path`` (a Parquet file or folder, or a CSV file)."""
-    p = str(path).replace("'", "''")
     if path.is_dir():
-        return f"read_parquet('{p}/**/*.parquet', union_by_name = true)"
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return f"read_parquet('{p}')"
-    return f"read_csv('{p}', sample_size = 100000)"
+        from mlre.data.load import parquet_files
+
+        names = ", ".join(_literal(f) for f in parquet_files(path))
+        return f"read_parquet([{names}], union_by_name = true)"
+    if path.name.lower().endswith((".parquet", ".pq")):
+        return f"read_parquet({_literal(path)})"
+    return f"read_csv({_literal(path)}, sample_size = 100000)"
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _over_limit(path: Path, what: str, err: Exception) -> InputError:
+    return InputError(
+        f"{what} of {path} need more than {MEMORY_LIMIT}: {str(err).splitlines()[0]}",
+        hint="raise the limit, e.g. MLRE_STREAM_MEMORY=2GB",
+    )
 
 
 def _connect() -> Any:
@@ -51,14 +63,6 @@ def _connect() -> Any:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file (or of the Parquet files of a folder, in name order), as a table
-    loaded whole is identified."""
-    from mlre.data.load import file_sha256 as over_files
-
-    return over_files(sorted(path.rglob("*.parquet")) if path.is_dir() else [path])
 
 
 def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
@@ -112,11 +116,7 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
                 f"HAVING count(DISTINCT {_q(target)}) > 1)"
             ).fetchone()
     except duckdb.OutOfMemoryException as err:
-        raise InputError(
-            f"the whole-file statistics of {path} need more than {MEMORY_LIMIT}: "
-            f"{str(err).splitlines()[0]}",
-            hint="raise the limit, e.g. MLRE_STREAM_MEMORY=2GB",
-        ) from None
+        raise _over_limit(path, "the whole-file statistics", err) from None
     except duckdb.Error as err:
         raise InputError(
             f"cannot read {path} to the end: {str(err).splitlines()[0]}",
@@ -157,6 +157,8 @@ def sample_rows(path: Path, rows: int, seed: int) -> pd.DataFrame:
             f"SELECT * FROM {_source(path)} USING SAMPLE reservoir({int(rows)} ROWS) "
             f"REPEATABLE ({int(seed)})"
         ).df()
+    except duckdb.OutOfMemoryException as err:
+        raise _over_limit(path, "the sample", err) from None
     except duckdb.Error as err:
         raise InputError(f"cannot sample {path}: {str(err).splitlines()[0]}") from None
     finally:
