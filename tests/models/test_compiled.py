@@ -4,6 +4,7 @@ with the inputs serving meets: single rows, missing values, unseen categories, n
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import joblib
@@ -17,6 +18,7 @@ from mlre.features import FeaturePlan, make_preprocessor
 from mlre.models import FAMILIES
 from mlre.models.compiled import compile_pipeline
 from mlre.models.final import Member, MlreModel, member_predict
+from mlre.serve.protocol import records_frame
 
 CASES = {
     "binary": ("german_credit", "credit", 600),
@@ -84,6 +86,11 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
         for i in range(0, len(X), max(1, len(X) // 15)):
             one = X.iloc[[i]]
             row = model.predict(one) if task == "regression" else model.predict_proba(one)
+            np.testing.assert_array_equal(row[0], expected[i])
+            # and as a service reads it: the JSON values, untyped
+            served = records_frame(json.loads(one.to_json(orient="records", date_format="iso")))
+            assert set(served.dtypes) == {np.dtype(object)}
+            row = model.predict(served) if task == "regression" else model.predict_proba(served)
             np.testing.assert_array_equal(row[0], expected[i])
 
 

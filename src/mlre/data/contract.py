@@ -138,6 +138,20 @@ def _rows(mask: np.ndarray, limit: int = 10) -> list[int]:
 SMALL_ROWS = 64
 
 
+_ALLOWED: dict[int, tuple[list[Any], frozenset[str]]] = {}
+
+
+def _allowed(categories: list[Any]) -> frozenset[str]:
+    """The categories as text, built once per contract column (a served model checks every
+    request against the same lists; rebuilding a set of up to 1,000 values each time showed)."""
+    entry = _ALLOWED.get(id(categories))
+    if entry is None or entry[0] is not categories:
+        if len(_ALLOWED) >= 4096:
+            _ALLOWED.clear()
+        entry = _ALLOWED[id(categories)] = (categories, frozenset(str(v) for v in categories))
+    return entry[1]
+
+
 def _is_missing(v: Any) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
@@ -179,7 +193,7 @@ def _check_small(col: ColumnContract, values: list[Any]) -> list[Violation]:
                 )
             )
     if col.categories is not None:
-        allowed = {str(v) for v in col.categories}
+        allowed = _allowed(col.categories)
         unseen = [(i, str(v)) for i, v in present if str(v) not in allowed]
         if unseen:
             shown = sorted({v for _, v in unseen})[:5]
@@ -244,7 +258,7 @@ def _check_column(col: ColumnContract, s: pd.Series) -> list[Violation]:
                 )
             )
     if col.categories is not None:
-        allowed = {str(v) for v in col.categories}
+        allowed = _allowed(col.categories)
         present = s[~missing]
         unseen = ~present.astype(str).isin(allowed).to_numpy()
         if unseen.any():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -31,7 +33,11 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
         """Each model column as a numpy array of its contract type: float64 for numbers and
         flags (missing NaN), datetime64[ns] for dates, object for categories (text, NaN)."""
         out: dict[str, np.ndarray] = {}
+        cells = _few_cells(X)  # a served request's values as JSON gave them, or None
         for c in self.numeric:
+            if cells is not None and (numbers := _plain_numbers(cells[c])) is not None:
+                out[c] = numbers
+                continue
             s = X[c]
             if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iufb":
                 out[c] = s.to_numpy().astype(np.float64, copy=False)
@@ -51,6 +57,9 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
                 s = s.dt.tz_convert("UTC").dt.tz_localize(None)
             out[c] = s.astype("datetime64[ns]").to_numpy()
         for c in self.categorical:
+            if cells is not None and all(type(v) is str for v in cells[c]):
+                out[c] = cells[c]
+                continue
             s = X[c]
             if isinstance(s.dtype, pd.StringDtype):  # text already (what JSON and most files give)
                 out[c] = s.to_numpy(dtype=object, na_value=np.nan)
@@ -76,6 +85,31 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(self.columns_, dtype=object)
+
+
+#: Up to this many values an object column of plain numbers is read value by value: a served
+#: request's JSON numbers arrive so, and pandas' conversion costs far more than a few floats.
+_FEW = 64
+
+
+def _few_cells(X: pd.DataFrame) -> dict[Any, np.ndarray] | None:
+    """Each column's values of a short table whose columns are all objects (a served request,
+    see ``mlre.serve.protocol``), taken out in one call; None for any other table."""
+    if len(X) > _FEW or not all(dtype == np.dtype(object) for dtype in X.dtypes):
+        return None
+    values = X.to_numpy(dtype=object)
+    return {c: values[:, j] for j, c in enumerate(X.columns)}
+
+
+def _plain_numbers(values: np.ndarray) -> np.ndarray | None:
+    """The float64 values of an object array holding only ints, floats and missing values
+    (None, NaN), as ``pd.to_numeric`` reads them; None for anything else."""
+    if not all(v is None or type(v) is int or type(v) is float for v in values):
+        return None
+    try:
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    except OverflowError:
+        return None
 
 
 def _to_flag(s: pd.Series) -> pd.Series:

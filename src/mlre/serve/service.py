@@ -26,7 +26,7 @@ from mlre.serve.batching import Batcher
 from mlre.serve.guard import TrialGuard
 from mlre.serve.metrics import ServiceMetrics
 from mlre.serve.predlog import LoggedPrediction, PredictionLog
-from mlre.serve.protocol import BadRequest
+from mlre.serve.protocol import SMALL_ROWS, BadRequest
 from mlre.serve.shadow import ShadowWorker
 from mlre.spec import DeployPolicy
 from mlre.track.audit_log import AuditLog
@@ -289,15 +289,13 @@ class Service:
                 f"{len(frame):,} rows in one request; the limit is {self.config.max_rows:,}",
                 status=413,
             )
-        for col, dtype in frame.dtypes.items():
-            if dtype == np.dtype(object) and any(
-                isinstance(v, (dict, list)) for v in frame[col].to_numpy(dtype=object)
-            ):
-                raise BadRequest(
-                    f"column {col!r} holds a nested value (an object or a list), not a cell value",
-                    status=422,
-                    column=str(col),
-                )
+        nested = _nested_column(frame)
+        if nested is not None:
+            raise BadRequest(
+                f"column {nested!r} holds a nested value (an object or a list), not a cell value",
+                status=422,
+                column=str(nested),
+            )
         violations = slot.model.contract.validate_frame(frame)
         blocking = [v for v in violations if v.blocking]
         if blocking:
@@ -558,6 +556,22 @@ class Service:
         record = rollback(self.name, actor=actor, reason=reason, audit=self.audit)
         self.refresh()
         return record
+
+
+def _nested_column(frame: pd.DataFrame) -> Any:
+    """The first column holding a JSON object or list as a value, or None."""
+    if len(frame) <= SMALL_ROWS:  # a small request: every value in one pandas call
+        objects = list(range(frame.shape[1]))
+        values = frame.to_numpy(dtype=object)
+    else:
+        objects = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.dtype(object)]
+        if not objects:
+            return None
+        values = frame.iloc[:, objects].to_numpy(dtype=object)
+    for j in range(values.shape[1]):
+        if any(isinstance(v, (dict, list)) for v in values[:, j]):
+            return frame.columns[objects[j]]
+    return None
 
 
 def _raw(model: Any, X: pd.DataFrame) -> np.ndarray:
