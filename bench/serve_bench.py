@@ -6,9 +6,11 @@
 
 A model is trained once with `mlre run` (tracked, in bench/.work/serve/), registered twice (v1
 champion, v2 the shadow challenger). Each server runs in its own process on a loopback port;
-the load comes from another process (an asyncio httpx client) sending single-row requests with
-1, 8 and 32 in flight, after a warm-up. The raw floor is the model's own predict on one row in a
-loop, in a child process too. Printed: p50/p99 latency, throughput and errors per system and
+the load comes from another process (wrk when it is installed, else an asyncio httpx client)
+sending single-row requests with 1, 8 and 32 in flight, after a warm-up. The raw floor is the
+model's own predict on one row in a loop, in a child process too: on a pandas table typed as
+`pd.DataFrame([record])` types it, and on the table of JSON values the service builds (the
+smaller is the floor the targets use). Printed: p50/p99 latency, throughput and errors per system and
 concurrency, then the targets: mlre's p50 at c=1 within 2 ms of raw predict, throughput at least
 2x MLflow's, shadow adding at most 10% to the champion's p50, zero errors.
 """
@@ -82,6 +84,45 @@ def _stats(latencies: list[float], wall: float, errors: int) -> dict:
     }
 
 
+_WRK_SCRIPT = r"""
+local bodies = {}
+for line in io.lines(os.getenv("MLRE_BENCH_BODIES")) do
+  if #line > 0 then bodies[#bodies + 1] = line end
+end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT {\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"rps\": %.3f, \"errors\": %d, \"requests\": %d}\n",
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.requests / (summary.duration / 1e6),
+    e.connect + e.read + e.write + e.status + e.timeout, summary.requests))
+end
+"""
+
+
+def _wrk(url: str, bodies: Path, concurrency: int, seconds: float, warmup: float) -> dict:
+    """wrk (C, one thread) keeping ``concurrency`` requests in flight for ``seconds``; its
+    percentiles are exact to the microsecond. A non-2xx answer counts as an error."""
+    script = WORK / "bench.lua"
+    script.write_text(_WRK_SCRIPT)
+    env = os.environ | {"MLRE_BENCH_BODIES": str(bodies)}
+
+    def run(duration: float) -> subprocess.CompletedProcess:
+        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
+               "--timeout", "30s", "-s", str(script), url]  # fmt: skip
+        return subprocess.run(cmd, env=env, text=True, capture_output=True, check=False)
+
+    run(warmup)
+    return _result(run(seconds))
+
+
 def load_child(args: argparse.Namespace) -> None:
     bodies = [line.encode() for line in Path(args.bodies).read_text().splitlines() if line]
     result = asyncio.run(_load(args.url, bodies, args.concurrency, args.requests, args.warmup))
@@ -89,15 +130,20 @@ def load_child(args: argparse.Namespace) -> None:
 
 
 def raw_child(args: argparse.Namespace) -> None:
-    """The floor: the registered model's predict on one row at a time, in threads."""
+    """The floor: the registered model's predict on one row at a time, in threads (on a pandas
+    table, or with ``--json-values`` on the table of JSON values the service builds)."""
     import threading
 
     import pandas as pd
 
+    from mlre.serve.protocol import records_frame
     from mlre.track.registry import load_model
 
     model = load_model(f"models:/{NAME}/1").model
-    rows = [pd.DataFrame([r]) for r in json.loads(Path(args.rows).read_text())]
+    records = json.loads(Path(args.rows).read_text())
+    # with --json-values, the table the service builds from a request's JSON
+    table = records_frame if args.json_values else pd.DataFrame
+    rows = [table([r]) for r in records]
     for i in range(args.warmup):
         model.predict_proba(rows[i % len(rows)])
     latencies: list[float] = []
@@ -249,14 +295,15 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def measure(system: str, concurrencies: list[int], requests: int, warmup: int) -> list[dict]:
+def measure(system: str, concurrencies: list[int], args: argparse.Namespace) -> list[dict]:
     out = []
-    if system == "raw":
+    if system in ("raw", "raw-json"):
         for c in concurrencies:
             done = _python(__file__, "--raw-child", "--rows", str(WORK / "rows.json"),
-                           "--concurrency", str(c), "--requests", str(requests),
-                           "--warmup", str(warmup))  # fmt: skip
-            out.append({"system": system, "concurrency": c, **_result(done)})
+                           "--concurrency", str(c), "--requests", str(args.requests),
+                           "--warmup", str(args.warmup),
+                           *(["--json-values"] if system == "raw-json" else []))  # fmt: skip
+            out.append({"system": system, "concurrency": c, "client": "-", **_result(done)})
         return out
     if system == "mlre+shadow":
         done = _python("-m", "mlre", "promote", NAME, "--version", "2", "--shadow")
@@ -270,10 +317,14 @@ def measure(system: str, concurrencies: list[int], requests: int, warmup: int) -
             "bodies_invocations.jsonl" if system == "mlflow" else "bodies_predict.jsonl"
         )
         for c in concurrencies:
-            done = _python(__file__, "--load-child", "--url", target, "--bodies", str(bodies),
-                           "--concurrency", str(c), "--requests", str(requests),
-                           "--warmup", str(warmup))  # fmt: skip
-            out.append({"system": system, "concurrency": c, **_result(done)})
+            if args.client == "wrk":
+                result = _wrk(target, bodies, c, args.seconds, args.seconds / 3)
+            else:
+                done = _python(__file__, "--load-child", "--url", target, "--bodies", str(bodies),
+                               "--concurrency", str(c), "--requests", str(args.requests),
+                               "--warmup", str(args.warmup))  # fmt: skip
+                result = _result(done)
+            out.append({"system": system, "concurrency": c, "client": args.client, **result})
     finally:
         _stop(proc)
         if system == "mlre+shadow":
@@ -283,12 +334,13 @@ def measure(system: str, concurrencies: list[int], requests: int, warmup: int) -
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| system | concurrency | p50 (ms) | p99 (ms) | throughput (req/s) | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| system | client | concurrency | p50 (ms) | p99 (ms) | throughput (req/s) | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['system']} | {r['concurrency']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"| {r['system']} | {r.get('client', '-')} | {r['concurrency']} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | "
             f"{r['rps']:,.0f} | {r['errors']} |"
         )
     return "\n".join(lines)
@@ -299,10 +351,11 @@ def targets(rows: list[dict]) -> list[str]:
         return next((r for r in rows if r["system"] == system and r["concurrency"] == c), None)
 
     out = []
-    raw, mine = get("raw", 1), get("mlre", 1)
+    floors = [r for r in (get("raw", 1), get("raw-json", 1)) if r]
+    raw, mine = min(floors, key=lambda r: r["p50_ms"]) if floors else None, get("mlre", 1)
     if raw and mine:
         gap = mine["p50_ms"] - raw["p50_ms"]
-        out.append(f"p50 at c=1: mlre {mine['p50_ms']:.2f} ms vs raw {raw['p50_ms']:.2f} ms: "
+        out.append(f"p50 at c=1: mlre {mine['p50_ms']:.2f} ms vs {raw['system']} {raw['p50_ms']:.2f} ms: "
                    f"+{gap:.2f} ms (target <= 2 ms) {'met' if gap <= 2 else 'NOT met'}")  # fmt: skip
         floor = get("http-floor", 1)
         if floor:
@@ -330,7 +383,10 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=1000, help="requests per measurement")
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--concurrency", default="1,8,32")
-    p.add_argument("--systems", default="raw,http-floor,mlre,mlflow,mlre+shadow")
+    p.add_argument("--systems", default="raw,raw-json,http-floor,mlre,mlflow,mlre+shadow")
+    p.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto",
+                   help="load generator (auto: wrk when it is on PATH)")  # fmt: skip
+    p.add_argument("--seconds", type=float, default=10.0, help="seconds per point with wrk")
     p.add_argument("--reuse", action="store_true", help="keep the model trained by the last run")
     p.add_argument("--load-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
@@ -339,6 +395,7 @@ def main() -> int:
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--bodies", help=argparse.SUPPRESS)
     p.add_argument("--rows", help=argparse.SUPPRESS)
+    p.add_argument("--json-values", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.load_child:
         args.concurrency = int(args.concurrency)
@@ -353,10 +410,15 @@ def main() -> int:
         return 0
     if not (args.reuse and (WORK / "rows.json").exists()):
         setup(args.budget)
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "httpx"
+    elif args.client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not on PATH (apt-get install wrk), or use --client httpx")
+    print(f"load generator: {args.client}")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     rows: list[dict] = []
     for system in args.systems.split(","):
-        rows += measure(system, concurrencies, args.requests, args.warmup)
+        rows += measure(system, concurrencies, args)
         print(table([r for r in rows if r["system"] == system]).split("\n", 2)[-1], flush=True)
         (WORK / "results.json").write_text(json.dumps(rows, indent=2))
     print()
