@@ -47,3 +47,38 @@ def test_mlp_regression_and_deadline():
     started = time.monotonic()
     mlp.fit(late, X.iloc[:2000], y[:2000], X.iloc[2000:2500], y[2000:2500], started - 1)
     assert np.isfinite(late.predict(X.iloc[:5])).all()  # one epoch, then stopped at the deadline
+
+
+def test_adamw_matches_torch_optim_and_fitting_leaves_dynamo_unimported():
+    import subprocess
+    import sys
+
+    import torch
+
+    from mlre.models.mlp import _AdamW
+
+    def train(make):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+        unused = torch.nn.Parameter(torch.ones(3))  # no gradient: left as it is, as torch does
+        opt = make([*net.parameters(), unused])
+        x, y = torch.randn(64, 5), torch.randn(64, 1)
+        for _ in range(20):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            opt.step()
+        return [p.detach().clone() for p in [*net.parameters(), unused]]
+
+    ours = train(lambda ps: _AdamW(ps, lr=3e-3, weight_decay=1e-2))
+    theirs = train(lambda ps: torch.optim.AdamW(ps, lr=3e-3, weight_decay=1e-2))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    # torch.optim's Optimizer class imports TorchDynamo and SymPy (85 MB) on first use
+    code = (
+        "import sys, time, numpy as np, pandas as pd\n"
+        "from mlre.models.mlp import TabularMLP\n"
+        "X = pd.DataFrame({'a': np.arange(200.0), 'b': pd.Categorical(['x', 'y'] * 100)})\n"
+        "TabularMLP(max_epochs=2).fit(X, np.arange(200) % 2)\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
