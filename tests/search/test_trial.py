@@ -199,6 +199,14 @@ def test_search_returns_an_ensemble_whose_weights_sum_to_one(searched):
     assert sum(result.ensemble.values()) == pytest.approx(1.0)
 
 
+def test_search_frees_the_fitted_models_the_ensemble_does_not_use(searched):
+    result, _, _, _, _, _ = searched
+    kept = {t.id for t in result.trials if t.pipelines is not None}
+    assert kept == set(result.ensemble)
+    assert all(t.oof is None for t in result.trials if t.id not in kept)
+    assert len(result.finished) > len(kept)  # some candidates were left out and freed
+
+
 def test_search_keeps_a_leaderboard_of_every_trial(searched):
     result, _, data, seen, _, _ = searched
     assert result.trials and seen == result.trials  # on_trial saw each trial as it ended
