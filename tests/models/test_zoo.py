@@ -295,3 +295,15 @@ def test_a_fold_missing_a_class_still_gives_every_class_a_column(tasks):
     assert proba.shape == (len(t.valid), 4)
     assert (proba[:, rare] == 0).all() and np.allclose(proba.sum(axis=1), 1.0)
     assert np.array_equal(align_proba(np.eye(2), np.array([0, 3]), 4)[:, [0, 3]], np.eye(2))
+
+
+def test_catboost_fits_and_predicts_with_missing_categorical_values():
+    from mlre.models.adapters import CatBoostModel
+
+    rng = np.random.default_rng(0)
+    levels = pd.Categorical(rng.choice(["a", "b", None], size=300), categories=["a", "b"])
+    X = pd.DataFrame({"c": levels, "x": rng.normal(size=300)})
+    y = ((X["c"] == "a").to_numpy() ^ (X["x"].to_numpy() > 0)).astype(int)
+    model = CatBoostModel("binary", {"iterations": 30}, 0).fit(X, y)
+    proba = model.predict_proba(X)
+    assert proba.shape == (300, 2) and np.isfinite(proba).all()

@@ -39,7 +39,9 @@ class CatBoostModel(BaseEstimator):
             return X, cats
         X = X.copy()
         for c in cats:
-            X[c] = X[c].astype(str)
+            # CatBoost refuses missing categorical values; pandas 3's astype(str) keeps them
+            # missing (pandas 2 wrote 'nan'), so they become the level 'nan' explicitly
+            X[c] = X[c].astype(str).fillna("nan")
         return X, cats
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set=None, callbacks=None) -> CatBoostModel:
