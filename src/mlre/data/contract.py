@@ -133,8 +133,10 @@ def _rows(mask: np.ndarray, limit: int = 10) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask)[:limit]]
 
 
-#: Up to this many rows, columns are checked value by value in Python: pandas' fixed cost per
-#: operation made checking a one-row request cost more than 10 ms.
+#: Up to this many rows a table is handled value by value in Python: pandas' fixed cost per
+#: operation made checking a one-row request cost more than 10 ms. The same bound decides when
+#: a served request is a table of its JSON values and when the model's first step reads such a
+#: table's values directly (``mlre.serve.protocol``, ``ColumnCoercer``).
 SMALL_ROWS = 64
 
 

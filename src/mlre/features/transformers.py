@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from mlre.data.contract import SMALL_ROWS
+
 TRUE_TOKENS = {"true", "yes", "y", "t", "1", "1.0"}
 FALSE_TOKENS = {"false", "no", "n", "f", "0", "0.0"}
 
@@ -87,15 +89,10 @@ class ColumnCoercer(TransformerMixin, BaseEstimator):
         return np.asarray(self.columns_, dtype=object)
 
 
-#: Up to this many values an object column of plain numbers is read value by value: a served
-#: request's JSON numbers arrive so, and pandas' conversion costs far more than a few floats.
-_FEW = 64
-
-
 def _few_cells(X: pd.DataFrame) -> dict[Any, np.ndarray] | None:
     """Each column's values of a short table whose columns are all objects (a served request,
     see ``mlre.serve.protocol``), taken out in one call; None for any other table."""
-    if len(X) > _FEW or not all(dtype == np.dtype(object) for dtype in X.dtypes):
+    if len(X) > SMALL_ROWS or not all(dtype == np.dtype(object) for dtype in X.dtypes):
         return None
     values = X.to_numpy(dtype=object)
     return {c: values[:, j] for j, c in enumerate(X.columns)}

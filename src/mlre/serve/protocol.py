@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlre.data.contract import SMALL_ROWS
+
 #: v2 datatypes and the numpy types their binary data is read as.
 _V2_NUMPY = {
     "BOOL": np.bool_,
@@ -55,13 +57,10 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(f"the body is not valid JSON: {err}") from None
 
 
-#: Up to this many rows a request becomes a table of the values as JSON gave them (object
-#: columns), built in tens of microseconds; pandas' type inference costs about a millisecond a
-#: request whatever its size. The model's first step gives each column its contract type.
-SMALL_ROWS = 64
-
-
 def _table(rows: Any, columns: list[str] | None = None, where: str = "the body") -> pd.DataFrame:
+    # up to SMALL_ROWS rows a request becomes a table of the values as JSON gave them (object
+    # columns), built in tens of microseconds; pandas' type inference costs about a millisecond
+    # a request whatever its size. The model's first step gives each column its contract type.
     if isinstance(rows, list) and 0 < len(rows) <= SMALL_ROWS:
         frame = _small_table(rows, columns)
         if frame is not None:
