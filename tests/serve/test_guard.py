@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mlre.serve.guard import TrialGuard, wilson_low
@@ -45,6 +46,33 @@ def test_latency_is_judged_against_the_champion_above_the_floor():
     verdict = slow.verdict()
     assert verdict is not None and "p99 latency 200.0 ms" in verdict.reason
     assert fast_but_relatively_slow.verdict() is None
+
+
+def test_a_shadow_call_that_answers_many_requests_counts_its_time_once():
+    """A shadow predicts what gathered in one call: one slow call among few is not a p99 of
+    the challenger, and the rule waits for as many timed calls as it needs requests."""
+    guard = TrialGuard(POLICY, "binary", "2")
+    for call in range(10):  # 10 calls of 12 requests; the first call slow
+        for i in range(12):
+            guard.challenger(True, (300.0 if call == 0 else 10.0) if i == 0 else None)
+            guard.champion(10.0)
+    assert guard.verdict() is None
+    for _ in range(POLICY.min_requests):  # then calls of one request each, all slow
+        guard.challenger(True, 300.0)
+    verdict = guard.verdict()
+    assert verdict is not None and "p99 latency 300.0 ms" in verdict.reason
+
+
+def test_a_busy_window_is_judged_once_per_hundredth_of_it():
+    guard = TrialGuard(POLICY, "binary", "2")
+    judged = []
+    for i in range(1000):
+        guard.challenger(True, 5.0)
+        if guard.due():
+            judged.append(i + 1)
+    assert judged[:3] == [1, 2, 3]  # a small window: every observation
+    gaps = np.diff(judged)
+    assert gaps.max() <= 10 and len(judged) > 200  # a window of up to 1,000: every 10 at most
 
 
 @pytest.mark.parametrize(("differing", "fires"), [(5, False), (35, True)])

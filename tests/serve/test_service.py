@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from mlre.errors import GateError
+from mlre.serve.batching import warm_up
 from mlre.serve.gate import promote
 from mlre.serve.service import ServeConfig, Service
 from mlre.spec import DeployPolicy, RollbackPolicy
 from mlre.track.audit_log import AuditLog
 from mlre.track.releases import read_release
-from serve_helpers import KEY, NAME, build_registry, records, server_thread
+from serve_helpers import KEY, NAME, BrokenModel, build_registry, records, server_thread, variant
 
 POLICY = DeployPolicy(
     rollback=RollbackPolicy(
@@ -263,3 +264,16 @@ def test_feedback_joins_true_labels_to_logged_requests(served, tmp_path):
     import pandas as pd
 
     assert rid in set(pd.read_parquet(out)["request_id"])
+
+
+def test_warming_up_builds_what_the_first_request_would_and_never_raises(registry):
+    model = registry.result.model
+    fresh = variant(model, type(model))  # nothing built yet
+    assert "compiled_" not in fresh.__dict__
+    warm_up(fresh)
+    assert "compiled_" in fresh.__dict__
+    warm_up(variant(model, BrokenModel))  # fails on small tables: warming says nothing
+    bare = variant(model, type(model))
+    bare.background = None
+    warm_up(bare)  # no rows to warm with: left as it is
+    assert "compiled_" not in bare.__dict__

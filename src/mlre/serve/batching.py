@@ -70,7 +70,7 @@ class Batcher:
             batch, stop = take_batch(self._queue.get_nowait, first, self.max_rows, 0)
             results = predict_each(self.predict, [frame for frame, _ in batch])
             self._busy = False
-            for (_, future), (out, error, _) in zip(batch, results, strict=True):
+            for (_, future), (out, error, _, _) in zip(batch, results, strict=True):
                 if error is None:
                     future.set_result(out)
                 else:
@@ -101,9 +101,11 @@ def predict_each(
     predict: Callable[[pd.DataFrame], np.ndarray],
     frames: list[pd.DataFrame],
     clock: Callable[[], float] = time.perf_counter,
-) -> list[tuple[np.ndarray | None, Exception | None, float]]:
-    """Each table's output (or error) and the seconds it took by ``clock``: one call for them
-    all, or, when that fails, one call each, so one bad request fails alone."""
+) -> list[tuple[np.ndarray | None, Exception | None, float, bool]]:
+    """Each table's output (or error), the seconds its call took by ``clock``, and whether it
+    is the first table of that call: one call for them all, or, when that fails, one call each,
+    so one bad request fails alone. A call's time counts once where calls are timed (the tables
+    of one call share it; counted for each, one slow call would weigh as many)."""
     if len(frames) > 1:
         t0 = clock()
         try:
@@ -112,18 +114,39 @@ def predict_each(
             pass
         else:
             seconds, results, start = clock() - t0, [], 0
-            for frame in frames:
-                results.append((out[start : start + len(frame)], None, seconds))
+            for i, frame in enumerate(frames):
+                results.append((out[start : start + len(frame)], None, seconds, i == 0))
                 start += len(frame)
             return results
     results = []
     for frame in frames:
         t0 = clock()
         try:
-            results.append((predict(frame), None, clock() - t0))
+            results.append((predict(frame), None, clock() - t0, True))
         except Exception as err:
-            results.append((None, err, clock() - t0))
+            results.append((None, err, clock() - t0, True))
     return results
+
+
+def warm_up(model: Any) -> None:
+    """Predict a training row the model keeps (its explanation background) once, as a typed
+    table and as a served request's table of plain values, so that the first callers do not pay
+    for what a model builds on first use. A model without such rows is left as it is."""
+    rows = getattr(model, "background", None)
+    if not isinstance(rows, pd.DataFrame) or rows.empty:
+        return
+    row = rows.head(1)
+    plain = pd.DataFrame(
+        row.astype(object).to_numpy(), columns=pd.Index(row.columns, dtype=object), dtype=object
+    )
+    for table in (row, plain):
+        try:
+            if model.task == "regression":
+                model.predict(table)
+            else:
+                model.predict_proba(table)
+        except Exception:  # a model that fails here fails on requests too, and says so there
+            log.debug("warming up the model failed", exc_info=True)
 
 
 def _settle(future: Future, predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> None:

@@ -1,12 +1,13 @@
 """The automatic rollback rule: watch a challenger over a sliding window and say when it must go.
 
 Reasons, each judged only once the window holds the policy's minimum of challenger requests:
-its error rate, its p99 latency (against an absolute bound, and against the champion's p99 times
-a ratio, above a floor where timer noise rules), in shadow how often its answers differ from the
-champion's on the same requests (classification: another label; regression: further apart than
-a tolerance times the spread of the champion's answers in the window), and, as a canary, how far
-the distribution of its answers is from the champion's on the rest of the traffic (the two
-shares are drawn from the same requests by a hash, so a shift is the model's doing).
+its error rate, its p99 latency (over as many timed calls: against an absolute bound, and
+against the champion's p99 times a ratio, above a floor where timer noise rules), in shadow how
+often its answers differ from the champion's on the same requests (classification: another
+label; regression: further apart than a tolerance times the spread of the champion's answers in
+the window), and, as a canary, how far the distribution of its answers is from the champion's on
+the rest of the traffic (the two shares are drawn from the same requests by a hash, so a shift
+is the model's doing).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class TrialGuard:
         self.task = task
         self.version = version
         self._lock = threading.Lock()
-        self._challenger: deque[tuple[float, bool, float]] = deque()  # time, ok, latency ms
+        self._challenger: deque[tuple[float, bool, float | None]] = deque()  # time, ok, ms
+        self._unjudged = 0  # challenger observations since the last ``due``
         self._champion: deque[tuple[float, float]] = deque()  # time, latency ms
         self._pairs: deque[tuple[float, Any, Any]] = deque()  # time, champion, challenger answer
         # answers to different requests (a canary's share and the rest), for distribution shift
@@ -50,10 +52,22 @@ class TrialGuard:
             "challenger": deque(),
         }
 
-    def challenger(self, ok: bool, latency_ms: float) -> None:
-        """One challenger prediction (shadow or canary)."""
+    def challenger(self, ok: bool, latency_ms: float | None) -> None:
+        """One challenger prediction (shadow or canary); ``latency_ms`` is None for a request
+        answered in a call whose time another request of it carries."""
         with self._lock:
             self._challenger.append((time.monotonic(), ok, latency_ms))
+            self._unjudged += 1
+
+    def due(self) -> bool:
+        """Whether a verdict is worth computing now: after every observation while the window
+        is small, then once per hundredth of the window (a verdict reads the whole window, so
+        judging every request of a busy one would cost each request in proportion to it)."""
+        with self._lock:
+            if self._unjudged < max(1, len(self._challenger) // 100):
+                return False
+            self._unjudged = 0
+            return True
 
     def champion(self, latency_ms: float) -> None:
         """One champion prediction, for the latency comparison."""
@@ -104,8 +118,10 @@ class TrialGuard:
                 f"error rate {errors / n:.1%} over {n} requests (limit {p.max_error_rate:.1%})",
                 {**base, "errors": errors, "error_rate": errors / n},
             )
-        latencies = [lat for _, ok, lat in seen if ok]
-        if latencies:
+        # one time per call: a shadow answers the requests that gathered in one call, and a p99
+        # of a handful of calls would be their slowest
+        latencies = [lat for _, ok, lat in seen if ok and lat is not None]
+        if len(latencies) >= p.min_requests:
             p99 = float(np.percentile(latencies, 99))
             if p.max_p99_ms is not None and p99 > p.max_p99_ms:
                 return Verdict(

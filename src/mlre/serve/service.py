@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlre.errors import MlreError
-from mlre.serve.batching import Batcher
+from mlre.serve.batching import Batcher, warm_up
 from mlre.serve.guard import TrialGuard
 from mlre.serve.metrics import ServiceMetrics
 from mlre.serve.predlog import LoggedPrediction, PredictionLog
@@ -66,6 +66,7 @@ class Slot:
 
     @classmethod
     def load(cls, version: str, model: Any, sha256: str) -> Slot:
+        warm_up(model)  # before it serves: its first callers would pay for it
         slot = cls.__new__(cls)
         batcher = Batcher(lambda X: _raw(model, X), name=f"v{version}")
         cls.__init__(slot, version, model, sha256, time.time(), batcher)
@@ -238,8 +239,8 @@ class Service:
         return ShadowWorker(
             self.name,
             version,
-            on_result=lambda rid, out, error, seconds: self._shadow_result(
-                version, rid, out, error, seconds
+            on_result=lambda rid, out, error, seconds, timed: self._shadow_result(
+                version, rid, out, error, seconds, timed
             ),
             on_failure=lambda reason: self._shadow_failed(version, reason),
         )
@@ -459,7 +460,10 @@ class Service:
         out: np.ndarray | None,
         error: str | None,
         seconds: float,
+        timed: bool = True,
     ) -> None:
+        """``seconds`` is the time of the worker's call that answered the request, shared by
+        the requests it answered together; ``timed`` marks the one request that counts it."""
         with self._shadow_lock:
             pending = self._shadow_pending.pop(request_id, None)
         if pending is None:
@@ -469,9 +473,11 @@ class Service:
         if worker is None or guard is None or worker.version != version:
             return
         failure = None if error is None else RuntimeError(error)
-        X = frame[[c for c in worker.features if c in frame.columns]] if worker.features else frame
+        X = frame
+        if worker.features and list(frame.columns) != worker.features:  # another contract
+            X = frame[[c for c in worker.features if c in frame.columns]]
         self._observe(worker, SHADOW, request_id, X, out, seconds, failure)
-        guard.challenger(error is None, seconds * 1000)
+        guard.challenger(error is None, seconds * 1000 if timed else None)
         if out is not None:
             differs = False
             for a, b in zip(champion, worker.answers(out), strict=True):
@@ -515,7 +521,7 @@ class Service:
     def _judge(self, state: State) -> None:
         """Roll the challenger back if the policy says so (once, whichever thread sees it)."""
         guard, slot = state.guard, state.challenger
-        if guard is None or slot is None or self.state.challenger is not slot:
+        if guard is None or slot is None or self.state.challenger is not slot or not guard.due():
             return
         verdict = guard.verdict()
         if verdict is None:

@@ -47,7 +47,7 @@ class ShadowWorker:
         self,
         name: str,
         version: str,
-        on_result: Callable[[str, np.ndarray | None, str | None, float], None],
+        on_result: Callable[[str, np.ndarray | None, str | None, float, bool], None],
         on_failure: Callable[[str], None],
     ) -> None:
         self.name, self.version = name, version
@@ -133,11 +133,11 @@ class ShadowWorker:
                 self._fail(message[1])
                 return
             elif kind == "results":
-                for request_id, out, error, seconds in message[1]:
+                for request_id, out, error, seconds, timed in message[1]:
                     with self._lock:
                         self._sent.discard(request_id)
                     try:
-                        self._on_result(request_id, out, error, seconds)
+                        self._on_result(request_id, out, error, seconds, timed)
                     except Exception:
                         log.exception("the shadow result of %s could not be recorded", request_id)
 
@@ -147,7 +147,7 @@ class ShadowWorker:
         with self._lock:
             lost, self._sent = list(self._sent), set()
         for request_id in lost:
-            self._on_result(request_id, None, reason, 0.0)
+            self._on_result(request_id, None, reason, 0.0, False)
         self._on_failure(reason)
 
 
@@ -157,7 +157,7 @@ def _plain(value: Any) -> Any:
 
 def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
     """The worker process: load, then predict batches until told to stop."""
-    from mlre.serve.batching import predict_each
+    from mlre.serve.batching import predict_each, warm_up
 
     logging.basicConfig(level=logging.WARNING)
     parent = os.getppid()
@@ -180,6 +180,9 @@ def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
     task = model.task
     classes = None if task == "regression" else [_plain(c) for c in model.classes_]
     features = [c.name for c in model.contract.features]
+    # its first predictions would pay for what the model builds on first use, and a shadow's
+    # first latencies feed the rollback rule
+    warm_up(model)
     outbox.put(("ready", task, classes, features))
     # mirrored predictions are background work: when cores are short, the answers callers wait
     # for go first (lowered once loaded, so that a promotion takes effect promptly)
@@ -201,9 +204,9 @@ def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
         # for a core; the rollback rule judges what the model costs: its CPU time
         results = predict_each(predict, [frame for _, frame in batch], clock=time.process_time)
         answers = []
-        for (request_id, _), (out, error, seconds) in zip(batch, results, strict=True):
+        for (request_id, _), (out, error, seconds, timed) in zip(batch, results, strict=True):
             message = None if error is None else f"{type(error).__name__}: {error}"[:500]
-            answers.append((request_id, out, message, seconds))
+            answers.append((request_id, out, message, seconds, timed))
         outbox.put(("results", answers))
         if stop:
             return
