@@ -106,6 +106,7 @@ def test_bad_requests_get_the_right_4xx_with_a_clear_message_never_a_500(served)
     as_json = {"content-type": "application/json"}
     no_age = [{k: v for k, v in good.items() if k != "age"}]
     plain_text = {"content-type": "text/plain"}
+    stream = (b" " * 4096 for _ in range(1000))  # chunked: no Content-Length to refuse it by
 
     def post(path: str, **kwargs):
         return httpx.post(path if path.startswith("http") else f"{url}{path}", **kwargs)
@@ -116,6 +117,7 @@ def test_bad_requests_get_the_right_4xx_with_a_clear_message_never_a_500(served)
         "wrong type": (post("/predict", json=[good | {"age": "old"}]), 422, "expects numbers"),
         "nested value": (post("/predict", json=[good | {"purpose": {"a": 1}}]), 422, "nested"),
         "oversized body": (post("/predict", json=[good] * 2000), 413, "over the limit"),
+        "oversized stream": (post("/predict", content=stream, headers=as_json), 413, "over the limit"),
         "unknown model": (post("/v2/models/nope/infer", json={"inputs": []}), 404, "unknown model"),
         "no body": (post("/predict"), 400, "no body"),
         "not a table": (post("/invocations", json={"dataframe_split": {"columns": ["a"]}}), 400, "dataframe_split"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -82,6 +84,47 @@ class _TooLarge(Exception):
     pass
 
 
+class PredictFastPath:
+    """ASGI middleware: ``POST`` of a JSON body to one of ``handlers``' paths is answered by that
+    handler directly, without FastAPI's routing, request objects and exception middleware
+    (about half a millisecond a request on a small machine, a tenth of a one-row prediction).
+    The same handlers serve the routes FastAPI documents; anything else passes through."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        handlers: dict[str, Callable[[bytes, Headers], Awaitable[Response]]],
+        on_error: Callable[[Exception], Response],
+    ) -> None:
+        self.app, self.handlers, self.on_error = app, handlers, on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.handlers.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if _content_type(headers) != "application/json":
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        try:
+            response = await handler(b"".join(chunks), headers)
+        except Exception as err:
+            response = self.on_error(err)
+        await response(scope, receive, send)
+
+
+def _content_type(headers: Headers) -> str:
+    return headers.get("content-type", "application/json").split(";")[0].strip()
+
+
 async def _too_large(send: Send, limit: int) -> None:
     body = JSONResponse(
         {"error": f"the request body is over the limit of {limit:,} bytes"}, status_code=413
@@ -119,26 +162,29 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
         "trial). Open Inference Protocol v2, MLflow scoring format and plain JSON records.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
     name = service.name
 
+    def answer_error(err: Exception) -> JSONResponse:
+        """The answer to a request that raised ``err``: a refusal with its 4xx, or a 500."""
+        if isinstance(err, (Refused, BadRequest)):
+            service.metrics.rejected.labels(str(err.status)).inc()
+            return _error(err.status, err.message, err.column)
+        if isinstance(err, NotReady):
+            return _error(503, str(err))
+        if isinstance(err, MlreError):
+            return _error(400, str(err))
+        # the model failed on input that passed every check: a server error, said plainly
+        log.error("prediction failed", exc_info=err)
+        return _error(
+            500, f"the model failed on this request ({type(err).__name__}); see the server log"
+        )
+
     @app.exception_handler(Refused)
-    async def _refused(_: Request, err: Refused) -> JSONResponse:
-        service.metrics.rejected.labels(str(err.status)).inc()
-        return _error(err.status, err.message, err.column)
-
     @app.exception_handler(BadRequest)
-    async def _bad(_: Request, err: BadRequest) -> JSONResponse:
-        service.metrics.rejected.labels(str(err.status)).inc()
-        return _error(err.status, err.message, err.column)
-
     @app.exception_handler(NotReady)
-    async def _not_ready(_: Request, err: NotReady) -> JSONResponse:
-        return _error(503, str(err))
-
     @app.exception_handler(MlreError)
-    async def _mlre(_: Request, err: MlreError) -> JSONResponse:
-        return _error(400, str(err))
+    async def _refused(_: Request, err: Exception) -> JSONResponse:
+        return answer_error(err)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -148,11 +194,7 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _failed(_: Request, err: Exception) -> JSONResponse:
-        # the model failed on input that passed every check: a server error, said plainly
-        log.exception("prediction failed")
-        return _error(
-            500, f"the model failed on this request ({type(err).__name__}); see the server log"
-        )
+        return answer_error(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -175,9 +217,9 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
             raise Refused(401, "a valid API key is needed (header X-API-Key)")
         return request.headers.get("x-actor") or "api-key"
 
-    async def _predict(request: Request, frame: Any) -> Any:
-        key = request.headers.get(REQUEST_KEY_HEADER)
-        rid = request.headers.get("x-request-id")
+    async def _predict(headers: Headers, frame: Any) -> Any:
+        key = headers.get(REQUEST_KEY_HEADER)
+        rid = headers.get("x-request-id")
         return await service.predict_async(frame, key=key, request_id=rid)
 
     # ----------------------------------------------------------------- v2 protocol
@@ -231,12 +273,14 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
     @app.post("/v2/models/{model_name}/infer", tags=["v2"])
     async def infer(model_name: str, request: Request) -> Response:
         _model(model_name)
-        body = await request.body()
-        header = request.headers.get("inference-header-content-length")
+        return await answer_infer(await request.body(), request.headers)
+
+    async def answer_infer(body: bytes, headers: Headers) -> JSONResponse:
+        header = headers.get("inference-header-content-length")
         if header is not None and not header.isdigit():
             raise BadRequest("Inference-Header-Content-Length must be a number of bytes")
         frame, payload = protocol.v2_frame(body, int(header) if header is not None else None)
-        answer = await _predict(request, frame)
+        answer = await _predict(headers, frame)
         out = protocol.v2_response(
             name,
             answer.slot.version,
@@ -249,10 +293,8 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
 
     # ----------------------------------------------------------------- MLflow and plain JSON
 
-    @app.post("/invocations", tags=["mlflow"])
-    async def invocations(request: Request) -> Response:
-        ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        body = await request.body()
+    async def answer_invocations(body: bytes, headers: Headers) -> JSONResponse:
+        ctype = _content_type(headers)
         if ctype == "text/csv":
             frame = _csv(body)
         elif ctype == "application/json":
@@ -261,14 +303,13 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
             raise Refused(
                 415, f"content type {ctype!r} is not supported: use application/json or text/csv"
             )
-        answer = await _predict(request, frame)
+        answer = await _predict(headers, frame)
         out = protocol.mlflow_response(answer.slot.task, answer.slot.classes, answer.output)
         return JSONResponse(out, headers=_headers(answer))
 
-    @app.post("/predict", tags=["plain"])
-    async def predict(request: Request) -> Response:
-        frame = protocol.records_frame(protocol.parse_json(await request.body()))
-        answer = await _predict(request, frame)
+    async def answer_predict(body: bytes, headers: Headers) -> JSONResponse:
+        frame = protocol.records_frame(protocol.parse_json(body))
+        answer = await _predict(headers, frame)
         return JSONResponse(
             {
                 "model": name,
@@ -282,6 +323,26 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
             },
             headers=_headers(answer),
         )
+
+    @app.post("/invocations", tags=["mlflow"])
+    async def invocations(request: Request) -> Response:
+        return await answer_invocations(await request.body(), request.headers)
+
+    @app.post("/predict", tags=["plain"])
+    async def predict(request: Request) -> Response:
+        return await answer_predict(await request.body(), request.headers)
+
+    # the prediction endpoints' JSON requests, answered before FastAPI's routing (same code)
+    app.add_middleware(
+        PredictFastPath,
+        handlers={
+            "/predict": answer_predict,
+            "/invocations": answer_invocations,
+            f"/v2/models/{name}/infer": answer_infer,
+        },
+        on_error=answer_error,
+    )
+    app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
 
     @app.post("/feedback", tags=["plain"])
     async def feedback(request: Request) -> dict[str, Any]:
