@@ -51,7 +51,7 @@ class ServeConfig:
     retention_days: float | None = None
     audit_log: Path | None = None
     deploy: DeployPolicy = field(default_factory=DeployPolicy)
-    shadow_queue: int = 256
+    shadow_queue: int = 1024  # mirrored requests awaiting the shadow's answer (more: dropped)
 
 
 @dataclass(frozen=True)
