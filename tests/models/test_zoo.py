@@ -307,3 +307,30 @@ def test_catboost_fits_and_predicts_with_missing_categorical_values():
     model = CatBoostModel("binary", {"iterations": 30}, 0).fit(X, y)
     proba = model.predict_proba(X)
     assert proba.shape == (300, 2) and np.isfinite(proba).all()
+
+
+def test_catboost_on_a_small_table_returns_freed_memory_at_once():
+    """The allocator option is set before CatBoost's first import on a small table (in a fresh
+    interpreter: it is read once), never on a large one, and a user's own value is kept."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys, numpy as np, pandas as pd\n"
+        "from mlre.models.adapters import CatBoostModel\n"
+        "rows = int(sys.argv[1])\n"
+        "X = pd.DataFrame({'x': np.arange(rows) % 7})\n"
+        "CatBoostModel('binary', {'iterations': 2}, 0).fit(X, np.arange(rows) % 2)\n"
+        "print(os.environ.get('MIMALLOC_PURGE_DELAY'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_PURGE_DELAY"}
+
+    def run(rows: int, **extra: str) -> str:
+        done = subprocess.run([sys.executable, "-c", script, str(rows)], env=env | extra,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run(500) == "0"
+    assert run(30_000) == "None"
+    assert run(500, MIMALLOC_PURGE_DELAY="25") == "25"

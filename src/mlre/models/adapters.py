@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -25,6 +28,21 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
         return out
 
 
+#: Up to this many training rows CatBoost's allocator returns freed memory at once.
+PURGE_AT_ONCE_ROWS = 20_000
+
+
+def _prepare_catboost(rows: int) -> None:
+    """Before CatBoost is first imported: on a small table, have its bundled allocator
+    (mimalloc) give freed memory back at once instead of after a delay that, once a fit is over,
+    never comes. A fit then leaves 20-30 MB behind instead of 70-90 MB (a 5,600-row table, depth
+    6-7), for fits 15-30% slower; on small tables fits take seconds and the memory is most of
+    what a run adds. A value the user set is kept, and a process that imported CatBoost already
+    keeps its allocator as it is."""
+    if "catboost" not in sys.modules and rows <= PURGE_AT_ONCE_ROWS:
+        os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+
+
 class CatBoostModel(BaseEstimator):
     """CatBoost with pandas categoricals passed as its own categorical features."""
 
@@ -45,6 +63,7 @@ class CatBoostModel(BaseEstimator):
         return X, cats
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set=None, callbacks=None) -> CatBoostModel:
+        _prepare_catboost(len(X))
         from catboost import CatBoostClassifier, CatBoostRegressor
 
         params = dict(self.params or {})
