@@ -92,14 +92,18 @@ class DataContract(BaseModel):
             )
         return cls.model_validate(raw)
 
-    def validate_frame(self, df: pd.DataFrame, *, with_target: bool = False) -> list[Violation]:
-        """Every way ``df`` breaks the contract; ``blocking`` ones make prediction impossible."""
+    def validate_frame(
+        self, df: pd.DataFrame, *, with_target: bool = False, values: np.ndarray | None = None
+    ) -> list[Violation]:
+        """Every way ``df`` breaks the contract; ``blocking`` ones make prediction impossible.
+        ``values``: a small table's values as objects (``df.to_numpy(dtype=object)``), when the
+        caller has taken them out already."""
         out: list[Violation] = []
         expected = self.columns if with_target else self.features
         names = {c.name for c in expected}
         small = len(df) <= SMALL_ROWS
         if small:  # every value in one pandas call, not one call per column
-            values = df.to_numpy(dtype=object)
+            values = df.to_numpy(dtype=object) if values is None else values
             position = {name: j for j, name in enumerate(df.columns)}
         for col in expected:
             if col.name not in df.columns:

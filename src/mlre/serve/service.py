@@ -290,14 +290,16 @@ class Service:
                 f"{len(frame):,} rows in one request; the limit is {self.config.max_rows:,}",
                 status=413,
             )
-        nested = _nested_column(frame)
+        # a small request's values are taken out of the table once, for both checks
+        values = frame.to_numpy(dtype=object) if len(frame) <= SMALL_ROWS else None
+        nested = _nested_column(frame, values)
         if nested is not None:
             raise BadRequest(
                 f"column {nested!r} holds a nested value (an object or a list), not a cell value",
                 status=422,
                 column=str(nested),
             )
-        violations = slot.model.contract.validate_frame(frame)
+        violations = slot.model.contract.validate_frame(frame, values=values)
         blocking = [v for v in violations if v.blocking]
         if blocking:
             first = blocking[0]
@@ -564,11 +566,12 @@ class Service:
         return record
 
 
-def _nested_column(frame: pd.DataFrame) -> Any:
-    """The first column holding a JSON object or list as a value, or None."""
-    if len(frame) <= SMALL_ROWS:  # a small request: every value in one pandas call
+def _nested_column(frame: pd.DataFrame, values: np.ndarray | None = None) -> Any:
+    """The first column holding a JSON object or list as a value, or None; ``values`` are all
+    of a small table's values as objects when the caller has them already."""
+    if values is not None or len(frame) <= SMALL_ROWS:  # small: every value in one pandas call
         objects = list(range(frame.shape[1]))
-        values = frame.to_numpy(dtype=object)
+        values = frame.to_numpy(dtype=object) if values is None else values
     else:
         objects = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.dtype(object)]
         if not objects:
