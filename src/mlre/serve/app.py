@@ -183,7 +183,8 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
     @app.exception_handler(BadRequest)
     @app.exception_handler(NotReady)
     @app.exception_handler(MlreError)
-    async def _refused(_: Request, err: Exception) -> JSONResponse:
+    @app.exception_handler(Exception)
+    async def _answer_error(_: Request, err: Exception) -> JSONResponse:
         return answer_error(err)
 
     @app.exception_handler(RequestValidationError)
@@ -191,10 +192,6 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
         first = err.errors()[0] if err.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(422, f"{where or 'the body'}: {first.get('msg', 'invalid')}")
-
-    @app.exception_handler(Exception)
-    async def _failed(_: Request, err: Exception) -> JSONResponse:
-        return answer_error(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:

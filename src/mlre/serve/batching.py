@@ -135,11 +135,10 @@ def warm_up(model: Any) -> None:
     rows = getattr(model, "background", None)
     if not isinstance(rows, pd.DataFrame) or rows.empty:
         return
+    from mlre.serve.protocol import object_table
+
     row = rows.head(1)
-    plain = pd.DataFrame(
-        row.astype(object).to_numpy(), columns=pd.Index(row.columns, dtype=object), dtype=object
-    )
-    for table in (row, plain):
+    for table in (row, object_table(row.astype(object).to_numpy(), list(row.columns))):
         try:
             if model.task == "regression":
                 model.predict(table)

@@ -97,7 +97,13 @@ def _small_table(rows: list[Any], columns: list[str] | None) -> pd.DataFrame | N
                 values[i, j] = value  # one by one: a nested list stays one cell
     if not names:
         return None
-    return pd.DataFrame(values, columns=pd.Index(names, dtype=object), dtype=object, copy=False)
+    return object_table(values, names)
+
+
+def object_table(values: Any, columns: list[Any]) -> pd.DataFrame:
+    """Rows of values as they are, in object columns: no type inference (pandas would make text
+    and number columns of them); the model's first step gives each column its contract type."""
+    return pd.DataFrame(values, columns=pd.Index(columns, dtype=object), dtype=object, copy=False)
 
 
 def records_frame(payload: Any) -> pd.DataFrame:

@@ -567,11 +567,11 @@ class Service:
 
 
 def _nested_column(frame: pd.DataFrame, values: np.ndarray | None = None) -> Any:
-    """The first column holding a JSON object or list as a value, or None; ``values`` are all
-    of a small table's values as objects when the caller has them already."""
-    if values is not None or len(frame) <= SMALL_ROWS:  # small: every value in one pandas call
+    """The first column holding a JSON object or list as a value, or None; ``values``: all of
+    the table's values as objects when the caller has them (a small request), else the object
+    columns are read (no other column can hold one)."""
+    if values is not None:
         objects = list(range(frame.shape[1]))
-        values = frame.to_numpy(dtype=object) if values is None else values
     else:
         objects = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.dtype(object)]
         if not objects:

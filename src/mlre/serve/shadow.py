@@ -231,7 +231,7 @@ def _table(payload: Any) -> Any:
     """A mirrored request's table (sent as plain values when small)."""
     if not isinstance(payload, tuple):
         return payload
-    import pandas as pd
+    from mlre.serve.protocol import object_table
 
     columns, values = payload
-    return pd.DataFrame(values, columns=pd.Index(columns, dtype=object), dtype=object)
+    return object_table(values, columns)
