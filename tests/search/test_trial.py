@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ from mlre.evaluate.metrics import get_metric
 from mlre.features import FeaturePlan
 from mlre.models import FAMILIES
 from mlre.models.final import MlreModel
-from mlre.search.engine import run_search
+from mlre.search.engine import Spilled, run_search
 from mlre.search.trial import TrialData, TrialResult, run_trial
 
 LGBM = FAMILIES["lightgbm"]
@@ -181,12 +183,19 @@ def searched():
         train[plan.columns], y[split.train], folds, "binary", 2, plan, get_metric("roc_auc"), 0
     )
     seen: list[TrialResult] = []
-    result, model = run_search(data, 15, on_trial=seen.append, classes=classes, contract=contract)
-    return result, model, data, seen, df.iloc[split.test], y[split.test]
+    held: dict[int, Any] = {}  # what each candidate held when its trial ended
+
+    def on_trial(t: TrialResult) -> None:
+        seen.append(t)
+        if isinstance(t.pipelines, Spilled):
+            held[t.id] = (t.pipelines.path, os.path.getsize(t.pipelines.path))
+
+    result, model = run_search(data, 15, on_trial=on_trial, classes=classes, contract=contract)
+    return result, model, data, seen, df.iloc[split.test], y[split.test], held
 
 
 def test_search_returns_an_ensemble_whose_weights_sum_to_one(searched):
-    result, model, data, _, _, _ = searched
+    result, model, data, _, _, _, _ = searched
     assert isinstance(model, MlreModel) and model.task == "binary" and model.metric == "roc_auc"
     assert model.members and all(m.weight > 0 for m in model.members)
     assert sum(m.weight for m in model.members) == pytest.approx(1.0)
@@ -200,7 +209,7 @@ def test_search_returns_an_ensemble_whose_weights_sum_to_one(searched):
 
 
 def test_search_frees_the_fitted_models_the_ensemble_does_not_use(searched):
-    result, _, _, _, _, _ = searched
+    result, _, _, _, _, _, _ = searched
     kept = {t.id for t in result.trials if t.pipelines is not None}
     assert kept == set(result.ensemble)
     # how many candidates finish depends on the machine's speed; any the ensemble left out
@@ -208,8 +217,21 @@ def test_search_frees_the_fitted_models_the_ensemble_does_not_use(searched):
     assert all(t.oof is None for t in result.trials if t.id not in kept)
 
 
+def test_search_keeps_its_candidates_on_disk_until_the_ensemble(searched):
+    result, model, _, _, _, _, held = searched
+    # the candidates the ensemble used waited on disk, not in memory, while later trials were
+    # fitted (one the ensemble left out at once was freed and never written)
+    assert set(result.ensemble) <= set(held) <= {t.id for t in result.finished}
+    assert all(size > 0 for _, size in held.values())
+    # the members came back from those files (the final model predicts with them) and the
+    # scratch folder is gone
+    assert all(isinstance(p, Pipeline) for m in model.members for p in m.pipelines)
+    assert not any(os.path.exists(path) for path, _ in held.values())
+    assert not os.path.exists(os.path.dirname(next(iter(held.values()))[0]))
+
+
 def test_search_keeps_a_leaderboard_of_every_trial(searched):
-    result, _, data, seen, _, _ = searched
+    result, _, data, seen, _, _, _ = searched
     assert result.trials and seen == result.trials  # on_trial saw each trial as it ended
     assert [t.id for t in result.trials] == list(range(len(result.trials)))
     board = pd.DataFrame([t.row(data.metric) for t in result.trials])
@@ -226,7 +248,7 @@ def test_search_keeps_a_leaderboard_of_every_trial(searched):
 
 
 def test_searched_model_predicts_the_holdout(searched):
-    _, model, _, _, holdout, y_holdout = searched
+    _, model, _, _, holdout, y_holdout, _ = searched
     labels = model.predict(holdout)
     assert set(labels) <= {1, 2}
     proba = model.predict_proba(holdout)

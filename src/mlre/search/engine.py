@@ -8,7 +8,12 @@ import ctypes
 import gc
 import itertools
 import logging
+import os
+import pickle
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +30,34 @@ from mlre.search.schedule import Launch, run_trials
 from mlre.search.trial import TrialData, TrialResult
 
 log = logging.getLogger(__name__)
+
+
+class Spilled:
+    """A candidate's fitted pipelines, written to the search's scratch folder while they wait
+    for the final ensemble (as AutoGluon keeps its models on disk): the search then holds in
+    memory only the trial it is fitting, not every candidate the ensemble may still use.
+
+    Each pipeline is a pickle of its own: an unpickler keeps every object it built until the
+    end of its load, and a forest's trees copy their arrays on the way in, so loading all folds
+    in one call held twice the candidate's size (96 MB for a 46 MB forest); one fold at a time
+    holds one fold's copy."""
+
+    __slots__ = ("count", "path")
+
+    def __init__(self, path: str, pipelines: list[Any]) -> None:
+        with open(path, "wb") as f:
+            for pipeline in pipelines:
+                pickle.dump(pipeline, f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.path, self.count = path, len(pipelines)
+
+    def load(self) -> list[Any]:
+        with open(self.path, "rb") as f:
+            return [pickle.load(f) for _ in range(self.count)]
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+
 
 #: At most this many candidates (the best) keep their fitted pipelines for the ensemble.
 KEEP = 12
@@ -95,6 +128,8 @@ class Search:
         self.on_trial = on_trial or (lambda _: None)
         self.trials: list[TrialResult] = []
         self.pace: dict[str, float] = {}
+        self.scratch = tempfile.mkdtemp(prefix="mlre-search-")
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.scratch, ignore_errors=True)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -156,6 +191,8 @@ class Search:
         self.trials.append(result)
         if result.pipelines is not None:  # a new candidate: the ensemble may change
             self._drop_unused()
+            if result.pipelines is not None:
+                self._spill(result)
         _release_memory()
         self.on_trial(result)
 
@@ -181,12 +218,25 @@ class Search:
         """
         kept = self._kept()
         for t in kept[KEEP:]:
-            t.pipelines, t.oof = None, None
+            _forget(t)
         kept = kept[:KEEP]
         weights, _ = self._select(kept)
         for t, w in zip(kept, weights, strict=True):
             if w <= 0:
-                t.pipelines, t.oof = None, None
+                _forget(t)
+
+    def _spill(self, result: TrialResult) -> None:
+        """Move a candidate's pipelines to the scratch folder (they stay in memory if it
+        cannot be written: a full disk costs memory, not the run)."""
+        path = os.path.join(self.scratch, f"trial-{result.id}.pkl")
+        try:
+            spilled = Spilled(path, result.pipelines or [])
+        except Exception as err:  # any pickling or disk failure
+            log.debug("trial %d's pipelines stay in memory: %s", result.id, err)
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            return
+        result.pipelines = spilled  # type: ignore[assignment]
 
     def _kept(self) -> list[TrialResult]:
         """The candidates that still have their fitted pipelines, best first."""
@@ -283,11 +333,15 @@ class Search:
         if not kept:
             raise RuntimeError("no trial finished")
         weights, loss = self._select(kept)
-        members = [
-            Member(t.family, t.params, float(w), t.pipelines)
-            for t, w in zip(kept, weights, strict=True)
-            if w > 0
-        ]
+        members = []
+        for t, w in zip(kept, weights, strict=True):
+            if w > 0:  # back in memory: the final model's members
+                t.pipelines = _loaded(t.pipelines)
+                members.append(Member(t.family, t.params, float(w), t.pipelines))
+            else:
+                _forget(t)
+        self._cleanup()
+        _release_memory()  # what the loads left behind
         return SearchResult(
             trials=self.trials,
             members=members,
@@ -318,6 +372,17 @@ def _teller(study: Any, trial: Any) -> Callable[[TrialResult], None]:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     return tell
+
+
+def _forget(t: TrialResult) -> None:
+    """Drop a candidate's fitted pipelines (and their file) and its predictions."""
+    if isinstance(t.pipelines, Spilled):
+        t.pipelines.remove()
+    t.pipelines, t.oof = None, None
+
+
+def _loaded(pipelines: Any) -> list[Any]:
+    return pipelines.load() if isinstance(pipelines, Spilled) else pipelines
 
 
 def _release_memory() -> None:

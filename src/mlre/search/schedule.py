@@ -224,6 +224,9 @@ def _finish(
             oof[data.folds[k][1]] = pred
         result.loss = data.metric.loss(data.y, oof)
         result.oof, result.pipelines = oof, [trial.pipes[k] for k in sorted(trial.pipes)]
+    # the result holds them now: the search may write them out and free them (``on_finish``)
+    trial.pipes.clear()
+    trial.preds.clear()
     if trial.launch.on_done:
         trial.launch.on_done(result)
     if on_finish:
