@@ -301,7 +301,7 @@ def run_job(
 def worker_findings(trials: list[TrialResult]) -> list[Finding]:
     """What the run should say about fits whose worker process died."""
     retried = [t for t in trials if t.retries]
-    lost = [t for t in trials if t.status == "failed" and "worker" in (t.error or "")]
+    lost = [t for t in trials if t.worker_lost]
     if not retried and not lost:
         return []
     saved = [t for t in retried if t not in lost]

@@ -160,6 +160,7 @@ def _collect(trial: _Running, k: int, job: Any, data: TrialData, executor: Any, 
             return
         if k in trial.lost:
             trial.stop("failed", f"the worker fitting fold {k + 1} died twice: {err}")
+            trial.result.worker_lost = True
             _drop_jobs(trial, executor, orphans)
         else:  # once is bad luck (a node lost, a process killed): fit that fold again
             log.warning("the worker fitting fold %d of trial %d died; fitting it again",

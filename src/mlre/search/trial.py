@@ -36,6 +36,7 @@ class TrialResult:
     predict_seconds: float = 0.0
     error: str | None = None
     retries: int = 0  # folds fitted again after their worker died
+    worker_lost: bool = False  # failed because a fold's worker died twice
     wall_seconds: float = 0.0  # from its start to its last fold, folds in parallel
     oof: np.ndarray | None = None
     pipelines: list[Any] | None = None
