@@ -187,8 +187,9 @@ def searched():
 
     def on_trial(t: TrialResult) -> None:
         seen.append(t)
-        if isinstance(t.pipelines, Spilled):
-            held[t.id] = (t.pipelines.path, os.path.getsize(t.pipelines.path))
+        for s in seen:  # candidates are written out beside the search, as it goes on
+            if isinstance(s.pipelines, Spilled) and s.id not in held:
+                held[s.id] = (s.pipelines.path, os.path.getsize(s.pipelines.path))
 
     result, model = run_search(data, 15, on_trial=on_trial, classes=classes, contract=contract)
     return result, model, data, seen, df.iloc[split.test], y[split.test], held
@@ -219,10 +220,10 @@ def test_search_frees_the_fitted_models_the_ensemble_does_not_use(searched):
 
 def test_search_keeps_its_candidates_on_disk_until_the_ensemble(searched):
     result, model, _, _, _, _, held = searched
-    # candidates waited on disk, not in memory, while later trials were fitted: the first one
-    # at least (one the ensemble left out at once was freed and never written, and one that
-    # finished in the search's last seconds stays in memory)
-    assert 0 in held and set(held) <= {t.id for t in result.finished}
+    # candidates waited on disk, not in memory, while later trials were fitted (one the
+    # ensemble left out at once was freed and never written, and one that finished in the
+    # search's last seconds stays in memory)
+    assert held and set(held) <= {t.id for t in result.finished}
     assert all(size > 0 for _, size in held.values())
     # the members came back from those files (the final model predicts with them) and the
     # scratch folder is gone
@@ -273,3 +274,27 @@ def test_search_only_uses_the_families_asked_for(credit):
     assert {t.family for t in result.trials} <= {"linear", "knn"}
     assert {m.family for m in model.members} <= {"linear", "knn"}
     assert sum(m.weight for m in model.members) == pytest.approx(1.0)
+
+
+def test_a_candidate_dropped_while_it_is_written_out_stays_dropped(credit):
+    from mlre.search.engine import Search
+
+    data = credit[0]
+    search = Search(data, time.monotonic() + 60)
+    try:
+        pipelines = [{"fold": k} for k in range(3)]
+        kept = TrialResult(0, "lightgbm", {}, "portfolio", pipelines=pipelines)
+        dropped = TrialResult(1, "lightgbm", {}, "portfolio", pipelines=[{"fold": 0}])
+        search._write(kept, pipelines)
+        assert isinstance(kept.pipelines, Spilled) and kept.pipelines.load() == pipelines
+        # the ensemble let this one go while its file was being written: it stays gone
+        in_flight = dropped.pipelines
+        search._forget(dropped)
+        search._write(dropped, in_flight)
+        assert dropped.pipelines is None and os.listdir(search.scratch) == ["trial-0.pkl"]
+        search._forget(kept)
+        assert kept.pipelines is None and os.listdir(search.scratch) == []
+    finally:
+        search.close()
+        search._cleanup()
+    assert not os.path.exists(search.scratch)

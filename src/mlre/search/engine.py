@@ -3,6 +3,7 @@ greedy ensemble, all within a wall-clock deadline."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import ctypes
 import gc
@@ -12,6 +13,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -132,6 +134,10 @@ class Search:
         self.pace: dict[str, float] = {}
         self.scratch = tempfile.mkdtemp(prefix="mlre-search-")
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.scratch, ignore_errors=True)
+        # candidates are written out beside the search, not in its way: a LightGBM candidate of
+        # a few thousand trees takes over a second to serialise, which held the next trials up
+        self._writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlre-spill")
+        self._held = threading.Lock()  # a candidate's pipelines change hands under it
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -222,25 +228,41 @@ class Search:
         """
         kept = self._kept()
         for t in kept[KEEP:]:
-            _forget(t)
+            self._forget(t)
         kept = kept[:KEEP]
         weights, _ = self._select(kept)
         for t, w in zip(kept, weights, strict=True):
             if w <= 0:
-                _forget(t)
+                self._forget(t)
 
     def _spill(self, result: TrialResult) -> None:
-        """Move a candidate's pipelines to the scratch folder (they stay in memory if it
+        """Have a candidate's pipelines moved to the scratch folder (they stay in memory if they
         cannot be written: a full disk costs memory, not the run)."""
+        self._writer.submit(self._write, result, result.pipelines)
+
+    def _write(self, result: TrialResult, pipelines: list[Any]) -> None:
         path = os.path.join(self.scratch, f"trial-{result.id}.pkl")
+        started = time.monotonic()
         try:
-            spilled = Spilled(path, result.pipelines or [])
+            spilled = Spilled(path, pipelines)
         except Exception as err:  # any pickling or disk failure
             log.debug("trial %d's pipelines stay in memory: %s", result.id, err)
-            with contextlib.suppress(OSError):
-                os.remove(path)
-            return
-        result.pipelines = spilled  # type: ignore[assignment]
+            spilled = None
+        with self._held:
+            if spilled is not None and result.pipelines is pipelines:
+                result.pipelines = spilled  # type: ignore[assignment]
+                log.debug("trial %d's pipelines written out in %.2fs (%.1f MB)", result.id,
+                          time.monotonic() - started, os.path.getsize(path) / 1e6)  # fmt: skip
+                return
+        with contextlib.suppress(OSError):  # not written, or dropped while it was written
+            os.remove(path)
+
+    def _forget(self, t: TrialResult) -> None:
+        """Drop a candidate's fitted pipelines (and their file) and its predictions."""
+        with self._held:
+            if isinstance(t.pipelines, Spilled):
+                t.pipelines.remove()
+            t.pipelines, t.oof = None, None
 
     def _kept(self) -> list[TrialResult]:
         """The candidates that still have their fitted pipelines, best first."""
@@ -333,6 +355,7 @@ class Search:
 
     def ensemble(self) -> SearchResult:
         """Greedy ensemble selection over the kept candidates; the final model's members."""
+        self._writer.shutdown(wait=True)  # every candidate is where it will stay
         kept = self._kept()
         if not kept:
             raise RuntimeError("no trial finished")
@@ -343,7 +366,7 @@ class Search:
                 t.pipelines = _loaded(t.pipelines)
                 members.append(Member(t.family, t.params, float(w), t.pipelines))
             else:
-                _forget(t)
+                self._forget(t)
         self._cleanup()
         _release_memory()  # what the loads left behind
         return SearchResult(
@@ -376,13 +399,6 @@ def _teller(study: Any, trial: Any) -> Callable[[TrialResult], None]:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     return tell
-
-
-def _forget(t: TrialResult) -> None:
-    """Drop a candidate's fitted pipelines (and their file) and its predictions."""
-    if isinstance(t.pipelines, Spilled):
-        t.pipelines.remove()
-    t.pipelines, t.oof = None, None
 
 
 def _loaded(pipelines: Any) -> list[Any]:
