@@ -212,9 +212,11 @@ class Search:
         self._drive(lambda: next(given, None))
 
     def close(self) -> None:
-        """Stop the executor if the search started it."""
+        """Stop the executor if the search started it, and let the writer finish what it has
+        (a search that failed leaves no thread behind)."""
         if self._own_executor:
             self.executor.close()
+        self._writer.shutdown(wait=True)
 
     def _drop_unused(self) -> None:
         """Free the fitted pipelines (and predictions) of the candidates the ensemble leaves out.
@@ -354,8 +356,8 @@ class Search:
         self._drive(source, overlap=self.executor.slots > len(self.data.folds))
 
     def ensemble(self) -> SearchResult:
-        """Greedy ensemble selection over the kept candidates; the final model's members."""
-        self._writer.shutdown(wait=True)  # every candidate is where it will stay
+        """Greedy ensemble selection over the kept candidates; the final model's members
+        (after ``close``: every candidate is then where it will stay)."""
         kept = self._kept()
         if not kept:
             raise RuntimeError("no trial finished")
