@@ -27,9 +27,11 @@ CASES = {
 }
 
 
-def _fit(task: str, family: str, seed: int = 0):
+def _fit(task: str, family: str, seed: int = 0, numeric_only: bool = False):
     name, target, rows = CASES[task]
     df = dataset(name, rows=rows)
+    if numeric_only:
+        df = df[[*df.drop(columns=[target]).select_dtypes("number").columns, target]]
     contract = audit(df, target).contract
     plan = FeaturePlan.from_contract(contract)
     y, classes = encoded(df, target, task)
@@ -69,7 +71,7 @@ def _awkward(raw: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("task", list(CASES))
-@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "hist_gb"])
 def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, family: str):
     raw, pipeline, (contract, classes, plan) = _fit(task, family)
     compiled = compile_pipeline(pipeline, task)
@@ -82,16 +84,25 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
         if task != "regression":
             expected = expected / expected.sum(axis=1, keepdims=True)
         np.testing.assert_array_equal(got, expected)
+        # in batches a service's batcher makes (every row through the few-rows paths)
+        batches = [X.iloc[i : i + 5] for i in range(0, len(X), 5)]
+        got = np.concatenate([
+            model.predict(b) if task == "regression" else model.predict_proba(b) for b in batches
+        ])  # fmt: skip
+        np.testing.assert_array_equal(got, expected)
         # one row at a time, as a service sees them
         for i in range(0, len(X), max(1, len(X) // 15)):
             one = X.iloc[[i]]
             row = model.predict(one) if task == "regression" else model.predict_proba(one)
             np.testing.assert_array_equal(row[0], expected[i])
-            # and as a service reads it: the JSON values, untyped
+            # and as a service reads it: the JSON values, untyped (JSON keeps ten decimals, so
+            # the pipeline's own answer on the same values is what to match)
             served = records_frame(json.loads(one.to_json(orient="records", date_format="iso")))
             assert set(served.dtypes) == {np.dtype(object)}
             row = model.predict(served) if task == "regression" else model.predict_proba(served)
-            np.testing.assert_array_equal(row[0], expected[i])
+            own = member_predict(pipeline, served, task, n_classes)
+            own = own if task == "regression" else own / own.sum(axis=1, keepdims=True)
+            np.testing.assert_array_equal(row[0], own[0])
 
 
 def test_other_pipelines_are_not_compiled_and_keep_their_own_path():
@@ -122,3 +133,49 @@ def test_the_compiled_form_is_not_pickled_and_is_rebuilt_after_loading():
     loaded = joblib.load(buffer)
     assert "compiled_" not in loaded.__dict__
     np.testing.assert_array_equal(loaded.predict_proba(raw), before)
+
+
+def test_an_ensemble_builds_one_matrix_per_column_plan_and_predicts_what_its_pipelines_do():
+    raw, lgbm, (contract, classes, plan) = _fit("binary", "lightgbm")
+    _, xgb, _ = _fit("binary", "xgboost")
+    _, hgb, _ = _fit("binary", "hist_gb")
+    compiled = [compile_pipeline(p, "binary") for p in (lgbm, xgb, hgb)]
+    # the two boosters read the same columns the same way; HistGradientBoosting its own codes
+    assert compiled[0].matrix_key == compiled[1].matrix_key != compiled[2].matrix_key
+    members = [Member("lightgbm", {}, 0.5, [lgbm]), Member("xgboost", {}, 0.3, [xgb]),
+               Member("hist_gb", {}, 0.2, [hgb])]  # fmt: skip
+    model = MlreModel("binary", members, classes, contract, "roc_auc")
+    for X in (raw, _awkward(raw, plan)):
+        expected = sum(m.weight * member_predict(m.pipelines[0], X, "binary", 2) for m in members)
+        expected = expected / expected.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
+        for i in range(0, len(X), 20):
+            np.testing.assert_allclose(model.predict_proba(X.iloc[[i]])[0], expected[i], rtol=1e-12)
+
+
+def test_hist_gradient_boosting_without_categorical_columns_is_compiled_too():
+    raw, pipeline, (contract, classes, plan) = _fit("binary", "hist_gb", numeric_only=True)
+    assert not plan.categorical
+    compiled = compile_pipeline(pipeline, "binary")
+    assert compiled is not None
+    model = MlreModel("binary", [Member("hist_gb", {}, 1.0, [pipeline])], classes, contract, "x")
+    expected = member_predict(pipeline, raw, "binary", 2)
+    np.testing.assert_array_equal(
+        model.predict_proba(raw), expected / expected.sum(axis=1)[:, None]
+    )
+
+
+def test_a_forest_too_large_to_flatten_is_walked_tree_by_tree(monkeypatch):
+    from mlre.models.compiled import HistForest
+
+    monkeypatch.setattr(HistForest, "FLAT_BYTES", 0)
+    raw, pipeline, (contract, classes, plan) = _fit("multiclass", "hist_gb")
+    model = MlreModel(
+        "multiclass", [Member("hist_gb", {}, 1.0, [pipeline])], classes, contract, "x"
+    )
+    X = _awkward(raw, plan)
+    expected = member_predict(pipeline, X, "multiclass", len(classes))
+    expected = expected / expected.sum(axis=1, keepdims=True)
+    got = np.concatenate([model.predict_proba(X.iloc[i : i + 3]) for i in range(0, len(X), 3)])
+    np.testing.assert_array_equal(got, expected)
+    assert model._compiled()[0].forest_.flat is None

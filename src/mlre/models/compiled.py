@@ -8,6 +8,11 @@ the booster predicts the matrix directly. The codes are those the booster saw in
 encoder's levels are the categories of the pandas dtype it was fitted on), so the predictions are
 the pipeline's own, to the last bit; tests hold the two paths equal.
 
+scikit-learn's HistGradientBoosting is compiled too: its own input step (an OrdinalEncoder in a
+ColumnTransformer, ~5 ms on one row, several times the trees' time) becomes a lookup from our
+encoder's codes to its ordinal codes and a column order; its trees are walked all at once for a
+few rows (``HistForest``) and by its own routine for more.
+
 Anything else (other families, other preprocessing) is not compiled and keeps its pipeline.
 """
 
@@ -25,6 +30,11 @@ from mlre.features.transformers import CategoryEncoder, ColumnCoercer, ColumnSta
 #: it saves on a few rows, and a service answers its concurrent requests on the other cores.
 SMALL_BATCH = 64
 
+#: Up to this many rows a HistGradientBoosting model's trees are walked all at once (one row:
+#: 0.26 ms for 150 trees, against 0.59 ms tree by tree); from about ten rows on, tree by tree
+#: in scikit-learn's routine is faster.
+HIST_FEW_ROWS = 8
+
 #: The objectives whose booster output is what the scikit-learn wrapper returns.
 _XGB_OBJECTIVES = {"binary:logistic", "multi:softprob", "reg:squarederror", "reg:absoluteerror"}
 
@@ -36,17 +46,48 @@ class CompiledPipeline:
     coercer: ColumnCoercer
     stack: ColumnStack
     booster: Any
-    kind: str  # "lightgbm" or "xgboost"
+    kind: str  # "lightgbm", "xgboost" or "hist_gb" (the booster is then the estimator)
     iterations: (
         tuple[int, int] | None
     )  # XGBoost's iteration range (best iteration when early-stopped)
     binary: bool  # a one-column probability to widen into two
+    #: HistGradientBoosting's input step: per categorical column of the stack's output (by
+    #: position) the ordinal code of each of our levels (last entry: missing), then the order
+    #: in which its ColumnTransformer puts the columns
+    recode: tuple[dict[int, np.ndarray], np.ndarray] | None = None
+    task: str = ""
 
     @property
     def coercer_key(self) -> tuple:
         """Pipelines with equal keys coerce a table identically (computed once per call)."""
         c = self.coercer
         return tuple(map(tuple, (c.numeric, c.boolean, c.datetime, c.categorical)))
+
+    @property
+    def matrix_key(self) -> tuple:
+        """Pipelines with equal keys build the same matrix from the same coerced table: the
+        bagged folds of one configuration mostly learn the same levels, so an ensemble of
+        sixteen pipelines builds its one-row matrix a few times, not sixteen."""
+        key = self.__dict__.get("matrix_key_")
+        if key is None:
+            parts: list[tuple] = []
+            for _, fitted, columns in self.stack.parts_:
+                if fitted is None:
+                    parts.append(("passthrough", tuple(columns)))
+                elif isinstance(fitted, CategoryEncoder):
+                    levels = tuple(tuple(fitted.levels_[c]) for c in columns)
+                    parts.append(("categories", tuple(columns), levels))
+                elif isinstance(fitted, DatetimeFeatures):
+                    times = tuple(fitted.with_time_[c] for c in fitted.columns_)
+                    parts.append(("dates", tuple(columns), tuple(fitted.columns_), times))
+                else:
+                    parts.append(("other", id(fitted)))
+            recode = None
+            if self.recode is not None:
+                luts, order = self.recode
+                recode = (tuple((j, luts[j].tobytes()) for j in sorted(luts)), order.tobytes())
+            key = self.matrix_key_ = (self.coercer_key, tuple(parts), recode)
+        return key
 
     def matrix(self, coerced: dict[str, np.ndarray]) -> np.ndarray:
         """The booster's input: the stack's columns in order, categories as codes (missing NaN)."""
@@ -61,7 +102,15 @@ class CompiledPipeline:
             else:
                 frame = pd.DataFrame({c: coerced[c] for c in columns})
                 blocks.append(fitted.transform(frame).to_numpy(np.float64))
-        return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
+        M = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
+        if self.recode is not None:
+            luts, order = self.recode
+            for j, lut in luts.items():
+                codes = M[:, j]
+                known = ~np.isnan(codes)
+                codes[known] = lut[codes[known].astype(np.intp)]
+            M = np.ascontiguousarray(M[:, order])
+        return M
 
     def _single_threaded(self) -> Any:
         # XGBoost takes its thread count from the booster, not the call: a copy set to one
@@ -78,8 +127,13 @@ class CompiledPipeline:
 
     def predict(self, coerced: dict[str, np.ndarray]) -> np.ndarray:
         """Probabilities (one column per class the booster saw) or regression values."""
-        M = self.matrix(coerced)
+        return self.predict_matrix(self.matrix(coerced))
+
+    def predict_matrix(self, M: np.ndarray) -> np.ndarray:
+        """``predict`` from the matrix ``matrix`` built (read, not changed)."""
         small = len(M) <= SMALL_BATCH
+        if self.kind == "hist_gb":
+            return self._hist_gb(M, small)
         if self.kind == "lightgbm":
             out = self.booster.predict(M, num_threads=1) if small else self.booster.predict(M)
         else:
@@ -90,6 +144,209 @@ class CompiledPipeline:
             out = out.ravel()
             out = np.column_stack([1 - out, out])
         return out.astype(np.float64, copy=False)
+
+    def _hist_gb(self, M: np.ndarray, small: bool) -> np.ndarray:
+        # what the estimator's predict does after its input step: the baseline plus each tree's
+        # value, added tree by tree in the same order, then its loss's inverse link
+        est = self.booster
+        forest = self.__dict__.get("forest_") or self._hist_gb_forest()
+        base = est._baseline_prediction
+        raw = np.zeros((len(M), est.n_trees_per_iteration_), dtype=base.dtype, order="F")
+        raw += base
+        if len(M) <= HIST_FEW_ROWS:
+            forest.add_to(raw, M)
+        else:
+            from mlre.models.zoo import n_threads
+
+            forest.add_to_by_tree(raw, M, 1 if small else n_threads())
+        if self.task == "regression":
+            return np.asarray(est._loss.link.inverse(raw.ravel()), dtype=np.float64)
+        return np.asarray(est._loss.predict_proba(raw), dtype=np.float64)
+
+    def _hist_gb_forest(self) -> HistForest:
+        self.forest_ = HistForest(self.booster)
+        return self.forest_
+
+
+class HistForest:
+    """A fitted HistGradientBoosting model's trees, walked the fastest way for the batch.
+
+    A few rows are walked down every tree at once from flat arrays, a level per step (about
+    fifteen numpy calls a level: 0.26 ms for 150 trees on one row, where scikit-learn's routine,
+    called once per tree, takes 0.59 ms). The decisions are its routine's, node for node: missing
+    goes the node's missing side; a category goes left when in the node's bitset, right when
+    known in training, else the missing side; a number goes left when ``<=`` the threshold.
+    Larger batches, and forests whose flat form would take more than ``FLAT_BYTES``, go tree
+    by tree through its routine.
+    """
+
+    #: The most memory the flat form may take (arrays and category tables, ~80 bytes a node).
+    FLAT_BYTES = 16 * 2**20
+
+    def __init__(self, est: Any) -> None:
+        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
+
+        self.walk = _predict_from_raw_data
+        self.n_outputs = int(est.n_trees_per_iteration_)
+        self.known, self.f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+        self.trees = [
+            (k, p.nodes, p.raw_left_cat_bitsets) for it in est._predictors for k, p in enumerate(it)
+        ]
+        self.flat: dict[str, Any] | None = None
+        self.flat_built = False
+
+    def add_to(self, raw: np.ndarray, M: np.ndarray) -> None:
+        """Add every tree's value to ``raw`` (rows, outputs), tree after tree as scikit-learn's
+        caller does: a running sum, so the float additions happen in the same order."""
+        flat = self._flat()
+        if flat is None:
+            self.add_to_by_tree(raw, M, 1)
+            return
+        values = self._leaves(flat, M)
+        for k, columns in enumerate(flat["columns"]):
+            running = np.column_stack([raw[:, k], values[:, columns]])
+            raw[:, k] = np.cumsum(running, axis=1)[:, -1]
+
+    def add_to_by_tree(self, raw: np.ndarray, M: np.ndarray, threads: int) -> None:
+        """``add_to`` by scikit-learn's routine, tree by tree (threads across rows)."""
+        out = np.empty(len(M), dtype=np.float64)
+        for k, nodes, left_bits in self.trees:
+            self.walk(nodes, M, left_bits, self.known, self.f_idx_map, threads, out)
+            raw[:, k] += out
+
+    def _leaves(self, f: dict[str, Any], M: np.ndarray) -> np.ndarray:
+        """Each row's leaf value in each tree, (rows, trees)."""
+        n, n_trees = len(M), len(f["roots"])
+        node = np.tile(f["roots"], n)  # one walker per (row, tree), row-major
+        row = np.repeat(np.arange(n, dtype=np.intp), n_trees)
+        active = np.arange(n * n_trees)
+        for _ in range(f["depth"]):
+            here = node[active]
+            done = f["leaf"][here]
+            if done.any():  # walkers that reached a leaf stop: half the trees are shallow
+                active, here = active[~done], here[~done]
+                if not len(active):
+                    break
+            x = M[row[active], f["feature"][here]]
+            left = x <= f["threshold"][here]
+            missing = np.isnan(x)
+            if f["table"] is not None:
+                cat = np.flatnonzero(f["categorical"][here] & ~missing)
+                if len(cat):
+                    xc = x[cat]
+                    code = np.where(xc < 0, 0.0, xc).astype(np.int64) & 0xFF  # read as a uint8
+                    code[xc < 0] = 256  # a negative code goes the missing side
+                    left[cat] = f["table"][f["table_row"][here[cat]], code]
+            if missing.any():
+                left[missing] = f["missing_left"][here[missing]]
+            node[active] = np.where(left, f["left"][here], f["right"][here])
+        return f["value"][node].reshape(n, n_trees)
+
+    def _flat(self) -> dict[str, Any] | None:
+        """All trees' nodes in flat arrays (leaves point at themselves), built on first use;
+        None when they would take more than ``FLAT_BYTES``."""
+        if self.flat_built:
+            return self.flat
+        self.flat_built = True
+        n_nodes = sum(len(nodes) for _, nodes, _ in self.trees)
+        n_categorical = sum(int(nodes["is_categorical"].sum()) for _, nodes, _ in self.trees)
+        if n_nodes * 60 + n_categorical * 257 > self.FLAT_BYTES:
+            return None
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _NODE_FIELDS}
+        roots, klass, bitsets = [], [], []
+        offset = bit_offset = depth = 0
+        for k, nodes, left_bits in self.trees:
+            index = np.arange(offset, offset + len(nodes))
+            leaf = nodes["is_leaf"].astype(bool)
+            roots.append(offset)
+            klass.append(k)
+            parts["leaf"].append(leaf)
+            parts["feature"].append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp))
+            parts["threshold"].append(nodes["num_threshold"].astype(np.float64))
+            parts["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+            parts["left"].append(np.where(leaf, index, nodes["left"].astype(np.intp) + offset))
+            parts["right"].append(np.where(leaf, index, nodes["right"].astype(np.intp) + offset))
+            parts["value"].append(nodes["value"].astype(np.float64))
+            parts["categorical"].append(nodes["is_categorical"].astype(bool) & ~leaf)
+            parts["bitset"].append(nodes["bitset_idx"].astype(np.intp) + bit_offset)
+            bitsets.append(np.asarray(left_bits, dtype=np.uint32).reshape(-1, 8))
+            offset += len(nodes)
+            bit_offset += len(bitsets[-1])
+            depth = max(depth, int(nodes["depth"].max()))
+        f: dict[str, Any] = {name: np.concatenate(p) for name, p in parts.items()}
+        f["roots"], f["depth"] = np.asarray(roots, dtype=np.intp), depth
+        klass_ = np.asarray(klass, dtype=np.intp)
+        f["columns"] = [np.flatnonzero(klass_ == k) for k in range(self.n_outputs)]
+        f["table"], f["table_row"] = self._category_table(f, np.concatenate(bitsets))
+        self.flat = f
+        return f
+
+    def _category_table(self, f: dict[str, Any], left_bits: np.ndarray) -> tuple:
+        """For each categorical node, the side each category code (0-255; 256 for a negative
+        one) goes to, and each node's row in that table (None when there is none)."""
+        nodes = np.flatnonzero(f["categorical"])
+        if not len(nodes):
+            return None, None
+        rows = np.zeros(len(f["categorical"]), dtype=np.intp)
+        rows[nodes] = np.arange(len(nodes))
+        known_bits = np.asarray(self.known, dtype=np.uint32).reshape(-1, 8)
+        known_row = np.asarray(self.f_idx_map, dtype=np.intp)
+        codes = np.arange(256)
+        word, bit = codes >> 5, (codes & 31).astype(np.uint32)
+        table = np.zeros((len(nodes), 257), dtype=bool)
+        for i, j in enumerate(nodes):
+            in_left = (left_bits[f["bitset"][j], word] >> bit) & 1
+            known = (known_bits[known_row[f["feature"][j]], word] >> bit) & 1
+            missing_side = f["missing_left"][j]
+            table[i, :256] = np.where(in_left == 1, True, np.where(known == 1, False, missing_side))
+            table[i, 256] = missing_side
+        return table, rows
+
+
+_NODE_FIELDS = (
+    "feature", "threshold", "missing_left", "left", "right", "value", "categorical", "bitset", "leaf",
+)  # fmt: skip
+
+
+def _hist_gb_recode(
+    stack: ColumnStack, est: Any
+) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
+    """The lookups and column order standing in for a fitted HistGradientBoosting's input step,
+    or None when that step is not the one this reproduces."""
+    pre = getattr(est, "_preprocessor", None)
+    names = list(getattr(stack, "feature_names_out_", []))
+    if pre is None:  # no categorical columns: it takes the stack's columns as they are
+        if getattr(est, "n_features_in_", None) != len(names):
+            return None
+        return {}, np.arange(len(names))
+    parts = [(n, t, np.asarray(c)) for n, t, c in pre.transformers_ if n != "remainder"]
+    if [n for n, _, _ in parts] != ["encoder", "numerical"] or len(names) != len(parts[0][2]):
+        return None
+    mask = parts[0][2].astype(bool)
+    if not np.array_equal(~mask, parts[1][2].astype(bool)):
+        return None
+    encoder = parts[0][1]
+    # which of our encoders made each output column, and its levels
+    levels: dict[int, list[str]] = {}
+    position = 0
+    for _, fitted, columns in stack.parts_:
+        if isinstance(fitted, CategoryEncoder):
+            for c in columns:
+                levels[position] = fitted.levels_[c]
+                position += 1
+        elif fitted is None:
+            position += len(columns)
+        else:
+            position += len(fitted.get_feature_names_out(columns))
+    categorical = np.flatnonzero(mask)
+    if position != len(names) or set(categorical) != set(levels):
+        return None
+    luts = {}
+    for j, known in zip(categorical, encoder.categories_, strict=True):
+        index = {v: float(i) for i, v in enumerate(known) if isinstance(v, str)}
+        luts[int(j)] = np.array([index.get(v, np.nan) for v in levels[j]] + [np.nan])
+    order = np.concatenate([categorical, np.flatnonzero(~mask)])
+    return luts, order
 
 
 def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
@@ -109,6 +366,20 @@ def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
         return None
     binary = task == "binary"
     kind = type(est).__module__.split(".")[0]
+    if type(est).__name__.startswith("HistGradientBoosting") and kind == "sklearn":
+        # scikit-learn's private parts this relies on; a version without them keeps the pipeline
+        needed = ("_predictors", "_baseline_prediction", "_loss", "_bin_mapper")
+        if not all(hasattr(est, a) for a in needed) or getattr(est, "_in_fit", False):
+            return None
+        recode = _hist_gb_recode(stack, est)
+        if recode is None:
+            return None
+        compiled = CompiledPipeline(coercer, stack, est, "hist_gb", None, False, recode, task)
+        try:
+            compiled._hist_gb_forest()
+        except (ImportError, AttributeError, KeyError, ValueError):
+            return None
+        return compiled
     if kind == "lightgbm" and hasattr(est, "booster_"):
         if callable(getattr(est, "objective", None)) or (binary and len(est.classes_) != 2):
             return None

@@ -130,15 +130,18 @@ class MlreModel(BaseEstimator):
         jobs = [(m, p) for m in self.members for p in m.pipelines]
         compiled = self._compiled()
         coerced: dict[tuple, dict[str, np.ndarray]] = {}
-        for c in compiled:  # one coercion of the table serves every compiled pipeline
-            if c is not None and c.coercer_key not in coerced:
-                coerced[c.coercer_key] = c.coerce(X)
+        matrices: dict[tuple, np.ndarray] = {}
+        for c in compiled:  # one coercion of the table, one matrix per distinct column plan
+            if c is not None and c.matrix_key not in matrices:
+                if c.coercer_key not in coerced:
+                    coerced[c.coercer_key] = c.coerce(X)
+                matrices[c.matrix_key] = c.matrix(coerced[c.coercer_key])
 
         def one(i: int) -> np.ndarray:
             c, pipeline = compiled[i], jobs[i][1]
             if c is None:
                 return _limited_predict(pipeline, X, self.task, n_classes)
-            out = c.predict(coerced[c.coercer_key])
+            out = c.predict_matrix(matrices[c.matrix_key])
             return (
                 out if self.task == "regression" else align_proba(out, pipeline.classes_, n_classes)
             )
