@@ -27,11 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class BrokenModel(MlreModel):
-    """A version that raises on every request of fewer than 5 rows (registration predicts its
-    5-row input example to infer the signature, which must work)."""
+    """A version that raises on every request, whatever its size (a shadow worker predicts the
+    requests of half a second in one table). Registration predicts its input example to infer
+    the signature, which must work: ``registering`` is set around it, in this process only."""
+
+    registering = False
 
     def _raw(self, X: pd.DataFrame) -> Any:
-        if len(X) < 5:
+        if not type(self).registering:
             raise RuntimeError("this version is broken on purpose")
         return super()._raw(X)
 
@@ -78,8 +81,12 @@ def build_registry(folder: Path) -> Registry:
     result = mlre.run(df, target="credit", time_budget=8, families=["linear"], report=False)
     X = df.drop(columns=["credit"])
     tags = {"mlre.metric": result.metric, "mlre.holdout_score": f"{result.holdout_score:.6f}"}
-    for cls in (BrokenModel, SlowModel):
-        log_and_register(result.run_id, variant(result.model, cls), X, name=NAME, tags=tags)
+    BrokenModel.registering = True
+    try:
+        for cls in (BrokenModel, SlowModel):
+            log_and_register(result.run_id, variant(result.model, cls), X, name=NAME, tags=tags)
+    finally:
+        BrokenModel.registering = False
     log_and_register(result.run_id, result.model, X, name=NAME, tags=tags)
     log_and_register(result.run_id, variant(result.model, FlippedModel), X, name=NAME, tags=tags)
     return Registry(folder, X, result)

@@ -274,7 +274,7 @@ def test_warming_up_builds_what_the_first_request_would_and_never_raises(registr
     assert "compiled_" not in fresh.__dict__
     warm_up(fresh)
     assert "compiled_" in fresh.__dict__
-    warm_up(variant(model, BrokenModel))  # fails on small tables: warming says nothing
+    warm_up(variant(model, BrokenModel))  # fails on every table: warming says nothing
     bare = variant(model, type(model))
     bare.background = None
     warm_up(bare)  # no rows to warm with: left as it is
