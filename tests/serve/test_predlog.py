@@ -1,0 +1,51 @@
+"""The prediction log's writer: every queued record lands, in one connection it keeps, and a
+batch that cannot be written is reported without stopping the writer."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+from mlre.serve.predlog import LoggedPrediction, PredictionLog
+
+
+def _record(i: int) -> LoggedPrediction:
+    return LoggedPrediction(f"r-{i}", "m", "1", "champion", {"x": i}, {"y": i % 2}, 1.5)
+
+
+def test_records_from_many_threads_all_land(tmp_path):
+    log = PredictionLog(tmp_path / "p.db", flush_seconds=0.02).start()
+    threads = [
+        threading.Thread(target=lambda k=k: [log.add(_record(k * 100 + i)) for i in range(100)])
+        for k in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.flush()
+    assert log.count("m") == 400
+    log.close()
+    assert PredictionLog(tmp_path / "p.db").count("m") == 400
+
+
+def test_a_batch_that_cannot_be_written_is_reported_and_the_writer_goes_on(tmp_path, caplog):
+    path = tmp_path / "p.db"
+    log = PredictionLog(path, flush_seconds=0.02).start()
+    log.add(_record(0))
+    log.flush()
+    with sqlite3.connect(path) as db:  # the table goes away under the writer's connection
+        db.execute("ALTER TABLE predictions RENAME TO kept")
+    with caplog.at_level(logging.ERROR, logger="mlre.serve.predlog"):
+        log.add(_record(1))
+        log.flush()
+    assert any("could not write 1 predictions" in r.getMessage() for r in caplog.records)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE kept RENAME TO predictions")
+    log.add(_record(2))
+    log.flush()
+    log.close()
+    with sqlite3.connect(path) as db:
+        ids = [r[0] for r in db.execute("SELECT request_id FROM predictions ORDER BY time")]
+    assert ids == ["r-0", "r-2"]  # the failed batch is the only loss
