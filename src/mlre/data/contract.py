@@ -104,9 +104,10 @@ class DataContract(BaseModel):
         small = len(df) <= SMALL_ROWS
         if small:  # every value in one pandas call, not one call per column
             values = df.to_numpy(dtype=object) if values is None else values
-            position = {name: j for j, name in enumerate(df.columns)}
+        # names looked up in a dict: a pandas Index's `in` costs microseconds a column
+        position = {name: j for j, name in enumerate(df.columns)}
         for col in expected:
-            if col.name not in df.columns:
+            if col.name not in position:
                 out.append(
                     Violation(
                         column=col.name,

@@ -142,6 +142,18 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _ServiceApp(FastAPI):
+    """FastAPI with mlre's own ASGI layers (``outer``) around its whole middleware stack: its
+    error, telemetry and body-size layers each wrap every request and every message sent, which
+    the prediction fast path has no use for (it answers its own errors)."""
+
+    outer: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.outer is None else self.outer(stack)
+
+
 def create_app(service: Service, *, start: bool = True) -> FastAPI:
     """The FastAPI application around ``service`` (started with the app, stopped with it)."""
 
@@ -155,7 +167,7 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
             if start:
                 service.stop()
 
-    app = FastAPI(
+    app = _ServiceApp(
         title=f"mlre: {service.name}",
         version=_version(),
         description="Predictions from the registered model's champion (and its challenger on "
@@ -329,17 +341,15 @@ def create_app(service: Service, *, start: bool = True) -> FastAPI:
     async def predict(request: Request) -> Response:
         return await answer_predict(await request.body(), request.headers)
 
-    # the prediction endpoints' JSON requests, answered before FastAPI's routing (same code)
-    app.add_middleware(
-        PredictFastPath,
-        handlers={
-            "/predict": answer_predict,
-            "/invocations": answer_invocations,
-            f"/v2/models/{name}/infer": answer_infer,
-        },
-        on_error=answer_error,
-    )
-    app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
+    # the prediction endpoints' JSON requests, answered before FastAPI's own layers and
+    # routing (same code); the body limit outside everything
+    handlers = {
+        "/predict": answer_predict,
+        "/invocations": answer_invocations,
+        f"/v2/models/{name}/infer": answer_infer,
+    }
+    limit = service.config.max_body_bytes
+    app.outer = lambda inner: BodyLimit(PredictFastPath(inner, handlers, answer_error), limit)
 
     @app.post("/feedback", tags=["plain"])
     async def feedback(request: Request) -> dict[str, Any]:

@@ -324,7 +324,8 @@ class Service:
         request_id = request_id or uuid.uuid4().hex
         X, warnings = self.validated(state.champion, frame)
         if state.challenger is not None:  # it may read columns the champion does not
-            extra = [c for c in frame.columns if c not in X.columns]
+            used = set(X.columns)
+            extra = [c for c in frame.columns if c not in used]
             frame = pd.concat([X, frame[extra]], axis=1) if extra else X
         canary = (
             state.challenger is not None
