@@ -62,7 +62,7 @@ class ShadowWorker:
         self._in: Any = ctx.Queue()
         self._out: Any = ctx.Queue()
         self._process = ctx.Process(
-            target=_work, args=(name, version, self._in, self._out), daemon=True,
+            target=_work, args=(name, version, self._in, self._out, os.getpid()), daemon=True,
             name=f"mlre-shadow-{name}-{version}",
         )  # fmt: skip
         self._process.start()
@@ -156,12 +156,13 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _work(name: str, version: str, inbox: Any, outbox: Any) -> None:
-    """The worker process: load, then predict batches until told to stop."""
+def _work(name: str, version: str, inbox: Any, outbox: Any, parent: int) -> None:
+    """The worker process: load, then predict batches until told to stop. ``parent`` is the
+    server's pid as it started the worker: a server killed while this process was still
+    starting up has been replaced as its parent by the time this runs."""
     from mlre.serve.batching import predict_each, warm_up
 
     logging.basicConfig(level=logging.WARNING)
-    parent = os.getppid()
 
     def watch_parent() -> None:
         # the server died (even by SIGKILL): leave at once, without flushing answers nobody
