@@ -279,3 +279,25 @@ def test_warming_up_builds_what_the_first_request_would_and_never_raises(registr
     bare.background = None
     warm_up(bare)  # no rows to warm with: left as it is
     assert "compiled_" not in bare.__dict__
+
+
+def test_a_serving_app_keeps_its_start_up_heap_out_of_garbage_collections(registry):
+    import gc
+
+    from starlette.testclient import TestClient
+
+    from mlre.serve.app import create_app
+
+    service = _service(registry.folder)
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(service, freeze=True)) as client:
+            # the imports and the loaded model are frozen: a full collection no longer walks them
+            assert gc.get_freeze_count() > 100_000
+            assert client.get("/v2/health/ready").status_code == 200
+        # an app that is not only serving (a test, an embedding program) leaves the heap as is
+        gc.unfreeze()
+        with TestClient(create_app(_service(registry.folder))):
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()

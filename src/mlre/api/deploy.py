@@ -89,7 +89,7 @@ def serve_model(config: Any, *, host: str = "127.0.0.1", port: int = 8080) -> No
             f"{config.model!r} has no champion or candidate version to serve",
             hint="`mlre run` registers a candidate",
         )
-    app = create_app(Service(config))
+    app = create_app(Service(config), freeze=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

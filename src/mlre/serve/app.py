@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlre.errors import MlreError
 from mlre.serve import protocol
+from mlre.serve.batching import freeze_heap
 from mlre.serve.protocol import BadRequest
 from mlre.serve.service import NotReady, Service
 
@@ -154,13 +155,17 @@ class _ServiceApp(FastAPI):
         return stack if self.outer is None else self.outer(stack)
 
 
-def create_app(service: Service, *, start: bool = True) -> FastAPI:
-    """The FastAPI application around ``service`` (started with the app, stopped with it)."""
+def create_app(service: Service, *, start: bool = True, freeze: bool = False) -> FastAPI:
+    """The FastAPI application around ``service`` (started with the app, stopped with it).
+    ``freeze``: once started, keep the heap so far out of garbage collections (for a process
+    that only serves; see ``freeze_heap``)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         if start:
             service.start()
+            if freeze:
+                freeze_heap()
         try:
             yield
         finally:

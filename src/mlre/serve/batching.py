@@ -10,6 +10,7 @@ batch. A batch that fails is retried request by request, so one bad request fail
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -153,3 +154,15 @@ def _settle(future: Future, predict: Callable[[pd.DataFrame], Any], frame: pd.Da
         future.set_result(predict(frame))
     except Exception as err:
         future.set_exception(err)
+
+
+def freeze_heap() -> None:
+    """Collect once, then leave every object alive now out of all later collections.
+
+    A serving process holds ~340,000 objects from its imports (MLflow, pandas, scikit-learn,
+    FastAPI) and a model adds a few thousand; Python's full collection walks them all (~190 ms
+    on a small machine) whenever enough objects have outlived the young generations, which
+    under load happened every few seconds and showed as the p99 of every request in flight.
+    Frozen after start-up, a full collection walks what came later (about a millisecond)."""
+    gc.collect()
+    gc.freeze()

@@ -160,7 +160,7 @@ def _work(name: str, version: str, inbox: Any, outbox: Any, parent: int) -> None
     """The worker process: load, then predict batches until told to stop. ``parent`` is the
     server's pid as it started the worker: a server killed while this process was still
     starting up has been replaced as its parent by the time this runs."""
-    from mlre.serve.batching import predict_each, warm_up
+    from mlre.serve.batching import freeze_heap, predict_each, warm_up
 
     logging.basicConfig(level=logging.WARNING)
 
@@ -185,6 +185,9 @@ def _work(name: str, version: str, inbox: Any, outbox: Any, parent: int) -> None
     # its first predictions would pay for what the model builds on first use, and a shadow's
     # first latencies feed the rollback rule
     warm_up(model)
+    # its predictions are timed for the rollback rule: a full collection of the imports' objects
+    # (~190 ms) must not land in them
+    freeze_heap()
     outbox.put(("ready", task, classes, features))
     # mirrored predictions are background work: when cores are short, the answers callers wait
     # for go first (lowered once loaded, so that a promotion takes effect promptly)
