@@ -78,6 +78,10 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
     assert compiled is not None
     n_classes = 0 if classes is None else len(classes)
     model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    model.predict(raw.iloc[:1])
+    if family == "xgboost":  # a few rows walk its trees in numpy, except multiclass models
+        engaged = model._compiled()[0].__dict__.get("xgb_forest_") is not None
+        assert engaged == (task != "multiclass")
     for X in (raw, _awkward(raw, plan)):
         expected = member_predict(pipeline, X, task, n_classes)
         got = model.predict(X) if task == "regression" else model.predict_proba(X)
