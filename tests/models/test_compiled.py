@@ -183,3 +183,16 @@ def test_a_forest_too_large_to_flatten_is_walked_tree_by_tree(monkeypatch):
     got = np.concatenate([model.predict_proba(X.iloc[i : i + 3]) for i in range(0, len(X), 3)])
     np.testing.assert_array_equal(got, expected)
     assert model._compiled()[0].forest_.flat is None
+
+
+def test_an_xgboost_walk_that_does_not_end_at_a_leaf_leaves_the_answer_to_the_booster():
+    raw, pipeline, (contract, classes, _) = _fit("binary", "xgboost")
+    model = MlreModel("binary", [Member("xgboost", {}, 1.0, [pipeline])], classes, contract, "x")
+    expected = member_predict(pipeline, raw, "binary", 2)
+    expected = expected / expected.sum(axis=1, keepdims=True)
+    model.predict_proba(raw.iloc[:1])
+    forest = model._compiled()[0].xgb_forest_
+    forest.depth = 1  # as if a tree were read wrong: walks stop short of the leaves
+    assert forest.predict(model._compiled()[0].matrix(model._compiled()[0].coerce(raw))) is None
+    got = np.concatenate([model.predict_proba(raw.iloc[i : i + 4]) for i in range(0, len(raw), 4)])
+    np.testing.assert_array_equal(got, expected)

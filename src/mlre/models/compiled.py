@@ -141,9 +141,8 @@ class CompiledPipeline:
             forest = self.__dict__.get("xgb_forest_", False)
             if forest is False:
                 forest = self.xgb_forest_ = XgbForest.of(self.booster, self.iterations)
-            if forest is not None and len(M) <= HIST_FEW_ROWS:
-                out = forest.predict(M)
-            else:
+            out = forest.predict(M) if forest is not None and len(M) <= HIST_FEW_ROWS else None
+            if out is None:
                 booster = self._single_threaded() if small else self.booster
                 out = booster.inplace_predict(M, iteration_range=self.iterations)
         out = np.asarray(out)
@@ -356,10 +355,7 @@ class XgbForest:
             segments, sizes = tree["categories_segments"], tree["categories_sizes"]
             for k, node in enumerate(tree["categories_nodes"]):
                 sets[offset + node] = tree["categories"][segments[k] : segments[k] + sizes[k]]
-            level = np.zeros(len(left), dtype=np.intp)
-            for i in np.flatnonzero(~leaf):  # children come after their parent
-                level[left[i]] = level[right[i]] = level[i] + 1
-            depth = max(depth, int(level.max()))
+            depth = max(depth, _tree_depth(left, right))
             offset += len(left)
         for name, values in parts.items():
             setattr(self, name, np.concatenate(values))
@@ -411,8 +407,9 @@ class XgbForest:
         except (OSError, AttributeError, KeyError, TypeError, ValueError):
             return None
 
-    def predict(self, M: np.ndarray) -> np.ndarray:
-        """What the booster's ``inplace_predict`` gives for the rows of ``M`` (float32)."""
+    def predict(self, M: np.ndarray) -> np.ndarray | None:
+        """What the booster's ``inplace_predict`` gives for the rows of ``M`` (float32); None if
+        a walk did not end at a leaf (a tree this does not read right: the booster answers)."""
         X = M.astype(np.float32)
         n, n_trees = len(X), len(self.roots)
         node = np.tile(self.roots, n)
@@ -437,6 +434,8 @@ class XgbForest:
             if missing.any():
                 left[missing] = self.default_left[here[missing]]
             node[active] = np.where(left, self.left[here], self.right[here])
+        if not self.leaf[node].all():
+            return None
         values = self.threshold[node].reshape(n, n_trees)
         start = np.full((n, 1), self.base, dtype=np.float32)
         margin = np.cumsum(np.hstack([start, values]), axis=1, dtype=np.float32)[:, -1]
@@ -447,6 +446,17 @@ class XgbForest:
             [one / (f32(self.expf(float(min(-m, f32(88.7))))) + one + f32(1e-16)) for m in margin],
             dtype=np.float32,
         )
+
+
+def _tree_depth(left: np.ndarray, right: np.ndarray) -> int:
+    """The longest path from node 0 to a leaf (children -1)."""
+    depth, level = 0, [0]
+    while True:
+        inner = [i for i in level if left[i] != -1]
+        if not inner:
+            return depth
+        level = [int(c) for i in inner for c in (left[i], right[i])]
+        depth += 1
 
 
 _NODE_FIELDS = (
