@@ -192,7 +192,7 @@ def test_an_xgboost_walk_that_does_not_end_at_a_leaf_leaves_the_answer_to_the_bo
     expected = expected / expected.sum(axis=1, keepdims=True)
     model.predict_proba(raw.iloc[:1])
     forest = model._compiled()[0].xgb_forest_
-    forest.depth = 1  # as if a tree were read wrong: walks stop short of the leaves
+    forest.flat.depth = 1  # as if a tree were read wrong: walks stop short of the leaves
     assert forest.predict(model._compiled()[0].matrix(model._compiled()[0].coerce(raw))) is None
     got = np.concatenate([model.predict_proba(raw.iloc[i : i + 4]) for i in range(0, len(raw), 4)])
     np.testing.assert_array_equal(got, expected)

@@ -34,7 +34,7 @@ SMALL_BATCH = 64
 #: Up to this many rows a HistGradientBoosting or XGBoost model's trees are walked all at once
 #: (one row: 0.26 ms for 150 HistGradientBoosting trees, against 0.59 ms tree by tree; 0.2 ms
 #: for 150 XGBoost trees, against 0.4 ms); from about ten rows on, their own routines are faster.
-HIST_FEW_ROWS = 8
+FEW_ROWS = 8
 
 #: The objectives whose booster output is what the scikit-learn wrapper returns.
 _XGB_OBJECTIVES = {"binary:logistic", "multi:softprob", "reg:squarederror", "reg:absoluteerror"}
@@ -141,7 +141,7 @@ class CompiledPipeline:
             forest = self.__dict__.get("xgb_forest_", False)
             if forest is False:
                 forest = self.xgb_forest_ = XgbForest.of(self.booster, self.iterations)
-            out = forest.predict(M) if forest is not None and len(M) <= HIST_FEW_ROWS else None
+            out = forest.predict(M) if forest is not None and len(M) <= FEW_ROWS else None
             if out is None:
                 booster = self._single_threaded() if small else self.booster
                 out = booster.inplace_predict(M, iteration_range=self.iterations)
@@ -159,7 +159,7 @@ class CompiledPipeline:
         base = est._baseline_prediction
         raw = np.zeros((len(M), est.n_trees_per_iteration_), dtype=base.dtype, order="F")
         raw += base
-        if len(M) <= HIST_FEW_ROWS:
+        if len(M) <= FEW_ROWS:
             forest.add_to(raw, M)
         else:
             from mlre.models.zoo import n_threads
@@ -172,6 +172,84 @@ class CompiledPipeline:
     def _hist_gb_forest(self) -> HistForest:
         self.forest_ = HistForest(self.booster)
         return self.forest_
+
+
+@dataclass
+class FlatTrees:
+    """Many trees' nodes in flat arrays, walked for a few rows all at once, a level per step.
+
+    Leaves point at themselves. A number goes left when below its threshold (``<=`` when not
+    ``strict``), a missing value the node's missing side, a category the side its node's row of
+    ``table`` gives for its code (the last column: a negative code, or with ``wrap`` off one past
+    the table; with ``wrap`` on a code is read as a uint8, as scikit-learn's routine reads it).
+    """
+
+    roots: np.ndarray
+    depth: int
+    leaf: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    categorical: np.ndarray
+    table: np.ndarray | None  # (categorical nodes, codes + 1) -> goes left
+    table_row: np.ndarray | None  # each node's row in ``table``
+    strict: bool
+    wrap: bool
+
+    def leaves(self, X: np.ndarray) -> np.ndarray | None:
+        """Each row's leaf value in each tree, (rows, trees); None if a walk did not end at a
+        leaf (trees read wrong: the caller's library answers instead)."""
+        n, n_trees = len(X), len(self.roots)
+        node = np.tile(self.roots, n)  # one walker per (row, tree), row-major
+        row = np.repeat(np.arange(n, dtype=np.intp), n_trees)
+        active = np.arange(n * n_trees)
+        for _ in range(self.depth):
+            here = node[active]
+            done = self.leaf[here]
+            if done.any():  # walkers that reached a leaf stop: many trees are shallow
+                active, here = active[~done], here[~done]
+                if not len(active):
+                    break
+            x = X[row[active], self.feature[here]]
+            threshold = self.threshold[here]
+            left = x < threshold if self.strict else x <= threshold
+            missing = np.isnan(x)
+            if self.table is not None:
+                cat = np.flatnonzero(self.categorical[here] & ~missing)
+                if len(cat):
+                    left[cat] = self.table[self.table_row[here[cat]], self._columns(x[cat])]
+            if missing.any():
+                left[missing] = self.missing_left[here[missing]]
+            node[active] = np.where(left, self.left[here], self.right[here])
+        if not self.leaf[node].all():
+            return None
+        return self.value[node].reshape(n, n_trees)
+
+    def _columns(self, code: np.ndarray) -> np.ndarray:
+        assert self.table is not None
+        last = self.table.shape[1] - 1
+        negative = code < 0
+        column = np.where(negative, 0.0, code).astype(np.int64)
+        column = column & 0xFF if self.wrap else np.minimum(column, last)
+        column[negative] = last
+        return column
+
+
+def _linked(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, offset: int) -> tuple:
+    """A tree's child links as flat indices, its leaves pointing at themselves."""
+    index = np.arange(offset, offset + len(leaf))
+    return np.where(leaf, index, left + offset), np.where(leaf, index, right + offset)
+
+
+def _category_rows(categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The categorical nodes, and each node's row in a table of them."""
+    nodes = np.flatnonzero(categorical)
+    rows = np.zeros(len(categorical), dtype=np.intp)
+    rows[nodes] = np.arange(len(nodes))
+    return nodes, rows
 
 
 class HistForest:
@@ -198,18 +276,19 @@ class HistForest:
         self.trees = [
             (k, p.nodes, p.raw_left_cat_bitsets) for it in est._predictors for k, p in enumerate(it)
         ]
-        self.flat: dict[str, Any] | None = None
+        self.flat: FlatTrees | None = None
         self.flat_built = False
+        self.columns: list[np.ndarray] = []  # each output's trees, in order
 
     def add_to(self, raw: np.ndarray, M: np.ndarray) -> None:
         """Add every tree's value to ``raw`` (rows, outputs), tree after tree as scikit-learn's
         caller does: a running sum, so the float additions happen in the same order."""
         flat = self._flat()
-        if flat is None:
+        values = None if flat is None else flat.leaves(M)
+        if values is None:
             self.add_to_by_tree(raw, M, 1)
             return
-        values = self._leaves(flat, M)
-        for k, columns in enumerate(flat["columns"]):
+        for k, columns in enumerate(self.columns):
             running = np.column_stack([raw[:, k], values[:, columns]])
             raw[:, k] = np.cumsum(running, axis=1)[:, -1]
 
@@ -220,37 +299,9 @@ class HistForest:
             self.walk(nodes, M, left_bits, self.known, self.f_idx_map, threads, out)
             raw[:, k] += out
 
-    def _leaves(self, f: dict[str, Any], M: np.ndarray) -> np.ndarray:
-        """Each row's leaf value in each tree, (rows, trees)."""
-        n, n_trees = len(M), len(f["roots"])
-        node = np.tile(f["roots"], n)  # one walker per (row, tree), row-major
-        row = np.repeat(np.arange(n, dtype=np.intp), n_trees)
-        active = np.arange(n * n_trees)
-        for _ in range(f["depth"]):
-            here = node[active]
-            done = f["leaf"][here]
-            if done.any():  # walkers that reached a leaf stop: half the trees are shallow
-                active, here = active[~done], here[~done]
-                if not len(active):
-                    break
-            x = M[row[active], f["feature"][here]]
-            left = x <= f["threshold"][here]
-            missing = np.isnan(x)
-            if f["table"] is not None:
-                cat = np.flatnonzero(f["categorical"][here] & ~missing)
-                if len(cat):
-                    xc = x[cat]
-                    code = np.where(xc < 0, 0.0, xc).astype(np.int64) & 0xFF  # read as a uint8
-                    code[xc < 0] = 256  # a negative code goes the missing side
-                    left[cat] = f["table"][f["table_row"][here[cat]], code]
-            if missing.any():
-                left[missing] = f["missing_left"][here[missing]]
-            node[active] = np.where(left, f["left"][here], f["right"][here])
-        return f["value"][node].reshape(n, n_trees)
-
-    def _flat(self) -> dict[str, Any] | None:
-        """All trees' nodes in flat arrays (leaves point at themselves), built on first use;
-        None when they would take more than ``FLAT_BYTES``."""
+    def _flat(self) -> FlatTrees | None:
+        """All trees in flat arrays, built on first use; None when they would take more than
+        ``FLAT_BYTES``."""
         if self.flat_built:
             return self.flat
         self.flat_built = True
@@ -262,16 +313,17 @@ class HistForest:
         roots, klass, bitsets = [], [], []
         offset = bit_offset = depth = 0
         for k, nodes, left_bits in self.trees:
-            index = np.arange(offset, offset + len(nodes))
             leaf = nodes["is_leaf"].astype(bool)
             roots.append(offset)
             klass.append(k)
+            links = _linked(nodes["left"].astype(np.intp), nodes["right"].astype(np.intp), leaf,
+                            offset)  # fmt: skip
+            parts["left"].append(links[0])
+            parts["right"].append(links[1])
             parts["leaf"].append(leaf)
             parts["feature"].append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp))
             parts["threshold"].append(nodes["num_threshold"].astype(np.float64))
             parts["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
-            parts["left"].append(np.where(leaf, index, nodes["left"].astype(np.intp) + offset))
-            parts["right"].append(np.where(leaf, index, nodes["right"].astype(np.intp) + offset))
             parts["value"].append(nodes["value"].astype(np.float64))
             parts["categorical"].append(nodes["is_categorical"].astype(bool) & ~leaf)
             parts["bitset"].append(nodes["bitset_idx"].astype(np.intp) + bit_offset)
@@ -279,22 +331,23 @@ class HistForest:
             offset += len(nodes)
             bit_offset += len(bitsets[-1])
             depth = max(depth, int(nodes["depth"].max()))
-        f: dict[str, Any] = {name: np.concatenate(p) for name, p in parts.items()}
-        f["roots"], f["depth"] = np.asarray(roots, dtype=np.intp), depth
+        f = {name: np.concatenate(p) for name, p in parts.items()}
         klass_ = np.asarray(klass, dtype=np.intp)
-        f["columns"] = [np.flatnonzero(klass_ == k) for k in range(self.n_outputs)]
-        f["table"], f["table_row"] = self._category_table(f, np.concatenate(bitsets))
-        self.flat = f
-        return f
+        self.columns = [np.flatnonzero(klass_ == k) for k in range(self.n_outputs)]
+        table, table_row = self._category_table(f, np.concatenate(bitsets))
+        f.pop("bitset")  # read into the table
+        self.flat = FlatTrees(
+            roots=np.asarray(roots, dtype=np.intp), depth=depth, table=table,
+            table_row=table_row, strict=False, wrap=True, **f,
+        )  # fmt: skip
+        return self.flat
 
-    def _category_table(self, f: dict[str, Any], left_bits: np.ndarray) -> tuple:
+    def _category_table(self, f: dict[str, np.ndarray], left_bits: np.ndarray) -> tuple:
         """For each categorical node, the side each category code (0-255; 256 for a negative
-        one) goes to, and each node's row in that table (None when there is none)."""
-        nodes = np.flatnonzero(f["categorical"])
+        one) goes to, and each node's row in that table (None, None when there is none)."""
+        nodes, rows = _category_rows(f["categorical"])
         if not len(nodes):
             return None, None
-        rows = np.zeros(len(f["categorical"]), dtype=np.intp)
-        rows[nodes] = np.arange(len(nodes))
         known_bits = np.asarray(self.known, dtype=np.uint32).reshape(-1, 8)
         known_row = np.asarray(self.f_idx_map, dtype=np.intp)
         codes = np.arange(256)
@@ -333,43 +386,44 @@ class XgbForest:
         if self.objective == "binary:logistic":  # XGBoost's ProbToMargin, in float32
             score = f32(-logf(float(f32(f32(1.0) / score) - f32(1.0))))
         self.base, self.expf = score, expf
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("left", "right", "feature",
-                                                              "threshold", "default_left",
-                                                              "leaf", "categorical")}  # fmt: skip
+        # no bitsets (categories come as sets) and no values (a leaf's is its split condition)
+        kept = [name for name in _NODE_FIELDS if name not in ("bitset", "value")]
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in kept}
         roots, sets = [], {}
         offset = depth = 0
         for tree in trees:
             left = np.asarray(tree["left_children"], dtype=np.intp)
             right = np.asarray(tree["right_children"], dtype=np.intp)
             leaf = left == -1
-            index = np.arange(offset, offset + len(left))
             roots.append(offset)
-            parts["left"].append(np.where(leaf, index, left + offset))
-            parts["right"].append(np.where(leaf, index, right + offset))
-            parts["feature"].append(np.where(leaf, 0, tree["split_indices"]).astype(np.intp))
-            # a leaf's value is its split condition
-            parts["threshold"].append(np.asarray(tree["split_conditions"], dtype=np.float32))
-            parts["default_left"].append(np.asarray(tree["default_left"], dtype=bool))
+            links = _linked(left, right, leaf, offset)
+            parts["left"].append(links[0])
+            parts["right"].append(links[1])
             parts["leaf"].append(leaf)
+            parts["feature"].append(np.where(leaf, 0, tree["split_indices"]).astype(np.intp))
+            parts["threshold"].append(np.asarray(tree["split_conditions"], dtype=np.float32))
+            parts["missing_left"].append(np.asarray(tree["default_left"], dtype=bool))
             parts["categorical"].append(np.asarray(tree["split_type"], dtype=bool) & ~leaf)
             segments, sizes = tree["categories_segments"], tree["categories_sizes"]
             for k, node in enumerate(tree["categories_nodes"]):
                 sets[offset + node] = tree["categories"][segments[k] : segments[k] + sizes[k]]
             depth = max(depth, _tree_depth(left, right))
             offset += len(left)
-        for name, values in parts.items():
-            setattr(self, name, np.concatenate(values))
-        self.roots, self.depth = np.asarray(roots, dtype=np.intp), depth
-        # each categorical node's side for every category code: in its set -> right
-        nodes = np.flatnonzero(self.categorical)
+        f = {name: np.concatenate(p) for name, p in parts.items()}
+        # each categorical node's side for every category code: in its set -> right; any other,
+        # a negative one or one past the largest in any set -> left
+        nodes, table_row = _category_rows(f["categorical"])
         if set(sets) != set(nodes.tolist()):
             raise ValueError("categorical nodes without categories")
         width = 1 + max((max(v) for v in sets.values() if v), default=0)
-        self.table = np.ones((len(nodes), width + 1), dtype=bool)  # last column: out of range
-        self.table_row = np.zeros(len(self.categorical), dtype=np.intp)
-        self.table_row[nodes] = np.arange(len(nodes))
+        table = np.ones((len(nodes), width + 1), dtype=bool)
         for i, node in enumerate(nodes):
-            self.table[i, np.asarray(sets[node], dtype=np.intp)] = False
+            table[i, np.asarray(sets[node], dtype=np.intp)] = False
+        self.flat = FlatTrees(
+            roots=np.asarray(roots, dtype=np.intp), depth=depth, value=f["threshold"],
+            table=table if len(nodes) else None, table_row=table_row if len(nodes) else None,
+            strict=True, wrap=False, **f,
+        )  # fmt: skip
 
     @classmethod
     def of(cls, booster: Any, iterations: tuple[int, int] | None) -> XgbForest | None:
@@ -409,35 +463,11 @@ class XgbForest:
 
     def predict(self, M: np.ndarray) -> np.ndarray | None:
         """What the booster's ``inplace_predict`` gives for the rows of ``M`` (float32); None if
-        a walk did not end at a leaf (a tree this does not read right: the booster answers)."""
-        X = M.astype(np.float32)
-        n, n_trees = len(X), len(self.roots)
-        node = np.tile(self.roots, n)
-        row = np.repeat(np.arange(n, dtype=np.intp), n_trees)
-        active = np.arange(n * n_trees)
-        for _ in range(self.depth):
-            here = node[active]
-            done = self.leaf[here]
-            if done.any():
-                active, here = active[~done], here[~done]
-                if not len(active):
-                    break
-            x = X[row[active], self.feature[here]]
-            missing = np.isnan(x)
-            left = x < self.threshold[here]
-            cat = np.flatnonzero(self.categorical[here] & ~missing)
-            if len(cat):
-                code = x[cat]
-                width = self.table.shape[1] - 1
-                column = np.where((code < 0) | (code >= width), width, code).astype(np.intp)
-                left[cat] = self.table[self.table_row[here[cat]], column]
-            if missing.any():
-                left[missing] = self.default_left[here[missing]]
-            node[active] = np.where(left, self.left[here], self.right[here])
-        if not self.leaf[node].all():
+        a walk did not end at a leaf (the booster answers)."""
+        values = self.flat.leaves(M.astype(np.float32))
+        if values is None:
             return None
-        values = self.threshold[node].reshape(n, n_trees)
-        start = np.full((n, 1), self.base, dtype=np.float32)
+        start = np.full((len(M), 1), self.base, dtype=np.float32)
         margin = np.cumsum(np.hstack([start, values]), axis=1, dtype=np.float32)[:, -1]
         if self.objective != "binary:logistic":
             return margin
