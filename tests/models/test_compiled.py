@@ -196,3 +196,24 @@ def test_an_xgboost_walk_that_does_not_end_at_a_leaf_leaves_the_answer_to_the_bo
     assert forest.predict(model._compiled()[0].matrix(model._compiled()[0].coerce(raw))) is None
     got = np.concatenate([model.predict_proba(raw.iloc[i : i + 4]) for i in range(0, len(raw), 4)])
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("task", "family"), [("binary", "xgboost"), ("regression", "xgboost"),
+                                              ("binary", "hist_gb"), ("multiclass", "hist_gb")])  # fmt: skip
+def test_the_row_by_row_walk_reaches_the_leaves_the_level_walk_reaches(task: str, family: str):
+    # one row decides every node at once, more rows walk a level per step: both must end at
+    # the same leaf of every tree, missing values and unseen categories included
+    raw, pipeline, (contract, classes, plan) = _fit(task, family)
+    model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    model.predict(raw.iloc[:1])
+    compiled = model._compiled()[0]
+    X = _awkward(raw, plan)
+    M = compiled.matrix(compiled.coerce(X))
+    if family == "xgboost":
+        flat, M = compiled.xgb_forest_.flat, M.astype(np.float32)
+    else:
+        flat = compiled.forest_._flat()
+    assert np.isnan(M).any() and flat.table is not None
+    by_row = np.vstack([flat.row(x) for x in M])
+    np.testing.assert_array_equal(by_row, flat.by_level(M))
+    assert flat.leaves(M[:1]).shape == (1, len(flat.roots))
