@@ -82,6 +82,8 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
     if family == "xgboost":  # a few rows walk its trees in numpy, except multiclass models
         engaged = model._compiled()[0].__dict__.get("xgb_forest_") is not None
         assert engaged == (task != "multiclass")
+    if family == "lightgbm":  # one row goes through LightGBM's prepared single-row call
+        assert model._compiled()[0].__dict__.get("lgb_row_") is not None
     for X in (raw, _awkward(raw, plan)):
         expected = member_predict(pipeline, X, task, n_classes)
         got = model.predict(X) if task == "regression" else model.predict_proba(X)
@@ -217,3 +219,26 @@ def test_the_row_by_row_walk_reaches_the_leaves_the_level_walk_reaches(task: str
     by_row = np.vstack([flat.row(x) for x in M])
     np.testing.assert_array_equal(by_row, flat.by_level(M))
     assert flat.leaves(M[:1]).shape == (1, len(flat.roots))
+
+
+def test_lightgbm_single_rows_from_many_threads_get_their_own_answers_and_the_config_is_freed():
+    # a prepared configuration serves one call at a time; a thread finding it busy takes
+    # LightGBM's ordinary call, so concurrent single-row requests each get their own answer
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    raw, pipeline, (contract, classes, _) = _fit("multiclass", "lightgbm")
+    model = MlreModel(
+        "multiclass", [Member("lightgbm", {}, 1.0, [pipeline])], classes, contract, "x"
+    )
+    expected = member_predict(pipeline, raw, "multiclass", len(classes))
+    expected = expected / expected.sum(axis=1, keepdims=True)
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(model.predict_proba, [raw.iloc[[i]] for i in range(len(raw))]))
+    np.testing.assert_array_equal(np.vstack(rows), expected)
+    single = model._compiled()[0].lgb_row_
+    assert single is not None and single.freed.alive
+    freed = single.freed
+    del model, single
+    gc.collect()
+    assert not freed.alive
