@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlre.serve.guard import TrialGuard, wilson_low
+from mlre.serve.guard import TrialGuard, tail_latency, wilson_low
 from mlre.spec import RollbackPolicy
 
 POLICY = RollbackPolicy(min_requests=20, max_error_rate=0.05, latency_floor_ms=20)
@@ -46,6 +46,21 @@ def test_latency_is_judged_against_the_champion_above_the_floor():
     verdict = slow.verdict()
     assert verdict is not None and "p99 latency 200.0 ms" in verdict.reason
     assert fast_but_relatively_slow.verdict() is None
+
+
+def test_one_slow_champion_call_does_not_hide_a_challenger_slow_on_every_call():
+    # among 30 calls an interpolated p99 is nearly the slowest: one champion pause (a
+    # collection) of 340 ms would put it near 300 ms, above half the challenger's 450 ms
+    guard = TrialGuard(POLICY, "binary", "2")
+    for i in range(30):
+        guard.champion(340.0 if i == 5 else 45.0 + i)
+        guard.challenger(True, 450.0 + i)
+    verdict = guard.verdict()
+    assert verdict is not None and "against the champion's" in verdict.reason
+    assert verdict.evidence["champion_p99_ms"] < 100
+    assert tail_latency([1.0] * 29 + [500.0]) == 1.0
+    # from 100 calls on, the p99 is the p99
+    assert tail_latency(list(range(1, 201))) == np.percentile(range(1, 201), 99)
 
 
 def test_a_shadow_call_that_answers_many_requests_counts_its_time_once():
