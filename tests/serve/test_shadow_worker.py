@@ -1,4 +1,4 @@
-"""A shadow worker whose server is gone by the time it starts leaves at once."""
+"""The shadow worker: it leaves when its server is gone, and predicts batches in runs."""
 
 from __future__ import annotations
 
@@ -24,3 +24,47 @@ def test_a_worker_started_for_a_server_that_is_gone_leaves_without_loading(tmp_p
     except queue.Empty:
         message = None
     assert message is None
+
+
+def test_a_batch_of_mirrored_requests_is_predicted_in_runs_of_one_table_each():
+    import numpy as np
+    import pandas as pd
+
+    from mlre.serve import shadow
+    from mlre.serve.batching import predict_each
+    from mlre.serve.shadow import Rows, _parts
+
+    cols = ("a", "b")
+    small = [(f"r{i}", Rows(cols, np.array([[i, "x"]], dtype=object))) for i in range(5)]
+    table = ("t", pd.DataFrame({"a": [10, 11], "b": ["y", "z"]}))
+    other = ("o", Rows(("b", "a"), np.array([["w", 20]], dtype=object)))
+    batch = [*small, table, other]
+    # one run while it fits in MAX_BATCH_ROWS rows; beyond, the next run
+    assert [len(p) for p in _parts(batch)] == [7]
+    limit = shadow.MAX_BATCH_ROWS
+    try:
+        shadow.MAX_BATCH_ROWS = 3
+        assert [[i for i, _ in p] for p in _parts(batch)] == [
+            ["r0", "r1", "r2"], ["r3", "r4"], ["t", "o"]
+        ]  # fmt: skip
+    finally:
+        shadow.MAX_BATCH_ROWS = limit
+    # small requests with the same columns are stacked into one table; others concatenated
+    stacked = Rows.combined([p for _, p in small])
+    assert isinstance(stacked, Rows) and len(stacked) == 5
+    mixed = Rows.combined([p for _, p in batch])
+    assert list(mixed["a"]) == [0, 1, 2, 3, 4, 10, 11, 20] and list(mixed.columns) == ["a", "b"]
+    calls = []
+
+    def predict(payload):
+        X = Rows.table(payload)
+        calls.append(len(X))
+        if (X["a"] == 3).any():
+            raise ValueError("bad row")
+        return X["a"].to_numpy(dtype=float)
+
+    results = predict_each(predict, [p for _, p in small], combine=Rows.combined)
+    # one call for all five; it failed on one row, so each was predicted alone
+    assert calls == [5, 1, 1, 1, 1, 1]
+    assert [r[1] is None for r in results] == [True, True, True, False, True]
+    assert [float(r[0][0]) for r in results if r[0] is not None] == [0.0, 1.0, 2.0, 4.0]

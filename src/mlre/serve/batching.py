@@ -98,19 +98,25 @@ def take_batch(
     return batch, False
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True)
+
+
 def predict_each(
-    predict: Callable[[pd.DataFrame], np.ndarray],
-    frames: list[pd.DataFrame],
+    predict: Callable[[Any], np.ndarray],
+    frames: list[Any],
     clock: Callable[[], float] = time.perf_counter,
+    combine: Callable[[list[Any]], Any] = _concat,
 ) -> list[tuple[np.ndarray | None, Exception | None, float, bool]]:
     """Each table's output (or error), the seconds its call took by ``clock``, and whether it
-    is the first table of that call: one call for them all, or, when that fails, one call each,
-    so one bad request fails alone. A call's time counts once where calls are timed (the tables
-    of one call share it; counted for each, one slow call would weigh as many)."""
+    is the first table of that call: one call for them all (``combine`` makes one input of
+    them), or, when that fails, one call each, so one bad request fails alone. A call's time
+    counts once where calls are timed (the tables of one call share it; counted for each, one
+    slow call would weigh as many)."""
     if len(frames) > 1:
         t0 = clock()
         try:
-            out = predict(pd.concat(frames, ignore_index=True))
+            out = predict(combine(frames))
         except Exception:
             pass
         else:

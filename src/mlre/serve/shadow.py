@@ -3,10 +3,12 @@
 Mirrored requests must not slow the answers callers wait for. In the serving process a shadow
 prediction competes with the champion's for the interpreter lock (pandas work in every pipeline
 holds it), which on a small machine doubled the champion's latency; in its own process it runs on
-another core. The worker loads the version hash-checked from the registry, predicts what has
-queued up in one call, and sends each request's output (or error) back; a reader thread in the
-serving process hands them to ``on_result``. A worker that dies takes its pending requests with
-it as errors, so the rollback rule sees them.
+another core. Mirrored requests are sent to it in batches (every ``BATCH_SECONDS``), not one
+by one: each hand-over pickles, writes a pipe and wakes the worker, and one per request cost the
+requests in flight ~10% of their latency on two cores. The worker loads the version hash-checked
+from the registry, predicts each batch in one call, and sends each request's output (or error)
+back; a reader thread in the serving process hands them to ``on_result``. A worker that dies
+takes its pending requests with it as errors, so the rollback rule sees them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,11 +36,12 @@ SHADOW_NICENESS = 10
 #: Most rows predicted in one call by the worker.
 MAX_BATCH_ROWS = 512
 
-#: How long the worker gathers mirrored requests before predicting them in one call. An
-#: ensemble's call costs about the same for one row or fifty, so at a hundred requests a second
-#: this cuts the shadow's CPU time (which competes with the champion's on a small machine) about
-#: fiftyfold (at 0.1 s, a shadow still added 10-30% to the champion's latency on two cores); its
-#: answers only feed the logs and the rollback rule, which can wait this long.
+#: How long mirrored requests gather in the serving process before they go to the worker, to be
+#: predicted in one call. An ensemble's call costs about the same for one row or fifty, so at a
+#: hundred requests a second this cuts the shadow's CPU time (which competes with the champion's
+#: on a small machine) about fiftyfold (at 0.1 s, a shadow still added 10-30% to the champion's
+#: latency on two cores); its answers only feed the logs and the rollback rule, which can wait
+#: this long.
 BATCH_SECONDS = 0.5
 
 
@@ -67,29 +71,51 @@ class ShadowWorker:
         )  # fmt: skip
         self._process.start()
         self._sent: set[str] = set()
+        self._outgoing: list[tuple[str, Any]] = []  # mirrored, not yet sent
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Event()
         self._reader = threading.Thread(target=self._read, name="mlre-shadow-reader", daemon=True)
         self._reader.start()
+        self._sender = threading.Thread(target=self._send, name="mlre-shadow-sender", daemon=True)
+        self._sender.start()
 
     @property
     def alive(self) -> bool:
         return self.failed is None and not self._closed
 
     def submit(self, request_id: str, frame: Any) -> bool:
-        """Send a copy of a request; ``False`` if the worker cannot take it."""
+        """Queue a copy of a request for the next batch; ``False`` if the worker cannot take
+        it."""
         if not self.alive:
             return False
+        small = len(frame) <= SMALL_ROWS
+        payload = Rows(tuple(frame.columns), frame.to_numpy(dtype=object)) if small else frame
         with self._lock:
+            if not self.alive:
+                return False
             self._sent.add(request_id)
-        # a small request travels as plain values: cheaper to pickle than a pandas table, and
-        # the pickling runs in the serving process
-        if len(frame) <= SMALL_ROWS:
-            payload: Any = (list(frame.columns), frame.to_numpy(dtype=object))
-        else:
-            payload = frame
-        self._in.put((request_id, payload))  # pickled by the queue's feeder thread
+            self._outgoing.append((request_id, payload))
         return True
+
+    def _send(self) -> None:
+        """Every ``BATCH_SECONDS``, what was mirrored since goes to the worker in one message
+        (pickled by the queue's feeder thread); on closing, the rest, then the stop mark."""
+        while not self._closing.wait(BATCH_SECONDS):
+            self._flush()
+        self._flush()
+        with contextlib.suppress(OSError, ValueError):
+            self._in.put(None)
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._outgoing = self._outgoing, []
+        if not batch or self.failed is not None:
+            return
+        try:
+            self._in.put(batch)
+        except (OSError, ValueError) as err:
+            self._fail(f"the shadow worker of version {self.version} cannot be reached: {err}")
 
     def answers(self, out: np.ndarray) -> list[Any]:
         """The label or value of each row."""
@@ -103,11 +129,11 @@ class ShadowWorker:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(OSError, ValueError):
-            self._in.put(None)
+        self._closing.set()  # the sender sends what is queued, then the stop mark
         threading.Thread(target=self._reap, daemon=True).start()
 
     def _reap(self) -> None:
+        self._sender.join(timeout=10)
         self._process.join(timeout=10)
         if self._process.is_alive():
             self._process.terminate()
@@ -143,10 +169,12 @@ class ShadowWorker:
                         log.exception("the shadow result of %s could not be recorded", request_id)
 
     def _fail(self, reason: str) -> None:
-        self.failed = reason
-        self.ready.set()
         with self._lock:
-            lost, self._sent = list(self._sent), set()
+            if self.failed is not None:
+                return
+            self.failed = reason
+            lost, self._sent, self._outgoing = list(self._sent), set(), []
+        self.ready.set()
         for request_id in lost:
             self._on_result(request_id, None, reason, 0.0, False)
         self._on_failure(reason)
@@ -194,48 +222,72 @@ def _work(name: str, version: str, inbox: Any, outbox: Any, parent: int) -> None
     with contextlib.suppress(OSError, AttributeError):
         os.nice(SHADOW_NICENESS)
 
-    def predict(frame: Any) -> np.ndarray:
-        X = frame[features]
+    def predict(payload: Any) -> np.ndarray:
+        X = Rows.table(payload)[features]
         if task == "regression":
             return np.asarray(model.predict(X), dtype=float)
         return np.asarray(model.predict_proba(X), dtype=float)
 
     while True:
-        item = inbox.get()
-        if item is None:
+        batch = inbox.get()
+        if batch is None:
             return
-        batch, stop = _gather(inbox, item)
-        # the worker runs at a lower priority, so its wall time would measure how long it waited
-        # for a core; the rollback rule judges what the model costs: its CPU time
-        results = predict_each(predict, [frame for _, frame in batch], clock=time.process_time)
-        answers = []
-        for (request_id, _), (out, error, seconds, timed) in zip(batch, results, strict=True):
-            message = None if error is None else f"{type(error).__name__}: {error}"[:500]
-            answers.append((request_id, out, message, seconds, timed))
-        outbox.put(("results", answers))
-        if stop:
-            return
+        for part in _parts(batch):
+            ids = [request_id for request_id, _ in part]
+            # the worker runs at a lower priority, so its wall time would measure how long it
+            # waited for a core; the rollback rule judges what the model costs: its CPU time
+            results = predict_each(
+                predict, [p for _, p in part], clock=time.process_time, combine=Rows.combined
+            )
+            answers = []
+            for request_id, (out, error, seconds, timed) in zip(ids, results, strict=True):
+                message = None if error is None else f"{type(error).__name__}: {error}"[:500]
+                answers.append((request_id, out, message, seconds, timed))
+            outbox.put(("results", answers))
 
 
-def _gather(inbox: Any, first: Any) -> tuple[list[tuple[str, Any]], bool]:
-    """``first`` and what else arrives within ``BATCH_SECONDS`` (up to ``MAX_BATCH_ROWS``
-    rows), as (request id, table) pairs; and whether the stop mark came."""
-    from mlre.serve.batching import take_batch
+def _parts(batch: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
+    """A batch in runs of up to ``MAX_BATCH_ROWS`` rows, each predicted in one call."""
+    parts: list[list[tuple[str, Any]]] = [[]]
+    rows = 0
+    for item in batch:
+        n = len(item[1])
+        if parts[-1] and rows + n > MAX_BATCH_ROWS:
+            parts.append([])
+            rows = 0
+        parts[-1].append(item)
+        rows += n
+    return parts
 
-    until = time.monotonic() + BATCH_SECONDS
 
-    def get() -> Any:
-        item = inbox.get(timeout=max(0.0, until - time.monotonic()))
-        return None if item is None else (item[0], _table(item[1]))
+@dataclass
+class Rows:
+    """A small mirrored request as plain values (cheaper to pickle than a pandas table; the
+    worker makes one table of a batch's)."""
 
-    return take_batch(get, (first[0], _table(first[1])), MAX_BATCH_ROWS, 1)
+    columns: tuple[str, ...]
+    values: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.values)
 
-def _table(payload: Any) -> Any:
-    """A mirrored request's table (sent as plain values when small)."""
-    if not isinstance(payload, tuple):
-        return payload
-    from mlre.serve.protocol import object_table
+    @staticmethod
+    def table(payload: Any) -> Any:
+        """A request's table, whether sent as ``Rows`` or as a table."""
+        if not isinstance(payload, Rows):
+            return payload
+        from mlre.serve.protocol import object_table
 
-    columns, values = payload
-    return object_table(values, columns)
+        return object_table(payload.values, list(payload.columns))
+
+    @staticmethod
+    def combined(payloads: list[Any]) -> Any:
+        """One payload for a run of requests: small ones with the same columns stacked."""
+        first = payloads[0]
+        if isinstance(first, Rows) and all(
+            isinstance(p, Rows) and p.columns == first.columns for p in payloads
+        ):
+            return Rows(first.columns, np.concatenate([p.values for p in payloads]))
+        import pandas as pd
+
+        return pd.concat([Rows.table(p) for p in payloads], ignore_index=True)
