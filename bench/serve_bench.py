@@ -358,6 +358,19 @@ def _shadow_ready(base: str) -> bool:
     return False
 
 
+def _keep_in_shadow() -> None:
+    """Put version 2 of the shadowed model back in shadow if a run before rolled it back."""
+    check = "from mlre.track.releases import read_release; print(read_release(%r).challenger)"
+    done = _python("-c", check % SHADOWED)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    if done.stdout.strip().splitlines()[-1] == "None":
+        again = _python("-m", "mlre", "promote", SHADOWED, "--version", "2", "--shadow",
+                        "--reason", "benchmark: back in shadow")  # fmt: skip
+        if again.returncode != 0:
+            raise RuntimeError(again.stderr[-2000:])
+
+
 def _shadow(base: str, on: bool) -> None:
     """Put version 2 in shadow (or roll it back) and wait until the service follows."""
     if on:
@@ -451,6 +464,10 @@ def paired_blocks(target: str, args: argparse.Namespace, shadowed: str | None) -
         assert shadowed is not None
         out = served(shadowed)
         time.sleep(SETTLE_SECONDS)  # the worker's last batch is not the next block's load
+        # a block whose server had rolled its challenger back measured no shadow at all
+        if _challenger(shadowed.removesuffix("/predict"), SHADOWED) is None:
+            raise RuntimeError("the shadowed server rolled its challenger back during the blocks"
+                               " (see `mlre deployments adult_serve_shadowed`)")  # fmt: skip
         return out
 
     bodies = WORK / "bodies_predict.jsonl"
@@ -515,6 +532,7 @@ def run_rounds(
         if args.blocks and "mlre" in systems and args.client == "wrk":
             shadowed = None
             if "mlre+shadow" in systems:
+                _keep_in_shadow()
                 servers["mlre-shadowed"] = _server("mlre-shadowed")
                 base = servers["mlre-shadowed"][2]
                 end = time.monotonic() + 120  # its worker loads the challenger after start

@@ -68,3 +68,32 @@ def test_a_batch_of_mirrored_requests_is_predicted_in_runs_of_one_table_each():
     assert calls == [5, 1, 1, 1, 1, 1]
     assert [r[1] is None for r in results] == [True, True, True, False, True]
     assert [float(r[0][0]) for r in results if r[0] is not None] == [0.0, 1.0, 2.0, 4.0]
+
+
+def test_a_shadow_run_is_timed_on_one_request_predicted_alone():
+    # the rollback rule compares a challenger's latency with the champion's per request: the
+    # time of a call that answered 40 requests at once must not stand for one request's
+    import numpy as np
+
+    from mlre.serve.shadow import Rows, _answer
+
+    spent = [0.0]  # a clock that advances by the rows each call predicts
+
+    def predict(payload):
+        X = Rows.table(payload)
+        spent[0] += len(X)
+        if (X["a"] == 7).any():
+            raise ValueError("bad row")
+        return X["a"].to_numpy(dtype=float)
+
+    part = [(f"r{i}", Rows(("a",), np.array([[i]], dtype=object))) for i in range(40)]
+    answers = _answer(predict, part, clock=lambda: spent[0])
+    assert [a[0] for a in answers] == [f"r{i}" for i in range(40)]
+    timed = [a for a in answers if a[4]]
+    assert len(timed) == 1 and timed[0][0] == "r0" and timed[0][3] == 1.0
+    # every request has its own answer; the bad one fails alone
+    assert [a[2] is None for a in answers] == [i != 7 for i in range(40)]
+    assert "bad row" in answers[7][2]
+    assert [float(a[1][0]) for a in answers if a[1] is not None] == [
+        float(i) for i in range(40) if i != 7
+    ]
