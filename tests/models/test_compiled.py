@@ -242,3 +242,52 @@ def test_lightgbm_single_rows_from_many_threads_get_their_own_answers_and_the_co
     del model, single
     gc.collect()
     assert not freed.alive
+
+
+@pytest.mark.parametrize("task", list(CASES))
+@pytest.mark.parametrize("family", ["random_forest", "extra_trees"])
+def test_forests_predict_what_their_pipelines_predict_without_joblib(task, family, monkeypatch):
+    import warnings
+
+    from mlre.models.compiled import Forest
+
+    raw, pipeline, (contract, classes, plan) = _fit(task, family)
+    forest = pipeline.named_steps["model"][-1]
+    n_classes = 0 if classes is None else len(classes)
+    X = _awkward(raw, plan)
+
+    def served(model):
+        f = model.predict if task == "regression" else model.predict_proba
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "fitted with feature names" on every call
+            ones = np.concatenate([np.atleast_1d(f(X.iloc[[i]])) for i in range(len(X))])
+            fives = np.concatenate([f(X.iloc[i : i + 5]) for i in range(0, len(X), 5)])
+            return ones.reshape(fives.shape), fives, f(X)
+
+    def expected():
+        out = member_predict(pipeline, X, task, n_classes)
+        return out if task == "regression" else out / out.sum(axis=1, keepdims=True)
+
+    # with one worker the forest adds its trees in order, as the flat walk does: bit for bit
+    forest.n_jobs = 1
+    model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    model.predict(X.iloc[:1])
+    compiled = model._compiled()[0]
+    assert compiled is not None and compiled.kind == "forest"
+    assert compiled.booster.flat is not None
+    for got in served(model):
+        np.testing.assert_array_equal(got, expected())
+    # with more workers its order of addition varies between calls: equal up to rounding
+    forest.n_jobs = 2
+    model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    for got in served(model):
+        np.testing.assert_allclose(got, expected(), rtol=1e-12, atol=1e-15)
+    # a forest too large to flatten keeps its own walk, with one worker for small batches
+    monkeypatch.setattr(Forest, "FLAT_BYTES", 0)
+    forest.n_jobs = 1
+    model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    model.predict(X.iloc[:1])
+    assert model._compiled()[0].booster.flat is None
+    for got in served(model):
+        np.testing.assert_array_equal(got, expected())
+    assert forest.n_jobs == 1 and hasattr(forest, "feature_names_in_")  # the fitted one as it was

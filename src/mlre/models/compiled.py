@@ -12,7 +12,10 @@ scikit-learn's HistGradientBoosting is compiled too: its own input step (an Ordi
 ColumnTransformer, ~5 ms on one row, several times the trees' time) becomes a lookup from our
 encoder's codes to its ordinal codes and a column order; its trees are walked all at once for a
 few rows (``HistForest``) and by its own routine for more. A few rows also walk a single-output
-XGBoost model's trees in numpy (``XgbForest``), in XGBoost's own precision and order.
+XGBoost model's trees in numpy (``XgbForest``), in XGBoost's own precision and order, and one
+row goes through LightGBM's prepared single-row call (``LgbRow``). Random forests and extra
+trees take the matrix as their category-codes step would give it, and small batches skip
+joblib (``Forest``).
 
 Anything else (other families, other preprocessing) is not compiled and keeps its pipeline.
 """
@@ -50,7 +53,8 @@ class CompiledPipeline:
     coercer: ColumnCoercer
     stack: ColumnStack
     booster: Any
-    kind: str  # "lightgbm", "xgboost" or "hist_gb" (the booster is then the estimator)
+    kind: str  # "lightgbm", "xgboost", "hist_gb" (the booster is then the estimator) or "forest"
+    # (a ``Forest``)
     iterations: (
         tuple[int, int] | None
     )  # XGBoost's iteration range (best iteration when early-stopped)
@@ -138,6 +142,8 @@ class CompiledPipeline:
         small = len(M) <= SMALL_BATCH
         if self.kind == "hist_gb":
             return self._hist_gb(M, small)
+        if self.kind == "forest":
+            return self.booster.predict(M, small)
         if self.kind == "lightgbm":
             out = None
             if len(M) == 1:
@@ -227,13 +233,20 @@ class FlatTrees:
     def leaves(self, X: np.ndarray) -> np.ndarray | None:
         """Each row's leaf value in each tree, (rows, trees); None if a walk did not end at a
         leaf (trees read wrong: the caller's library answers instead)."""
-        if len(X) <= max(1, self.depth // 2):  # row by row: see ``row``
-            values = [self.row(x) for x in X]
-            return None if any(v is None for v in values) else np.vstack(values)
+        nodes = self.nodes(X)
+        return None if nodes is None else self.value[nodes]
+
+    def nodes(self, X: np.ndarray) -> np.ndarray | None:
+        """Each row's leaf in each tree (flat node indices), (rows, trees), or None (as
+        ``leaves``). Row by row (``row``) costs about a nanosecond per node of the forest, level
+        by level (``by_level``) about 12 us per level; the cheaper estimate walks."""
+        if len(X) * (len(self.feature) / 400 + 10) <= self.depth * 12:
+            found = [self.row(x) for x in X]
+            return None if any(f is None for f in found) else np.vstack(found)
         return self.by_level(X)
 
     def by_level(self, X: np.ndarray) -> np.ndarray | None:
-        """``leaves`` for all rows together, walking down a level per step."""
+        """``nodes`` for all rows together, walking down a level per step."""
         n, n_trees = len(X), len(self.roots)
         node = np.tile(self.roots, n)  # one walker per (row, tree), row-major
         row = np.repeat(np.arange(n, dtype=np.intp), n_trees)
@@ -258,14 +271,14 @@ class FlatTrees:
             node[active] = np.where(left, self.left[here], self.right[here])
         if not self.leaf[node].all():
             return None
-        return self.value[node].reshape(n, n_trees)
+        return node.reshape(n, n_trees)
 
     def row(self, x: np.ndarray) -> np.ndarray | None:
-        """One row's leaf value in each tree, or None (as ``leaves``). Every node decides at
-        once, then each tree follows its decisions from the root, a level per step: a few
-        numpy calls over all nodes and one per level, where the walk of many rows makes about
-        fifteen a level. 150 trees on one row: ~45 us, against ~100 us (six levels) and ~250 us
-        (twenty) level by level; row by row stays the faster up to about half the depth in rows."""
+        """One row's leaf in each tree, or None (as ``nodes``). Every node decides at once, then
+        each tree follows its decisions from the root, a level per step: a few numpy calls over
+        all nodes and one per level, where the walk of many rows makes about fifteen a level.
+        150 trees of ~60 nodes on one row: ~45 us, against ~100 us (six levels) and ~250 us
+        (twenty) level by level."""
         at = x[self.feature]
         left = at < self.threshold if self.strict else at <= self.threshold
         missing = np.isnan(x)
@@ -282,7 +295,7 @@ class FlatTrees:
             node = child[node]
         if not self.leaf[node].all():
             return None
-        return self.value[node]
+        return node
 
     def _columns(self, code: np.ndarray) -> np.ndarray:
         assert self.table is not None
@@ -298,6 +311,37 @@ def _linked(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, offset: int) 
     """A tree's child links as flat indices, its leaves pointing at themselves."""
     index = np.arange(offset, offset + len(leaf))
     return np.where(leaf, index, left + offset), np.where(leaf, index, right + offset)
+
+
+def _linked_parts() -> dict[str, list[np.ndarray]]:
+    """Per-tree node arrays to concatenate, for trees whose leaves carry no values of their own
+    in ``FlatTrees.value`` (XGBoost's leaf value is its threshold; forests keep a table)."""
+    return {name: [] for name in _NODE_FIELDS if name not in ("bitset", "value")}
+
+
+def _add_linked(
+    parts: dict[str, list[np.ndarray]],
+    offset: int,
+    left: Any,
+    right: Any,
+    feature: Any,
+    threshold: np.ndarray,
+    missing_left: Any,
+    categorical: Any = None,
+) -> np.ndarray:
+    """Append one tree given by child links (-1 at leaves) to ``parts``; its leaf mask."""
+    left, right = np.asarray(left, dtype=np.intp), np.asarray(right, dtype=np.intp)
+    leaf = left == -1
+    links = _linked(left, right, leaf, offset)
+    parts["left"].append(links[0])
+    parts["right"].append(links[1])
+    parts["leaf"].append(leaf)
+    parts["feature"].append(np.where(leaf, 0, feature).astype(np.intp))
+    parts["threshold"].append(threshold)
+    parts["missing_left"].append(np.asarray(missing_left, dtype=bool))
+    split = np.zeros(len(leaf), dtype=bool) if categorical is None else categorical
+    parts["categorical"].append(np.asarray(split, dtype=bool) & ~leaf)
+    return leaf
 
 
 def _category_rows(categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -418,6 +462,82 @@ class HistForest:
         return table, rows
 
 
+class Forest:
+    """A fitted random forest or extra-trees model of scikit-learn, predicted without joblib for
+    small batches.
+
+    scikit-learn's forest predicts each tree in a joblib task: ~15 ms on one row for 150 trees
+    with two workers, nearly all of it dispatch. Up to ``FEW_ROWS`` rows walk the trees from flat
+    arrays (``FlatTrees``; a number goes left when ``<=`` its threshold, in float32 as the forest
+    reads its input, a missing value the node's missing side); their leaf values are added tree
+    after tree onto zeros and divided by the number of trees, as the forest does with one worker
+    (with more, its order of addition varies from call to call). Up to ``SMALL_BATCH`` rows go
+    through the forest with one worker, more through the forest as fitted. Forests whose flat
+    form would take more than ``FLAT_BYTES`` keep the forest's own walk.
+    """
+
+    #: The most memory the flat form may take (~50 bytes a node plus its values): a bagged
+    #: forest of 2,048-leaf trees has one per fold in the serving process.
+    FLAT_BYTES = 16 * 2**20
+
+    def __init__(self, est: Any) -> None:
+        import copy
+
+        # shallow copies share the fitted trees; without the fitted column names, which a
+        # matrix does not carry (scikit-learn would warn on every call)
+        self.est, self.single = copy.copy(est), copy.copy(est)
+        self.single.n_jobs = 1
+        for copied in (self.est, self.single):
+            copied.__dict__.pop("feature_names_in_", None)
+        self.classify = hasattr(est, "classes_")
+        self.flat: FlatTrees | None = None
+        self.values: np.ndarray | None = None  # (nodes, outputs): what each leaf adds
+        self.flat_built = False
+
+    def _flat(self) -> FlatTrees | None:
+        """The trees in flat arrays, built on first use by a few rows; None when they would
+        take more than ``FLAT_BYTES`` (or the forest has several outputs)."""
+        if self.flat_built:
+            return self.flat
+        self.flat_built = True
+        est = self.est
+        trees = [e.tree_ for e in est.estimators_]
+        n_nodes = sum(t.node_count for t in trees)
+        width = int(est.n_classes_) if self.classify else 1
+        if n_nodes * (50 + 8 * width) > self.FLAT_BYTES or int(est.n_outputs_) != 1:
+            return None
+        parts = _linked_parts()
+        roots, values = [], []
+        offset = depth = 0
+        for t in trees:
+            roots.append(offset)
+            leaf = _add_linked(parts, offset, t.children_left, t.children_right, t.feature,
+                               t.threshold.astype(np.float64), t.missing_go_to_left)  # fmt: skip
+            values.append(t.value[:, 0, :width])  # what the tree's predict reads for a leaf
+            depth = max(depth, int(t.max_depth))
+            offset += len(leaf)
+        f = {name: np.concatenate(p) for name, p in parts.items()}
+        self.values = np.concatenate(values).astype(np.float64)
+        self.flat = FlatTrees(
+            roots=np.asarray(roots, dtype=np.intp), depth=depth, value=np.arange(offset),
+            table=None, table_row=None, strict=False, wrap=False, **f,
+        )  # fmt: skip
+        return self.flat
+
+    def predict(self, M: np.ndarray, small: bool) -> np.ndarray:
+        """Class probabilities (rows, classes) or regression values."""
+        X = M.astype(np.float32)  # what the forest's input check makes of it
+        flat = self._flat() if len(X) <= FEW_ROWS else None
+        nodes = None if flat is None else flat.nodes(X.astype(np.float64))
+        if nodes is None or self.values is None:
+            est = self.single if small else self.est
+            return est.predict_proba(X) if self.classify else est.predict(X)
+        leaves = self.values[nodes]  # (rows, trees, outputs)
+        running = np.concatenate([np.zeros_like(leaves[:, :1]), leaves], axis=1)
+        out = np.cumsum(running, axis=1)[:, -1] / len(flat.roots)
+        return out if self.classify else out[:, 0]
+
+
 class XgbForest:
     """An XGBoost booster's trees in flat arrays, walked for a few rows all at once.
 
@@ -443,23 +563,16 @@ class XgbForest:
             score = f32(-logf(float(f32(f32(1.0) / score) - f32(1.0))))
         self.base, self.expf = score, expf
         # no bitsets (categories come as sets) and no values (a leaf's is its split condition)
-        kept = [name for name in _NODE_FIELDS if name not in ("bitset", "value")]
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in kept}
+        parts = _linked_parts()
         roots, sets = [], {}
         offset = depth = 0
         for tree in trees:
             left = np.asarray(tree["left_children"], dtype=np.intp)
             right = np.asarray(tree["right_children"], dtype=np.intp)
-            leaf = left == -1
             roots.append(offset)
-            links = _linked(left, right, leaf, offset)
-            parts["left"].append(links[0])
-            parts["right"].append(links[1])
-            parts["leaf"].append(leaf)
-            parts["feature"].append(np.where(leaf, 0, tree["split_indices"]).astype(np.intp))
-            parts["threshold"].append(np.asarray(tree["split_conditions"], dtype=np.float32))
-            parts["missing_left"].append(np.asarray(tree["default_left"], dtype=bool))
-            parts["categorical"].append(np.asarray(tree["split_type"], dtype=bool) & ~leaf)
+            _add_linked(parts, offset, left, right, tree["split_indices"],
+                        np.asarray(tree["split_conditions"], dtype=np.float32),
+                        tree["default_left"], tree["split_type"])  # fmt: skip
             segments, sizes = tree["categories_segments"], tree["categories_sizes"]
             for k, node in enumerate(tree["categories_nodes"]):
                 sets[offset + node] = tree["categories"][segments[k] : segments[k] + sizes[k]]
@@ -697,6 +810,24 @@ def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
         except (ImportError, AttributeError, KeyError, ValueError):
             return None
         return compiled
+    inner = getattr(est, "steps", None)
+    if inner is not None and len(inner) == 2 and type(inner[0][1]).__name__ == "CategoryCodes":
+        # a forest behind its category-codes step: the codes are the matrix's own
+        from mlre.models.adapters import CategoryCodes
+
+        forest = inner[1][1]
+        names = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+                 "ExtraTreesRegressor")  # fmt: skip
+        if not isinstance(inner[0][1], CategoryCodes) or type(forest).__name__ not in names:
+            return None
+        if type(forest).__module__.split(".")[0] != "sklearn":
+            return None
+        if binary and len(forest.classes_) != 2:
+            return None
+        try:
+            return CompiledPipeline(coercer, stack, Forest(forest), "forest", None, False)
+        except (AttributeError, TypeError, ValueError):
+            return None
     if kind == "lightgbm" and hasattr(est, "booster_"):
         if callable(getattr(est, "objective", None)) or (binary and len(est.classes_) != 2):
             return None
