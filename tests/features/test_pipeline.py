@@ -216,3 +216,50 @@ def test_dense_style_one_hot_encodes_and_pools_rare_levels(ames):
     # a missing category is a level of its own
     assert "Alley___missing__" in out.columns
     assert (out["Alley___missing__"] == df["Alley"].isna().astype(float)).all()
+
+
+@pytest.mark.parametrize("data", ["compas", "ames"])
+def test_a_few_rows_go_through_the_dense_stack_as_arrays_with_the_same_values(data, request):
+    # up to SMALL_ROWS rows, the imputers, scaler and one-hot encoder run on numpy arrays (their
+    # pandas output costs more than they do on a served row): the values must be the same
+    import warnings
+
+    from mlre.data.contract import SMALL_ROWS
+
+    df, plan = request.getfixturevalue(data)
+    target = COMPAS if data == "compas" else "price"
+    X = df.drop(columns=[target])
+    prep = make_preprocessor(plan, "dense").fit(X.iloc[:600])
+    stack = prep.named_steps["columns"]
+    rows = X.iloc[600:].copy()
+    rng = np.random.default_rng(0)
+    for c in plan.numeric[:3]:
+        rows.loc[rng.random(len(rows)) < 0.2, c] = np.nan
+    for c in plan.categorical[:3]:
+        rows[c] = rows[c].astype(object)
+        rows.loc[rng.random(len(rows)) < 0.2, c] = None
+        rows.loc[rng.random(len(rows)) < 0.1, c] = "a level never seen in training"
+    whole = prep.transform(rows)  # more than SMALL_ROWS rows: the pandas path
+    assert len(rows) > SMALL_ROWS and "array_parts_" not in stack.__dict__
+
+    def named() -> list[bool]:
+        return [hasattr(s, "feature_names_in_") for _, f, _ in stack.parts_ for _, s in f.steps]
+
+    before = named()
+    with warnings.catch_warnings():
+        # no "fitted with feature names" from the copies
+        warnings.filterwarnings("error", message=".*feature names.*")
+        pieces = [prep.transform(rows.iloc[i : i + 7]) for i in range(0, 140, 7)]
+    assert any(t is not None for t in stack.array_parts_)
+    few = pd.concat(pieces)
+    pd.testing.assert_frame_equal(few, whole.iloc[:140], check_exact=True)
+    # the fitted parts keep their column names (and pandas output); the copies are not pickled
+    assert named() == before and any(before)
+    coerced = prep.named_steps["coerce"].transform(rows.iloc[:3])
+    assert isinstance(stack.parts_[0][1].transform(coerced[stack.parts_[0][2]]), pd.DataFrame)
+    buffer = io.BytesIO()
+    joblib.dump(prep, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    assert "array_parts_" not in loaded.named_steps["columns"].__dict__
+    pd.testing.assert_frame_equal(loaded.transform(rows.iloc[:3]), whole.iloc[:3], check_exact=True)
