@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,3 +78,20 @@ def trial_data(
     n_classes = 0 if classes is None else len(classes)
     data = TrialData(df[plan.columns], y, folds, task, n_classes, plan, get_metric(metric), 0)
     return data, df, classes, contract
+
+
+def awkward(raw: pd.DataFrame, plan: Any) -> pd.DataFrame:
+    """``raw`` with the inputs a service meets: holes, new levels, numbers as text (``plan``: the
+    table's FeaturePlan)."""
+    X = raw.copy()
+    rng = np.random.default_rng(1)
+    for c in plan.numeric[:3]:
+        X.loc[rng.random(len(X)) < 0.2, c] = np.nan
+    for c in plan.categorical[:3]:
+        X[c] = X[c].astype(object)
+        X.loc[rng.random(len(X)) < 0.2, c] = None
+        X.loc[rng.random(len(X)) < 0.1, c] = "a level never seen in training"
+    if plan.numeric:
+        c = plan.numeric[-1]
+        X[c] = X[c].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+    return X

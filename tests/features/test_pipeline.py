@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import audit, dataset, meta
+from helpers import audit, awkward, dataset, meta
 from mlre.features import FeaturePlan, make_preprocessor
 from mlre.features.transformers import CategoryEncoder, ColumnCoercer
 
@@ -231,14 +231,7 @@ def test_a_few_rows_go_through_the_dense_stack_as_arrays_with_the_same_values(da
     X = df.drop(columns=[target])
     prep = make_preprocessor(plan, "dense").fit(X.iloc[:600])
     stack = prep.named_steps["columns"]
-    rows = X.iloc[600:].copy()
-    rng = np.random.default_rng(0)
-    for c in plan.numeric[:3]:
-        rows.loc[rng.random(len(rows)) < 0.2, c] = np.nan
-    for c in plan.categorical[:3]:
-        rows[c] = rows[c].astype(object)
-        rows.loc[rng.random(len(rows)) < 0.2, c] = None
-        rows.loc[rng.random(len(rows)) < 0.1, c] = "a level never seen in training"
+    rows = awkward(X.iloc[600:], plan)
     whole = prep.transform(rows)  # more than SMALL_ROWS rows: the pandas path
     assert len(rows) > SMALL_ROWS and "array_parts_" not in stack.__dict__
 

@@ -9,11 +9,10 @@ import time
 
 import joblib
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from helpers import audit, dataset, encoded
+from helpers import audit, awkward, dataset, encoded
 from mlre.features import FeaturePlan, make_preprocessor
 from mlre.models import FAMILIES
 from mlre.models.compiled import compile_pipeline
@@ -54,22 +53,6 @@ def _fit(task: str, family: str, seed: int = 0, numeric_only: bool = False):
     )
 
 
-def _awkward(raw: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
-    """The validation rows with the inputs a service meets: holes, new levels, text numbers."""
-    X = raw.copy()
-    rng = np.random.default_rng(1)
-    for c in plan.numeric[:3]:
-        X.loc[rng.random(len(X)) < 0.2, c] = np.nan
-    for c in plan.categorical[:3]:
-        X[c] = X[c].astype(object)
-        X.loc[rng.random(len(X)) < 0.2, c] = None
-        X.loc[rng.random(len(X)) < 0.1, c] = "a level never seen in training"
-    if plan.numeric:
-        c = plan.numeric[-1]
-        X[c] = X[c].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
-    return X
-
-
 @pytest.mark.parametrize("task", list(CASES))
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost", "hist_gb"])
 def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, family: str):
@@ -84,7 +67,7 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
         assert engaged == (task != "multiclass")
     if family == "lightgbm":  # one row goes through LightGBM's prepared single-row call
         assert model._compiled()[0].__dict__.get("lgb_row_") is not None
-    for X in (raw, _awkward(raw, plan)):
+    for X in (raw, awkward(raw, plan)):
         expected = member_predict(pipeline, X, task, n_classes)
         got = model.predict(X) if task == "regression" else model.predict_proba(X)
         if task != "regression":
@@ -151,7 +134,7 @@ def test_an_ensemble_builds_one_matrix_per_column_plan_and_predicts_what_its_pip
     members = [Member("lightgbm", {}, 0.5, [lgbm]), Member("xgboost", {}, 0.3, [xgb]),
                Member("hist_gb", {}, 0.2, [hgb])]  # fmt: skip
     model = MlreModel("binary", members, classes, contract, "roc_auc")
-    for X in (raw, _awkward(raw, plan)):
+    for X in (raw, awkward(raw, plan)):
         expected = sum(m.weight * member_predict(m.pipelines[0], X, "binary", 2) for m in members)
         expected = expected / expected.sum(axis=1, keepdims=True)
         np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
@@ -179,7 +162,7 @@ def test_a_forest_too_large_to_flatten_is_walked_tree_by_tree(monkeypatch):
     model = MlreModel(
         "multiclass", [Member("hist_gb", {}, 1.0, [pipeline])], classes, contract, "x"
     )
-    X = _awkward(raw, plan)
+    X = awkward(raw, plan)
     expected = member_predict(pipeline, X, "multiclass", len(classes))
     expected = expected / expected.sum(axis=1, keepdims=True)
     got = np.concatenate([model.predict_proba(X.iloc[i : i + 3]) for i in range(0, len(X), 3)])
@@ -209,7 +192,7 @@ def test_the_row_by_row_walk_reaches_the_leaves_the_level_walk_reaches(task: str
     model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
     model.predict(raw.iloc[:1])
     compiled = model._compiled()[0]
-    X = _awkward(raw, plan)
+    X = awkward(raw, plan)
     M = compiled.matrix(compiled.coerce(X))
     if family == "xgboost":
         flat, M = compiled.xgb_forest_.flat, M.astype(np.float32)
@@ -254,7 +237,7 @@ def test_forests_predict_what_their_pipelines_predict_without_joblib(task, famil
     raw, pipeline, (contract, classes, plan) = _fit(task, family)
     forest = pipeline.named_steps["model"][-1]
     n_classes = 0 if classes is None else len(classes)
-    X = _awkward(raw, plan)
+    X = awkward(raw, plan)
 
     def served(model):
         f = model.predict if task == "regression" else model.predict_proba
