@@ -23,6 +23,7 @@ Anything else (other families, other preprocessing) is not compiled and keeps it
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -313,10 +314,11 @@ def _linked(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, offset: int) 
     return np.where(leaf, index, left + offset), np.where(leaf, index, right + offset)
 
 
-def _linked_parts() -> dict[str, list[np.ndarray]]:
-    """Per-tree node arrays to concatenate, for trees whose leaves carry no values of their own
-    in ``FlatTrees.value`` (XGBoost's leaf value is its threshold; forests keep a table)."""
-    return {name: [] for name in _NODE_FIELDS if name not in ("bitset", "value")}
+def _linked_parts(*extra: str) -> dict[str, list[np.ndarray]]:
+    """Per-tree node arrays to concatenate: those ``_add_linked`` fills, and ``extra`` ones
+    (HistGradientBoosting's leaf values and bitsets; XGBoost's leaf value is its threshold,
+    forests keep a table of theirs)."""
+    return {name: [] for name in _NODE_FIELDS if name not in ("bitset", "value") or name in extra}
 
 
 def _add_linked(
@@ -328,10 +330,12 @@ def _add_linked(
     threshold: np.ndarray,
     missing_left: Any,
     categorical: Any = None,
+    leaf: Any = None,
 ) -> np.ndarray:
-    """Append one tree given by child links (-1 at leaves) to ``parts``; its leaf mask."""
+    """Append one tree's node fields to ``parts``; its leaf mask (given, or where the child
+    links are -1)."""
     left, right = np.asarray(left, dtype=np.intp), np.asarray(right, dtype=np.intp)
-    leaf = left == -1
+    leaf = left == -1 if leaf is None else np.asarray(leaf, dtype=bool)
     links = _linked(left, right, leaf, offset)
     parts["left"].append(links[0])
     parts["right"].append(links[1])
@@ -409,23 +413,16 @@ class HistForest:
         n_categorical = sum(int(nodes["is_categorical"].sum()) for _, nodes, _ in self.trees)
         if n_nodes * 60 + n_categorical * 257 > self.FLAT_BYTES:
             return None
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in _NODE_FIELDS}
+        parts = _linked_parts("value", "bitset")
         roots, klass, bitsets = [], [], []
         offset = bit_offset = depth = 0
         for k, nodes, left_bits in self.trees:
-            leaf = nodes["is_leaf"].astype(bool)
             roots.append(offset)
             klass.append(k)
-            links = _linked(nodes["left"].astype(np.intp), nodes["right"].astype(np.intp), leaf,
-                            offset)  # fmt: skip
-            parts["left"].append(links[0])
-            parts["right"].append(links[1])
-            parts["leaf"].append(leaf)
-            parts["feature"].append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp))
-            parts["threshold"].append(nodes["num_threshold"].astype(np.float64))
-            parts["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+            _add_linked(parts, offset, nodes["left"], nodes["right"], nodes["feature_idx"],
+                        nodes["num_threshold"].astype(np.float64), nodes["missing_go_to_left"],
+                        nodes["is_categorical"], leaf=nodes["is_leaf"])  # fmt: skip
             parts["value"].append(nodes["value"].astype(np.float64))
-            parts["categorical"].append(nodes["is_categorical"].astype(bool) & ~leaf)
             parts["bitset"].append(nodes["bitset_idx"].astype(np.intp) + bit_offset)
             bitsets.append(np.asarray(left_bits, dtype=np.uint32).reshape(-1, 8))
             offset += len(nodes)
@@ -526,9 +523,11 @@ class Forest:
 
     def predict(self, M: np.ndarray, small: bool) -> np.ndarray:
         """Class probabilities (rows, classes) or regression values."""
-        X = M.astype(np.float32)  # what the forest's input check makes of it
+        # what the forest's input check makes of it; compared with the float64 thresholds in
+        # float64, as the forest's own walk compares
+        X = M.astype(np.float32)
         flat = self._flat() if len(X) <= FEW_ROWS else None
-        nodes = None if flat is None else flat.nodes(X.astype(np.float64))
+        nodes = None if flat is None else flat.nodes(X)
         if nodes is None or self.values is None:
             est = self.single if small else self.est
             return est.predict_proba(X) if self.classify else est.predict(X)
@@ -542,15 +541,15 @@ class XgbForest:
     """An XGBoost booster's trees in flat arrays, walked for a few rows all at once.
 
     XGBoost's own call costs ~0.4 ms on one row whatever the trees (its Python wrapper, and a
-    walk over every node of every tree for their depth); ``FlatTrees`` walks them all in ~0.05 ms
-    on one row. What XGBoost computes, in its
-    precision and order: the row in float32; missing goes the node's default side; a category
-    in the node's set goes right, any other (or a negative one) left; a number goes left when
-    ``<`` the threshold; the leaves summed tree after tree in float32 onto the base margin; for
-    ``binary:logistic``, ``1 / (expf(min(-x, 88.7)) + 1)`` in float32 with the C library's
-    ``expf``. Built only for single-output models of those objectives (binary:logistic,
-    reg:squarederror, reg:absoluteerror) with one tree per round; anything else, or a model
-    whose description has something unexpected, keeps the booster.
+    walk over every node of every tree for their depth); ``FlatTrees`` walks them all in
+    ~0.05 ms on one row. What XGBoost computes, in its precision and order: the row in float32;
+    missing goes the node's default side; a category in the node's set goes right, any other
+    (or a negative one) left; a number goes left when ``<`` the threshold; the leaves summed
+    tree after tree in float32 onto the base margin; for ``binary:logistic``,
+    ``1 / (expf(min(-x, 88.7)) + 1)`` in float32 with the C library's ``expf``. Built only for
+    single-output models of those objectives (binary:logistic, reg:squarederror,
+    reg:absoluteerror) with one tree per round; anything else, or a model whose description has
+    something unexpected, keeps the booster.
     """
 
     def __init__(self, model: dict[str, Any], end: int, expf: Any, logf: Any) -> None:
@@ -598,16 +597,12 @@ class XgbForest:
     def of(cls, booster: Any, iterations: tuple[int, int] | None) -> XgbForest | None:
         """The flat form of ``booster`` over ``iterations``, or None when it is not one this
         reproduces (then the booster predicts)."""
-        import ctypes.util
         import json
 
         try:
-            library = ctypes.util.find_library("m")
-            if library is None:
+            libm = _libm()
+            if libm is None:
                 return None
-            libm = ctypes.CDLL(library)
-            libm.expf.restype = libm.logf.restype = ctypes.c_float
-            libm.expf.argtypes = libm.logf.argtypes = [ctypes.c_float]
             model = json.loads(booster.save_raw("json"))
             learner = model["learner"]
             gbm = learner["gradient_booster"]
@@ -658,7 +653,6 @@ class LgbRow:
     """
 
     def __init__(self, booster: Any) -> None:
-
         from lightgbm.basic import (
             _C_API_DTYPE_FLOAT64,
             _C_API_PREDICT_NORMAL,
@@ -715,6 +709,21 @@ class LgbRow:
         finally:
             self.lock.release()
         return out[None, :] if self.width > 1 else out
+
+
+@functools.cache
+def _libm() -> Any:
+    """The C math library with ``expf`` and ``logf`` in float32 (None where it is not found);
+    loaded once per process."""
+    import ctypes.util
+
+    library = ctypes.util.find_library("m")
+    if library is None:
+        return None
+    libm = ctypes.CDLL(library)
+    libm.expf.restype = libm.logf.restype = ctypes.c_float
+    libm.expf.argtypes = libm.logf.argtypes = [ctypes.c_float]
+    return libm
 
 
 def _free_lgb_config(free: Any, handle: ctypes.c_void_p, booster: Any) -> None:
@@ -811,14 +820,14 @@ def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
             return None
         return compiled
     inner = getattr(est, "steps", None)
-    if inner is not None and len(inner) == 2 and type(inner[0][1]).__name__ == "CategoryCodes":
-        # a forest behind its category-codes step: the codes are the matrix's own
-        from mlre.models.adapters import CategoryCodes
+    from mlre.models.adapters import CategoryCodes
 
+    if inner is not None and len(inner) == 2 and isinstance(inner[0][1], CategoryCodes):
+        # a forest behind its category-codes step: the codes are the matrix's own
         forest = inner[1][1]
         names = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
                  "ExtraTreesRegressor")  # fmt: skip
-        if not isinstance(inner[0][1], CategoryCodes) or type(forest).__name__ not in names:
+        if type(forest).__name__ not in names:
             return None
         if type(forest).__module__.split(".")[0] != "sklearn":
             return None

@@ -5,9 +5,9 @@ its error rate, its p99 latency (over as many timed calls, ``tail_latency``: aga
 bound, and against the champion's p99 times a ratio, above a floor where timer noise rules), in
 shadow how often its answers differ from the champion's on the same requests (classification:
 another label; regression: further apart than a tolerance times the spread of the champion's
-answers in the window), and, as a canary, how far the distribution of its answers is from the champion's on
-the rest of the traffic (the two shares are drawn from the same requests by a hash, so a shift
-is the model's doing).
+answers in the window), and, as a canary, how far the distribution of its answers is from the
+champion's on the rest of the traffic (the two shares are drawn from the same requests by a
+hash, so a shift is the model's doing).
 """
 
 from __future__ import annotations
