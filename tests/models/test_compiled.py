@@ -95,12 +95,12 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
 
 
 def test_other_pipelines_are_not_compiled_and_keep_their_own_path():
-    raw, pipeline, (contract, classes, _) = _fit("binary", "linear")
+    raw, pipeline, (contract, classes, _) = _fit("binary", "knn")
     assert compile_pipeline(pipeline, "binary") is None
     _, booster, _ = _fit("binary", "lightgbm")
     model = MlreModel(
         "binary",
-        [Member("linear", {}, 0.5, [pipeline]), Member("lightgbm", {}, 0.5, [booster])],
+        [Member("knn", {}, 0.5, [pipeline]), Member("lightgbm", {}, 0.5, [booster])],
         classes,
         contract,
         "roc_auc",
@@ -274,3 +274,59 @@ def test_forests_predict_what_their_pipelines_predict_without_joblib(task, famil
     for got in served(model):
         np.testing.assert_array_equal(got, expected())
     assert forest.n_jobs == 1 and hasattr(forest, "feature_names_in_")  # the fitted one as it was
+
+
+@pytest.mark.parametrize("task", list(CASES))
+@pytest.mark.parametrize("family", ["linear", "sparse_linear"])
+def test_linear_models_are_compiled_and_predict_what_their_pipelines_predict(task, family):
+    import warnings
+
+    from mlre.models.compiled import OneHotLookup
+
+    raw, pipeline, (contract, classes, plan) = _fit(task, family)
+    n_classes = 0 if classes is None else len(classes)
+    model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
+    f = model.predict if task == "regression" else model.predict_proba
+
+    def own(X):
+        out = member_predict(pipeline, X, task, n_classes)
+        return out if task == "regression" else out / out.sum(axis=1, keepdims=True)
+
+    f(raw.iloc[:1])
+    compiled = model._compiled()[0]
+    assert compiled is not None and compiled.kind == "dense"
+    # the categorical part is a lookup, the numeric part its own steps on arrays
+    kinds = {type(part).__name__ for part in compiled._array_parts()}
+    assert "OneHotLookup" in kinds and "Pipeline" in kinds
+    assert ("DatedPart" in kinds) == bool(plan.datetime)  # hotel_rates has a date column
+    assert any(isinstance(part, OneHotLookup) for part in compiled._array_parts())
+    for X in (raw, awkward(raw, plan)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "fitted with feature names" on every call
+            np.testing.assert_array_equal(f(X), own(X))
+            # a row's product is rounded as the pipeline rounds a row's: compare row with row
+            for i in range(0, len(X), max(1, len(X) // 40)):
+                np.testing.assert_array_equal(f(X.iloc[[i]]), own(X.iloc[[i]]))
+        served = records_frame(json.loads(X.iloc[:40].to_json(orient="records")))
+        np.testing.assert_array_equal(f(served), own(served))
+    # the pipeline itself is as it was fitted (the compiled form works on copies)
+    assert hasattr(pipeline.named_steps["model"], "feature_names_in_")
+
+
+def test_a_one_hot_lookup_gives_the_encoder_output_for_known_rare_missing_and_unknown_levels():
+    from mlre.models.compiled import OneHotLookup
+
+    _, pipeline, _ = _fit("binary", "linear")
+    stack = pipeline.named_steps["prep"].named_steps["columns"]
+    (part,) = [twin for twin in stack._array_parts() if OneHotLookup.of(twin) is not None]
+    encoder = part.steps[-1][1]
+    # this data folds some levels into "infrequent": the lookup must know where they go
+    assert any(c is not None for c in encoder.infrequent_categories_)
+    lookup = OneHotLookup.of(part)
+    rng = np.random.default_rng(0)
+    levels = [[*c, np.nan, "never seen", "__missing__"] for c in encoder.categories_]
+    values = np.array(
+        [[rng.choice(np.array(c, dtype=object)) for c in levels] for _ in range(300)], dtype=object
+    )
+    np.testing.assert_array_equal(lookup.transform(values), part.transform(values))
+    np.testing.assert_array_equal(lookup.transform(values[:1]), part.transform(values[:1]))

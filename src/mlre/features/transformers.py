@@ -220,6 +220,21 @@ def _array_step(step: Any) -> bool:
     return type(step).__name__ in ARRAY_STEPS and type(step).__module__.startswith("sklearn.")
 
 
+def array_copy(fitted: Any) -> Any:
+    """A copy of a fitted pipeline of ``ARRAY_STEPS`` that takes and gives numpy arrays (its
+    steps deep-copied, numpy output, without the fitted column names an array does not carry);
+    None for anything else."""
+    import copy
+
+    steps = getattr(fitted, "steps", None)
+    if not steps or not all(_array_step(step) for _, step in steps):
+        return None
+    twin = copy.deepcopy(fitted)
+    for _, step in twin.steps:
+        step.__dict__.pop("feature_names_in_", None)
+    return twin.set_output(transform="default")
+
+
 class ColumnStack(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Each part's transformer on its own columns, the outputs side by side (pandas).
 
@@ -282,19 +297,7 @@ class ColumnStack(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         """
         twins = self.__dict__.get("array_parts_")
         if twins is None:
-            import copy
-
-            twins = []
-            for _, fitted, _ in self.parts_:
-                steps = getattr(fitted, "steps", None)
-                if not steps or not all(_array_step(step) for _, step in steps):
-                    twins.append(None)
-                    continue
-                twin = copy.deepcopy(fitted)
-                for _, step in twin.steps:
-                    step.__dict__.pop("feature_names_in_", None)
-                twins.append(twin.set_output(transform="default"))
-            self.array_parts_ = twins
+            twins = self.array_parts_ = [array_copy(fitted) for _, fitted, _ in self.parts_]
         return twins
 
     def __getstate__(self) -> dict[str, Any]:
