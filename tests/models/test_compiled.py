@@ -54,11 +54,11 @@ def _fit(task: str, family: str, seed: int = 0, numeric_only: bool = False):
 
 
 @pytest.mark.parametrize("task", list(CASES))
-@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "hist_gb"])
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "hist_gb", "catboost"])
 def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, family: str):
     raw, pipeline, (contract, classes, plan) = _fit(task, family)
     compiled = compile_pipeline(pipeline, task)
-    assert compiled is not None
+    assert compiled is not None and compiled.kind == family
     n_classes = 0 if classes is None else len(classes)
     model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
     model.predict(raw.iloc[:1])

@@ -15,7 +15,8 @@ few rows (``HistForest``) and by its own routine for more. A few rows also walk 
 XGBoost model's trees in numpy (``XgbForest``), in XGBoost's own precision and order, and one
 row goes through LightGBM's prepared single-row call (``LgbRow``). Random forests and extra
 trees take the matrix as their category-codes step would give it, and small batches skip
-joblib (``Forest``).
+joblib (``Forest``). CatBoost gets the matrix with its categorical columns as the level text its
+adapter would give it, in an object array rather than a table (``CatRows``).
 
 scikit-learn's linear models on the dense-style stack are compiled too (``kind="dense"``): the
 numeric part runs its fitted imputer and scaler on arrays, the categorical part becomes a table
@@ -61,7 +62,7 @@ class CompiledPipeline:
     stack: ColumnStack
     booster: Any
     kind: str  # "lightgbm", "xgboost", "hist_gb" or "dense" (the booster is then the estimator,
-    # for "dense" a copy that takes arrays) or "forest" (a ``Forest``)
+    # for "dense" a copy that takes arrays), "forest" (a ``Forest``) or "catboost" (``CatRows``)
     iterations: (
         tuple[int, int] | None
     )  # XGBoost's iteration range (best iteration when early-stopped)
@@ -164,7 +165,7 @@ class CompiledPipeline:
         small = len(M) <= SMALL_BATCH
         if self.kind == "hist_gb":
             return self._hist_gb(M, small)
-        if self.kind == "forest":
+        if self.kind in ("forest", "catboost"):
             return self.booster.predict(M, small)
         if self.kind == "dense":
             # column-major, as the pipeline's table reaches the model: the product's rounding
@@ -217,6 +218,51 @@ class CompiledPipeline:
     def _hist_gb_forest(self) -> HistForest:
         self.forest_ = HistForest(self.booster)
         return self.forest_
+
+
+class CatRows:
+    """A fitted CatBoost model fed from the matrix: its categorical columns back to the level
+    text its adapter gives it (``CatBoostModel._frame``: the encoder's level, "nan" when missing),
+    in an object array instead of a pandas table. One row: ~7.5 ms through the pipeline (pandas
+    casts and CatBoost reading a table), ~0.1 ms for the model itself."""
+
+    def __init__(self, model: Any, task: str, positions: list[int], levels: list[np.ndarray]):
+        self.model, self.task = model, task
+        self.positions, self.levels = positions, levels
+
+    @classmethod
+    def of(cls, est: Any, stack: ColumnStack, task: str) -> CatRows | None:
+        """The compiled form, or None where the columns CatBoost reads as categories are not
+        those of the stack's category encoder (a trees-style stack: numbers passed through,
+        dates, categories)."""
+        positions, levels, start = [], [], 0
+        for _, fitted, columns in stack.parts_:
+            width = (
+                len(fitted.get_feature_names_out(columns)) if fitted is not None else len(columns)
+            )
+            if isinstance(fitted, CategoryEncoder):
+                for j, c in enumerate(fitted.levels_):
+                    positions.append(start + j)
+                    # a code indexes its level; -1 (missing) the last entry
+                    levels.append(np.array([*map(str, fitted.levels_[c]), "nan"], dtype=object))
+            start += width
+        try:
+            if list(est.model_.get_cat_feature_indices()) != positions:
+                return None
+        except (AttributeError, TypeError):
+            return None
+        return cls(est.model_, task, positions, levels)
+
+    def predict(self, M: np.ndarray, small: bool) -> np.ndarray:
+        """What the adapter predicts for the table ``M`` stands for (probabilities or values)."""
+        table = M.astype(object)
+        for j, levels in zip(self.positions, self.levels, strict=True):
+            codes = M[:, j]
+            table[:, j] = levels[np.where(np.isnan(codes), -1, codes).astype(np.intp)]
+        threads = 1 if small else -1  # waking CatBoost's threads costs more than a few rows
+        if self.task == "regression":
+            return np.asarray(self.model.predict(table, thread_count=threads), np.float64).ravel()
+        return np.asarray(self.model.predict_proba(table, thread_count=threads), np.float64)
 
 
 class OneHotLookup:
@@ -960,6 +1006,11 @@ def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
             return CompiledPipeline(coercer, stack, Forest(forest), "forest", None, False)
         except (AttributeError, TypeError, ValueError):
             return None
+    if type(est).__name__ == "CatBoostModel" and hasattr(est, "model_"):
+        rows = CatRows.of(est, stack, task)
+        if rows is None:
+            return None
+        return CompiledPipeline(coercer, stack, rows, "catboost", None, False, task=task)
     if kind == "lightgbm" and hasattr(est, "booster_"):
         if callable(getattr(est, "objective", None)) or (binary and len(est.classes_) != 2):
             return None
