@@ -279,8 +279,6 @@ def test_forests_predict_what_their_pipelines_predict_without_joblib(task, famil
 @pytest.mark.parametrize("task", list(CASES))
 @pytest.mark.parametrize("family", ["linear", "sparse_linear"])
 def test_linear_models_are_compiled_and_predict_what_their_pipelines_predict(task, family):
-    import warnings
-
     from mlre.models.compiled import OneHotLookup
 
     raw, pipeline, (contract, classes, plan) = _fit(task, family)
@@ -300,17 +298,44 @@ def test_linear_models_are_compiled_and_predict_what_their_pipelines_predict(tas
     assert "OneHotLookup" in kinds and "Pipeline" in kinds
     assert ("DatedPart" in kinds) == bool(plan.datetime)  # hotel_rates has a date column
     assert any(isinstance(part, OneHotLookup) for part in compiled._array_parts())
-    for X in (raw, awkward(raw, plan)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no "fitted with feature names" on every call
-            np.testing.assert_array_equal(f(X), own(X))
-            # a row's product is rounded as the pipeline rounds a row's: compare row with row
-            for i in range(0, len(X), max(1, len(X) // 40)):
-                np.testing.assert_array_equal(f(X.iloc[[i]]), own(X.iloc[[i]]))
-        served = records_frame(json.loads(X.iloc[:40].to_json(orient="records")))
-        np.testing.assert_array_equal(f(served), own(served))
+    _same_as_its_pipeline(model, own, raw)
+    _same_as_its_pipeline(model, own, awkward(raw, plan))
     # the pipeline itself is as it was fitted (the compiled form works on copies)
     assert hasattr(pipeline.named_steps["model"], "feature_names_in_")
+
+
+def _same_as_its_pipeline(model: MlreModel, own, X) -> None:
+    """``model`` (one pipeline) predicts what ``own`` (that pipeline) does, bit for bit, for a
+    table, single rows and rows as JSON gives them, with no warning. Each comparison is between
+    calls of one size: a matrix product's rounding may depend on how many rows it has."""
+    import warnings
+
+    f = model.predict if model.task == "regression" else model.predict_proba
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "fitted with feature names" on every call
+        np.testing.assert_array_equal(f(X), own(X))
+        for i in range(0, len(X), max(1, len(X) // 40)):
+            np.testing.assert_array_equal(f(X.iloc[[i]]), own(X.iloc[[i]]))
+    served = records_frame(json.loads(X.iloc[:40].to_json(orient="records", date_format="iso")))
+    np.testing.assert_array_equal(f(served), own(served))
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_the_mlp_is_compiled_and_predicts_what_its_pipeline_predicts(task: str):
+    if not FAMILIES["mlp"].available():
+        pytest.skip(f"{FAMILIES['mlp'].requires} is not installed")
+    raw, pipeline, (contract, classes, plan) = _fit(task, "mlp")
+    n_classes = 0 if classes is None else len(classes)
+    model = MlreModel(task, [Member("mlp", {}, 1.0, [pipeline])], classes, contract, "x")
+
+    def own(X):
+        out = member_predict(pipeline, X, task, n_classes)
+        return out if task == "regression" else out / out.sum(axis=1, keepdims=True)
+
+    model.predict(raw.iloc[:1])
+    assert model._compiled()[0] is not None and model._compiled()[0].kind == "mlp"
+    _same_as_its_pipeline(model, own, raw)
+    _same_as_its_pipeline(model, own, awkward(raw, plan))
 
 
 def test_a_one_hot_lookup_gives_the_encoder_output_for_known_rare_missing_and_unknown_levels():

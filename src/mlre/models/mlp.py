@@ -103,16 +103,21 @@ class TabularMLP(BaseEstimator):
 
     def _encode(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         num = X[self.num_cols_].to_numpy(dtype=float) if self.num_cols_ else np.zeros((len(X), 0))
+        codes = (
+            np.stack([X[c].cat.codes.to_numpy() for c in self.cat_cols_], axis=1)
+            if self.cat_cols_
+            else np.zeros((len(X), 0), dtype=np.int64)
+        )
+        return self._encode_arrays(num, codes)
+
+    def _encode_arrays(self, num: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network's inputs from the numeric columns (float, NaN missing) and the category
+        codes (-1 missing) in the order of ``num_cols_`` and ``cat_cols_``."""
         missing = np.isnan(num)
         num = np.where(missing, 0.0, (num - self.mean_) / self.std_)
         num = np.clip(num, -10, 10)
         dense = np.hstack([num, missing.astype(float)]).astype(np.float32)
-        cats = (
-            np.stack([X[c].cat.codes.to_numpy() + 1 for c in self.cat_cols_], axis=1)
-            if self.cat_cols_
-            else np.zeros((len(X), 0), dtype=np.int64)
-        )
-        return dense, cats.astype(np.int64)
+        return dense, codes.astype(np.int64) + 1  # 0: missing
 
     # ------------------------------------------------------------------ network
 
@@ -232,23 +237,32 @@ class TabularMLP(BaseEstimator):
         codes = np.searchsorted(self.classes_, np.asarray(values))
         return torch.tensor(np.clip(codes, 0, len(self.classes_) - 1), dtype=torch.long)
 
-    def _forward(self, X: pd.DataFrame) -> np.ndarray:
+    def _forward(self, dense: np.ndarray, cats: np.ndarray) -> np.ndarray:
         torch = _torch()
-        dense, cats = self._encode(X)
         with torch.no_grad():
             return self.net_(torch.from_numpy(dense), torch.from_numpy(cats)).numpy()
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Class probabilities (softmax of the network's outputs)."""
-        logits = self._forward(X)
+    def _outputs(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities (softmax of the network's outputs) or regression values."""
+        if self.task == "regression":
+            return logits[:, 0] * self.y_std_ + self.y_mean_
         logits = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
+    def predict_arrays(self, num: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """``predict_proba`` (classification) or ``predict`` (regression) of the table given as
+        its numeric columns and category codes (see ``_encode_arrays``)."""
+        return self._outputs(self._forward(*self._encode_arrays(num, codes)))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (softmax of the network's outputs)."""
+        return self._outputs(self._forward(*self._encode(X)))
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Labels (classification) or values (regression)."""
         if self.task == "regression":
-            return self._forward(X)[:, 0] * self.y_std_ + self.y_mean_
+            return self._outputs(self._forward(*self._encode(X)))
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def __getstate__(self) -> dict[str, Any]:
