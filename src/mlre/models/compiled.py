@@ -21,9 +21,10 @@ numeric columns and category codes by position (``MlpRows``).
 
 scikit-learn's linear models on the dense-style stack are compiled too (``kind="dense"``): the
 numeric part runs its fitted imputer and scaler on arrays, the categorical part becomes a table
-lookup learned from its own fitted imputer and one-hot encoder (``OneHotLookup``), and the model
-predicts the matrix (one row: ~8 ms through the pipeline, most of it pandas and the encoder's
-checks, against well under a millisecond).
+lookup learned from its own fitted imputer and one-hot encoder (``OneHotLookup``), dates go
+through their calendar features then the numeric steps on arrays (``DatedPart``), and the model
+predicts the matrix (one row of a linear member: 7.7 ms through the pipeline, most of it pandas
+and the encoder's checks; 1.6 ms this way, coercion included).
 
 Anything else (other families, other preprocessing) is not compiled and keeps its pipeline.
 """
@@ -40,7 +41,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlre.features.transformers import CategoryEncoder, ColumnCoercer, ColumnStack, DatetimeFeatures
+from mlre.features.transformers import (
+    CategoryEncoder,
+    ColumnCoercer,
+    ColumnStack,
+    DatetimeFeatures,
+    array_copy,
+)
 
 #: Up to this many rows a booster predicts on one thread: waking a thread team costs more than
 #: it saves on a few rows, and a service answers its concurrent requests on the other cores.
@@ -375,8 +382,7 @@ class DatedPart:
 
     @classmethod
     def of(cls, fitted: Any) -> DatedPart | None:
-        from mlre.features.transformers import array_copy
-
+        """The compiled part, or None for a part of other steps."""
         steps = [step for _, step in getattr(fitted, "steps", [])]
         if len(steps) != 2 or type(steps[0]) is not DatetimeFeatures:
             return None
@@ -1001,8 +1007,8 @@ def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
     if _linear_model(est) and all(
         fitted is None or hasattr(fitted, "steps") for _, fitted, _ in stack.parts_
     ):
-        return CompiledPipeline(coercer, stack, _array_estimator(est), "dense", None, False,
-                                task=task)  # fmt: skip
+        twin = _array_estimator(est)
+        return CompiledPipeline(coercer, stack, twin, "dense", None, False, task=task)
     allowed = (type(None), CategoryEncoder, DatetimeFeatures)
     if not all(type(fitted) in allowed for _, fitted, _ in stack.parts_):
         return None
