@@ -295,7 +295,7 @@ def test_linear_models_are_compiled_and_predict_what_their_pipelines_predict(tas
     assert compiled is not None and compiled.kind == "dense"
     # the categorical part is a lookup, the numeric part its own steps on arrays
     kinds = {type(part).__name__ for part in compiled._array_parts()}
-    assert "OneHotLookup" in kinds and "Pipeline" in kinds
+    assert "OneHotLookup" in kinds and "NumericSteps" in kinds
     assert ("DatedPart" in kinds) == bool(plan.datetime)  # hotel_rates has a date column
     assert any(isinstance(part, OneHotLookup) for part in compiled._array_parts())
     _same_as_its_pipeline(model, own, raw)
@@ -355,3 +355,30 @@ def test_a_one_hot_lookup_gives_the_encoder_output_for_known_rare_missing_and_un
     )
     np.testing.assert_array_equal(lookup.transform(values), part.transform(values))
     np.testing.assert_array_equal(lookup.transform(values[:1]), part.transform(values[:1]))
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_numeric_steps_give_the_imputer_and_scaler_output_for_holes_and_empty_columns(scaled):
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlre.features.transformers import array_copy
+    from mlre.models.compiled import NumericSteps
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 5)) * [1.0, 10.0, 1e-3, 1e6, 1.0]
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[:, 2] = np.nan  # a column never observed (kept, filled with 0)
+    X[:, 4] = rng.normal(size=300)  # a column with no holes (no indicator)
+    steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
+    part = array_copy(make_pipeline(*steps, *([StandardScaler()] if scaled else [])).fit(X))
+    numeric = NumericSteps.of(part)
+    assert numeric is not None
+    Y = rng.normal(size=(200, 5)) * 100
+    Y[rng.random(Y.shape) < 0.3] = np.nan
+    for rows in (Y, Y[:1], Y[7:9]):
+        np.testing.assert_array_equal(numeric.transform(rows), part.transform(rows))
+    # an imputer with a constant fill keeps its own steps
+    constant = make_pipeline(SimpleImputer(strategy="constant", fill_value=-1.0)).fit(X)
+    assert NumericSteps.of(array_copy(constant)) is None
