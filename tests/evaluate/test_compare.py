@@ -264,3 +264,42 @@ def test_across_data_sets_ranks_candidates_and_draws_the_critical_difference(sto
     page = across_html(across)
     assert "german_credit" in page and "Plotly.newPlot" in page and "<script src" not in page
     assert across.run_id is not None
+
+
+def _load_in_step(barrier, texts: list[str], failures) -> None:
+    from mlre.evaluate.ideas import IdeaCode, IdeaError
+
+    for text in texts:
+        barrier.wait()  # every worker loads the same new idea at the same moment
+        try:
+            IdeaCode("/ideas/idea.py", text, None).load()
+        except IdeaError as err:
+            failures.put(err.message)
+
+
+def test_workers_loading_one_idea_at_once_each_import_the_whole_file():
+    # the workers of one machine write the idea's copy into one shared folder: one that wrote it
+    # in place while another imported it gave that one a part of the file ("exposes no
+    # estimator and no transformer"), about one load in ten with three workers
+    import multiprocessing
+    import uuid
+
+    run = uuid.uuid4().hex  # texts no earlier run has written
+    body = (
+        "from sklearn.linear_model import LogisticRegression\n\nestimator = LogisticRegression()\n"
+    )
+    texts = [f"{body}# {run} {i}\n{'#' * 5000}\n" for i in range(40)]
+    context = multiprocessing.get_context("fork")
+    barrier, failures = context.Barrier(3), context.Queue()
+    workers = [
+        context.Process(target=_load_in_step, args=(barrier, texts, failures)) for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert all(worker.exitcode == 0 for worker in workers)
+    seen = []
+    while not failures.empty():
+        seen.append(failures.get())
+    assert seen == []

@@ -16,8 +16,11 @@ An idea file is one of two kinds (the contract a user writes to; see the README)
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import sys
+import tempfile
 import traceback
 import warnings
 from collections.abc import Callable
@@ -84,26 +87,39 @@ class IdeaCode:
     baseline: str | None
 
     def __call__(self, fold: FoldData) -> np.ndarray:
-        import hashlib
-        import tempfile
-
-        key = hashlib.sha256(self.text.encode()).hexdigest()[:16]
-        cand = _REMOTE.get(key)
-        if cand is None:
-            # the same file name in a folder of its own, so messages name the user's file
-            folder = Path(tempfile.gettempdir()) / f"mlre-idea-{key}"
-            folder.mkdir(exist_ok=True)
-            copy = folder / Path(self.path).name
-            copy.write_text(self.text)
-            try:
-                cand = _REMOTE[key] = load_idea(copy, self.baseline)
-            except IdeaError as err:
-                raise IdeaError(err.message.replace(str(copy), self.path), hint=err.hint) from None
+        cand = self.load()
         try:
             return cand.predict(fold)
         except IdeaError as err:
-            copy = str(Path(tempfile.gettempdir()) / f"mlre-idea-{key}" / Path(self.path).name)
-            raise IdeaError(err.message.replace(copy, self.path), hint=err.hint) from None
+            raise IdeaError(
+                err.message.replace(str(self._copy()), self.path), hint=err.hint
+            ) from None
+
+    def load(self) -> Candidate:
+        """The candidate, from a copy of the file written beside this process (once)."""
+        copy = self._copy()
+        cand = _REMOTE.get(str(copy))
+        if cand is None:
+            copy.parent.mkdir(exist_ok=True)
+            if not copy.is_file() or copy.read_text() != self.text:
+                # written whole, then put in place: the workers of one machine share the folder,
+                # and a worker that read the file while another rewrote it in place would import
+                # a part of it (an empty module: "exposes no estimator and no transformer")
+                fd, partial = tempfile.mkstemp(dir=copy.parent, suffix=".partial")
+                with os.fdopen(fd, "w") as out:
+                    out.write(self.text)
+                os.replace(partial, copy)
+            try:
+                cand = _REMOTE[str(copy)] = load_idea(copy, self.baseline)
+            except IdeaError as err:
+                raise IdeaError(err.message.replace(str(copy), self.path), hint=err.hint) from None
+        return cand
+
+    def _copy(self) -> Path:
+        """Where this process loads the file from: the same name, so that messages name the
+        user's file, in a folder of its own named after the text."""
+        key = hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"mlre-idea-{key}" / Path(self.path).name
 
 
 _REMOTE: dict[str, Candidate] = {}
