@@ -206,11 +206,17 @@ def test_same_seed_same_scores(store: Path):
     assert common and common[0] == 0
     for t in common:
         assert one[t]["params"] == two[t]["params"]
+        if one[t]["status"] != two[t]["status"]:
+            # only the clock may tell the runs apart: a trial cut at its deadline in one run
+            # (a pause of the machine) teaches the sampler something else from there on
+            assert "cut" in {one[t]["status"], two[t]["status"]}, (one[t], two[t])
+            break
         # a trial cut at the deadline holds the folds that finished in time
-        if one[t]["status"] == two[t]["status"] == "ok":
+        if one[t]["status"] == "ok":
             assert one[t]["fold_scores"] == two[t]["fold_scores"]
-    if len(one) == len(two):
-        assert first.holdout == second.holdout
+    else:  # the same trials with the same results: the same model
+        if len(one) == len(two):
+            assert first.holdout == second.holdout
 
 
 def test_automodel_is_a_scikit_learn_estimator():
