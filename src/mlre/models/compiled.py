@@ -142,16 +142,15 @@ class CompiledPipeline:
     def _array_parts(self) -> list[Any]:
         """Per stack part, what turns its columns (as one array) into its output without pandas:
         a ``OneHotLookup`` for an imputer and one-hot encoder, ``NumericSteps`` for an imputer
-        and scaler, else the stack's array copy of
-        the part (see ``ColumnStack._array_parts``), else None (the part takes a table)."""
+        and scaler, else the stack's array copy of the part (see ``ColumnStack._array_parts``),
+        a ``DatedPart`` for dates, else None (the part takes a table)."""
         parts = self.__dict__.get("array_parts_")
         if parts is None:
-            parts = []
-            for (_, fitted, _), twin in zip(self.stack.parts_, self.stack._array_parts(),
-                                            strict=True):  # fmt: skip
-                fast = OneHotLookup.of(twin) or NumericSteps.of(twin)
-                parts.append(fast or twin or DatedPart.of(fitted))
-            self.array_parts_ = parts
+            twins = self.stack._array_parts()
+            parts = self.array_parts_ = [
+                OneHotLookup.of(twin) or NumericSteps.of(twin) or twin or DatedPart.of(fitted)
+                for (_, fitted, _), twin in zip(self.stack.parts_, twins, strict=True)
+            ]
         return parts
 
     def _single_threaded(self) -> Any:
@@ -261,9 +260,9 @@ class CatRows:
     def predict(self, M: np.ndarray, small: bool) -> np.ndarray:
         """What the adapter predicts for the table ``M`` stands for (probabilities or values)."""
         table = M.astype(object)
-        for j, levels in zip(self.positions, self.levels, strict=True):
-            codes = M[:, j]
-            table[:, j] = levels[np.where(np.isnan(codes), -1, codes).astype(np.intp)]
+        codes = _matrix_codes(M, self.positions)
+        for k, (j, levels) in enumerate(zip(self.positions, self.levels, strict=True)):
+            table[:, j] = levels[codes[:, k]]
         threads = 1 if small else -1  # waking CatBoost's threads costs more than a few rows
         if self.task == "regression":
             return np.asarray(self.model.predict(table, thread_count=threads), np.float64).ravel()
@@ -292,9 +291,15 @@ class MlpRows:
 
     def predict(self, M: np.ndarray, small: bool) -> np.ndarray:
         """The network's probabilities or values for the table ``M`` stands for."""
-        codes = M[:, self.categorical]
-        codes = np.where(np.isnan(codes), -1, codes).astype(np.int64)
+        codes = _matrix_codes(M, self.categorical)
         return np.asarray(self.est.predict_arrays(M[:, self.numeric], codes), dtype=np.float64)
+
+
+def _matrix_codes(M: np.ndarray, columns: list[int]) -> np.ndarray:
+    """The category codes ``matrix`` wrote as floats in ``columns``, back as integers (-1:
+    missing, which the matrix holds as NaN)."""
+    codes = M[:, columns]
+    return np.where(np.isnan(codes), -1, codes).astype(np.int64)
 
 
 def _category_columns(stack: ColumnStack) -> list[tuple[int, CategoryEncoder, str]]:
