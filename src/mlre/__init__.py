@@ -1,12 +1,5 @@
 """mlre: a machine-learning research engineer you can run."""
 
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("mlre")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
-
 from mlre.api import (
     AuditReport,
     RunResult,
@@ -40,6 +33,7 @@ from mlre.data.load import load_table
 from mlre.errors import InputError, MlreError, SpecError, TrackingError
 from mlre.findings import Finding, Findings, Severity
 from mlre.spec import Spec, load_spec
+from mlre.version import __version__
 
 __all__ = [
     "AuditReport",
@@ -87,7 +81,7 @@ __all__ = [
 def __getattr__(name: str):
     # AutoModel pulls in scikit-learn (and SciPy): load it on first use, not on `import mlre`
     if name == "AutoModel":
-        from mlre.search.automodel import AutoModel
+        from mlre.api.automodel import AutoModel
 
         return AutoModel
     raise AttributeError(f"module 'mlre' has no attribute {name!r}")

@@ -115,7 +115,7 @@ def steps(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 def _version(value: bool) -> None:
     if value:
-        from mlre import __version__
+        from mlre.version import __version__
 
         out.print(f"mlre {__version__}")
         raise typer.Exit(0)

@@ -291,7 +291,7 @@ def build_contract(
     data_sha256: str | None,
 ) -> DataContract:
     """The contract of a training table, from its profile."""
-    from mlre import __version__
+    from mlre.version import __version__
 
     columns = []
     for name, prof in profiles.items():

@@ -124,9 +124,9 @@ def _run_remote(fn: Callable[..., Any], wall_deadline: float | None, *args: Any)
 
 
 def _remote_version() -> str:
-    import mlre
+    from mlre.version import __version__
 
-    return mlre.__version__
+    return __version__
 
 
 def _warm_up() -> None:
@@ -186,13 +186,13 @@ class RayExecutor(Executor):
             ) from err
 
     def _check_version(self) -> None:
-        import mlre
+        from mlre.version import __version__
 
         remote = self._ray.get(self._ray.remote(num_cpus=0)(_remote_version).remote())
-        if remote != mlre.__version__:
+        if remote != __version__:
             self.close()
             raise InputError(
-                f"the Ray workers run mlre {remote}, this driver mlre {mlre.__version__}",
+                f"the Ray workers run mlre {remote}, this driver mlre {__version__}",
                 hint="install the same mlre version on every node of the cluster",
             )
 
