@@ -14,6 +14,7 @@ from mlre.data.profile import ColumnProfile, profile_frame
 from mlre.data.roles import Role
 from mlre.errors import InputError, did_you_mean
 from mlre.findings import Finding, Severity
+from mlre.values import plain
 
 #: A confounder that alone tells the groups apart this well is a label of the group, not a cause.
 SEPARATING_AUC = 0.995
@@ -145,8 +146,8 @@ class CausalModel:
         return {
             "treatment": self.treatment,
             "outcome": self.outcome,
-            "treated_value": _plain(self.treated_value),
-            "control_value": _plain(self.control_value),
+            "treated_value": plain(self.treated_value),
+            "control_value": plain(self.control_value),
             "confounders": self.confounders,
             "effect_modifiers": self.modifiers,
             "instruments": self.instruments,
@@ -156,10 +157,6 @@ class CausalModel:
             "assumptions": self.words(),
             "edges": self.edges(),
         }
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def require_columns(df: pd.DataFrame, names: list[str], what: str) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from mlre.data.roles import Role, infer_role, is_text_dtype, value_sample
+from mlre.values import plain
 
 TOP_K = 5
 #: Above this many distinct values, the full value counts of a numeric column are not computed.
@@ -57,14 +58,6 @@ def logical_dtype(s: pd.Series) -> str:
     return "string" if kinds <= {"str"} else "mixed"
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    return v
-
-
 def _numeric_stats(s: pd.Series, present: int) -> dict[str, Any]:
     """Stats of a numeric column from one sort: distinct count, quartiles, most frequent values."""
     integral = pd.api.types.is_integer_dtype(s.dtype) and present == len(s)
@@ -86,15 +79,15 @@ def _numeric_stats(s: pd.Series, present: int) -> dict[str, Any]:
     q = np.quantile(v, [0.25, 0.5, 0.75])
     out.update(
         n_unique=n_unique,
-        top=[(_plain(v[starts[i]]), int(runs[i])) for i in top],
+        top=[(plain(v[starts[i]]), int(runs[i])) for i in top],
         top_frac=float(runs[top[0]]) / present,
         mean=float(v.mean()),
         std=float(v.std()),
-        min=_plain(v[0]),
+        min=plain(v[0]),
         q1=float(q[0]),
         median=float(q[1]),
         q3=float(q[2]),
-        max=_plain(v[-1]),
+        max=plain(v[-1]),
     )
     if n_unique > COUNTS_LIMIT:
         out["top"] = []  # the most frequent of many distinct numbers says little
@@ -119,14 +112,14 @@ def profile_column(s: pd.Series, name: str, declared_id: bool = False) -> Column
             prof["dtype"] = "mixed"
         prof["n_unique"] = len(counts)
         if present and prof["dtype"] != "mixed":
-            prof["top"] = [(_plain(k), int(v)) for k, v in counts.head(TOP_K).items()]
+            prof["top"] = [(plain(k), int(v)) for k, v in counts.head(TOP_K).items()]
             prof["top_frac"] = float(counts.iloc[0]) / present
     prof["n_unique"] = prof.get("n_unique", 0)
     prof["missing_frac"] = n_missing / n if n else 0.0
     prof["unique_frac"] = prof["n_unique"] / present if present else 0.0
     prof["role"] = infer_role(s, name, prof["n_unique"], declared_id)
     if pd.api.types.is_datetime64_any_dtype(s.dtype) and present:
-        prof.update(min=_plain(s.min()), max=_plain(s.max()))
+        prof.update(min=plain(s.min()), max=plain(s.max()))
     elif is_text_dtype(s.dtype) and present and prof["dtype"] == "string":
         prof["mean_length"] = float(value_sample(s, 20_000).str.len().mean())
     return ColumnProfile(**prof)

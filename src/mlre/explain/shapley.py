@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlre.values import plain
+
 #: Background rows over which a hidden column's values are averaged.
 BACKGROUND_ROWS = 50
 
@@ -36,7 +38,7 @@ class RowExplanation:
         rest = sum(c["contribution"] for c in self.contributions[len(shown) :])
         return {
             "row": self.row,
-            "prediction": _plain(self.prediction),
+            "prediction": plain(self.prediction),
             "output": self.output,
             "value": self.value,
             "base_value": self.base_value,
@@ -95,10 +97,6 @@ def _key(value: Any) -> Any:
 
 def _isin(value: Any, known: np.ndarray) -> bool:
     return any(_key(value) == _key(k) for k in known)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def background_sample(X: pd.DataFrame, seed: int = 0, rows: int = BACKGROUND_ROWS) -> pd.DataFrame:
@@ -160,14 +158,14 @@ def explain_rows(
             prediction = classes[int(proba[i].argmax())]
             value, output = float(proba[i, k]), f"P({classes[k]})"
         contributions = [
-            {"feature": c, "value": _plain(X.at[i, c]), "contribution": float(v)}
+            {"feature": c, "value": plain(X.at[i, c]), "contribution": float(v)}
             for c, v in zip(columns, row_values, strict=True)
         ]
         contributions.sort(key=lambda r: -abs(r["contribution"]))
         explained.append(
             RowExplanation(
                 row=i,
-                prediction=_plain(prediction),
+                prediction=plain(prediction),
                 output=output,
                 value=value,
                 base_value=base,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlre.models.zoo import Family, Params, n_threads
+from mlre.values import plain
 
 #: The order of their proven starting points: cheapest first.
 INTERPRETABLE_ORDER: list[tuple[str, int]] = [
@@ -188,16 +189,12 @@ def describe(pipeline: Any, task: str, classes: list[str] | None) -> dict[str, A
                 {
                     "term": str(name),
                     "importance": float(importance),
-                    "names": [_plain(v) for v in list(shape.get("names", []))][: len(scores) + 1],
+                    "names": [plain(v, other=str) for v in list(shape.get("names", []))][
+                        : len(scores) + 1
+                    ],
                     "scores": scores.tolist() if scores.ndim == 1 else None,
                 }
             )
         terms.sort(key=lambda t: -t["importance"])
         return {"kind": "ebm", "terms": terms, "intercept": np.atleast_1d(est.intercept_).tolist()}
     return None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value if isinstance(value, (int, float, str)) else str(value)

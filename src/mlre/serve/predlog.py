@@ -24,6 +24,7 @@ from typing import Any
 
 from mlre.errors import InputError
 from mlre.track.wal import connect
+from mlre.values import json_default
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ def _json(value: Any) -> str | None:
         return None
     if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a table: one object per row
         value = _records(value)
-    return json.dumps(value, default=_plain, separators=(",", ":"))
+    return json.dumps(value, default=json_default, separators=(",", ":"))
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -338,13 +339,3 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     columns = [str(c) for c in frame.columns]
     rows = frame.to_numpy(dtype=object, na_value=None).tolist()
     return [dict(zip(columns, row, strict=True)) for row in rows]
-
-
-def _plain(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)

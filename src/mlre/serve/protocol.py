@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlre.data.contract import SMALL_ROWS
+from mlre.values import plain
 
 #: v2 datatypes and the numpy types their binary data is read as.
 _V2_NUMPY = {
@@ -277,7 +278,7 @@ def records_response(task: str, classes: list[Any] | None, out: np.ndarray) -> l
     """One object per row: the prediction and, for classification, each class's probability."""
     if task == "regression":
         return [{"prediction": float(v)} for v in out]
-    labels = [_plain(c) for c in classes or []]
+    labels = [plain(c) for c in classes or []]
     best = out.argmax(axis=1)
     return [
         {
@@ -292,7 +293,7 @@ def mlflow_response(task: str, classes: list[Any] | None, out: np.ndarray) -> di
     """MLflow's answer for a table output: ``{"predictions": [records]}`` with mlre's columns."""
     if task == "regression":
         return {"predictions": [{"prediction": float(v)} for v in out]}
-    labels = [_plain(c) for c in classes or []]
+    labels = [plain(c) for c in classes or []]
     rows = []
     for row in out:
         record: dict[str, Any] = {"prediction": labels[int(row.argmax())]}
@@ -318,7 +319,7 @@ def v2_response(
             {"name": "predict", "shape": [n], "datatype": "FP64", "data": [float(v) for v in out]}
         ]
     else:
-        labels = [_plain(c) for c in classes or []]
+        labels = [plain(c) for c in classes or []]
         predicted = [labels[int(k)] for k in out.argmax(axis=1)]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels)
         outputs = [
@@ -342,7 +343,3 @@ def v2_response(
     if request_id is not None:
         body["id"] = request_id
     return body
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

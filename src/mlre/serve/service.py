@@ -30,6 +30,7 @@ from mlre.serve.protocol import SMALL_ROWS, BadRequest
 from mlre.serve.shadow import ShadowWorker
 from mlre.spec import DeployPolicy
 from mlre.track.audit_log import AuditLog
+from mlre.values import plain
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Slot:
         if self.model.task == "regression":
             return [float(v) for v in out]
         classes = self.classes or []
-        return [_plain(classes[int(k)]) for k in out.argmax(axis=1)]
+        return [plain(classes[int(k)]) for k in out.argmax(axis=1)]
 
 
 @dataclass(frozen=True)
@@ -608,17 +609,13 @@ def _task(challenger: Any) -> str:
     return challenger.task
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _outputs(slot: Slot, out: np.ndarray) -> list[Any]:
     if slot.task == "regression":
         return [float(v) for v in out]
     classes = [str(c) for c in slot.classes or []]
     return [
         {
-            "prediction": _plain((slot.classes or [])[int(row.argmax())]),
+            "prediction": plain((slot.classes or [])[int(row.argmax())]),
             "probabilities": dict(zip(classes, map(float, row), strict=True)),
         }
         for row in out

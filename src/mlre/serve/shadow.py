@@ -28,6 +28,7 @@ import numpy as np
 
 from mlre.serve.batching import predict_each
 from mlre.serve.protocol import SMALL_ROWS
+from mlre.values import plain
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class ShadowWorker:
         if self.task == "regression":
             return [float(v) for v in out]
         classes = self.classes or []
-        return [_plain(classes[int(k)]) for k in out.argmax(axis=1)]
+        return [plain(classes[int(k)]) for k in out.argmax(axis=1)]
 
     def close(self) -> None:
         """Stop the worker (what it has not answered is dropped)."""
@@ -181,10 +182,6 @@ class ShadowWorker:
         self._on_failure(reason)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _work(name: str, version: str, inbox: Any, outbox: Any, parent: int) -> None:
     """The worker process: load, then predict batches until told to stop. ``parent`` is the
     server's pid as it started the worker: a server killed while this process was still
@@ -209,7 +206,7 @@ def _work(name: str, version: str, inbox: Any, outbox: Any, parent: int) -> None
         outbox.put(("failed", f"version {version} cannot be loaded: {err}"))
         return
     task = model.task
-    classes = None if task == "regression" else [_plain(c) for c in model.classes_]
+    classes = None if task == "regression" else [plain(c) for c in model.classes_]
     features = [c.name for c in model.contract.features]
     # its first predictions would pay for what the model builds on first use, and a shadow's
     # first latencies feed the rollback rule
