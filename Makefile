@@ -34,6 +34,8 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy src/mlre
 
 bench: $(STAMP)
 	$(BIN)/python bench/audit_bench.py
