@@ -5,6 +5,7 @@ It lives in ``mlre.yaml`` (written by ``mlre init``); CLI flags override its key
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,8 +45,12 @@ class _Strict(BaseModel):
 class FairnessConstraint(_Strict):
     """A bound on the disparity between groups of a sensitive column."""
 
-    metric: str = "demographic_parity_difference"
-    max_difference: float = Field(0.1, ge=0, le=1)
+    metric: str = Field(
+        "demographic_parity_difference",
+        description="demographic_parity_difference, equalized_odds_difference, "
+        "equal_opportunity_difference or demographic_parity_ratio",
+    )
+    max_difference: float = Field(0.1, ge=0, le=1, description="the largest disparity allowed")
 
     @field_validator("metric")
     @classmethod
@@ -62,28 +67,51 @@ class FairnessConstraint(_Strict):
         return v
 
 
+#: Limits mlre does not enforce yet: refused with this reason rather than accepted and ignored.
+NOT_ENFORCED = {
+    "max_latency_ms": "mlre does not yet enforce a latency limit on the chosen model",
+    "max_model_mb": "mlre does not yet enforce a size limit on the chosen model",
+}
+
+
 class Constraints(_Strict):
     """Limits the chosen model must respect; enforced by the search and the release gates."""
 
-    max_latency_ms: float | None = Field(None, gt=0)
-    max_model_mb: float | None = Field(None, gt=0)
-    interpretable: bool = False
-    fairness: FairnessConstraint | None = None
+    interpretable: bool = Field(
+        False, description="glass-box models only: sparse linear, shallow tree, EBM"
+    )
+    fairness: FairnessConstraint | None = Field(
+        None,
+        description="a fairness gate, e.g. {metric: demographic_parity_difference, "
+        "max_difference: 0.1}",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unenforced(cls, values: Any) -> Any:
+        for key in values if isinstance(values, dict) else ():
+            if key in NOT_ENFORCED:
+                raise ValueError(f"{NOT_ENFORCED[key]}; remove {key!r} rather than rely on it")
+        return values
 
 
 class RollbackPolicy(_Strict):
     """When a service demotes a challenger by itself, judged over a sliding window."""
 
     window_seconds: float = Field(300.0, gt=0, description="the sliding window")
-    min_requests: int = Field(50, ge=1, description="challenger requests before any verdict")
-    max_error_rate: float = Field(0.05, ge=0, le=1)
+    min_requests: int = Field(
+        50, ge=1, description="challenger requests in the window before any verdict"
+    )
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="challenger errors per request")
     max_latency_ratio: float = Field(
         3.0, gt=1, description="challenger p99 latency over the champion's p99"
     )
     latency_floor_ms: float = Field(
         20.0, ge=0, description="p99 latencies below this are never a reason to roll back"
     )
-    max_p99_ms: float | None = Field(None, gt=0, description="an absolute bound on p99 latency")
+    max_p99_ms: float | None = Field(
+        None, gt=0, description="an absolute bound on p99 latency, if you have one"
+    )
     max_disagreement: float = Field(
         0.3, ge=0, le=1, description="share of shadowed requests answered differently"
     )
@@ -102,7 +130,10 @@ class RollbackPolicy(_Strict):
 class DeployPolicy(_Strict):
     """How releases are judged: automatic rollback, and the gate for a full promotion."""
 
-    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    rollback: RollbackPolicy = Field(
+        default_factory=RollbackPolicy,
+        description="when the service rolls a challenger back by itself",
+    )
     gate_margin: float = Field(
         0.005, ge=0, description="how much worse than the champion's holdout score is tolerated"
     )
@@ -114,9 +145,13 @@ class MonitorPolicy(_Strict):
     drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted columns that alerts for the data set"
     )
-    p_value: float = Field(0.05, gt=0, lt=1, description="test level on small references")
+    p_value: float = Field(
+        0.05, gt=0, lt=1, description="test level on references of up to 1,000 rows"
+    )
     distance: float = Field(
-        0.1, gt=0, description="Wasserstein (in SDs) or Jensen-Shannon distance on large ones"
+        0.1,
+        gt=0,
+        description="Wasserstein (in reference SDs) or Jensen-Shannon distance on larger ones",
     )
     webhook: str | None = Field(None, description="POST the alert's JSON document here")
 
@@ -124,25 +159,76 @@ class MonitorPolicy(_Strict):
 class Spec(_Strict):
     """The objective contract of a project."""
 
-    project: str | None = Field(None, description="name for experiments and the registered model")
-    target: str | None = None
-    task: Task | None = None
-    metric: str | None = None
-    time_budget: float = Field(300.0, gt=0, le=7 * 24 * 3600, description="seconds")
-    seed: int = Field(0, ge=0)
-    holdout: float = Field(0.2, gt=0, lt=0.9, description="fraction kept for honest evaluation")
-    id_columns: list[str] = Field(default_factory=list)
-    time_column: str | None = None
-    group_column: str | None = None
-    sensitive: list[str] = Field(default_factory=list)
-    exclude_sensitive: bool = Field(
-        False, description="keep sensitive columns out of the model (they are still audited)"
+    project: str | None = Field(
+        None,
+        description="Name for the MLflow experiment and the registered model (default: the "
+        "target's name).",
     )
-    drop: list[str] = Field(default_factory=list, description="columns ignored entirely")
-    na_values: list[str] = Field(default_factory=list, description="extra tokens read as missing")
-    constraints: Constraints = Field(default_factory=Constraints)
-    deploy: DeployPolicy = Field(default_factory=DeployPolicy)
-    monitor: MonitorPolicy = Field(default_factory=MonitorPolicy)
+    target: str | None = Field(None, description="The column to predict.")
+    task: Task | None = Field(
+        None, description="binary | multiclass | regression. Detected from the target when empty."
+    )
+    metric: str | None = Field(
+        None,
+        description='What "better" means. Classification: roc_auc, log_loss, accuracy, '
+        "balanced_accuracy, f1. Regression: rmse, mae, r2, mape. Default: roc_auc (binary), "
+        "log_loss (multiclass), rmse.",
+    )
+    time_budget: float = Field(
+        300.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Wall-clock seconds for a whole `mlre run`, audit to registered model.",
+    )
+    seed: int = Field(
+        0, ge=0, description="Drives every split, search and model, so a run can be replayed."
+    )
+    holdout: float = Field(
+        0.2,
+        gt=0,
+        lt=0.9,
+        description="Fraction of rows kept aside, never seen by the search, for the honest score.",
+    )
+    id_columns: list[str] = Field(
+        default_factory=list, description="Columns that identify a row (never used as features)."
+    )
+    time_column: str | None = Field(
+        None,
+        description="A time column makes the holdout time-ordered (train on the past, test on "
+        "the future).",
+    )
+    group_column: str | None = Field(
+        None,
+        description="A group column keeps all rows of a group on the same side of every split.",
+    )
+    sensitive: list[str] = Field(
+        default_factory=list,
+        description="Protected attributes: every model is audited for disparities between "
+        "their groups.",
+    )
+    exclude_sensitive: bool = Field(
+        False,
+        description="Keep the sensitive columns out of the model (they are still audited).",
+    )
+    drop: list[str] = Field(default_factory=list, description="Columns to ignore entirely.")
+    na_values: list[str] = Field(
+        default_factory=list,
+        description='Extra text tokens to read as missing values, for example "?" or "unknown".',
+    )
+    constraints: Constraints = Field(
+        default_factory=Constraints, description="Limits the chosen model must respect."
+    )
+    deploy: DeployPolicy = Field(
+        default_factory=DeployPolicy,
+        description="Releases (`mlre serve`, `mlre promote`): when the service rolls a "
+        "challenger back by itself, over a sliding window, and how much worse than the "
+        "champion's holdout score a full promotion may be.",
+    )
+    monitor: MonitorPolicy = Field(
+        default_factory=MonitorPolicy,
+        description="Monitoring (`mlre monitor`): when a column counts as drifted, when the data "
+        "set does, and where alerts are posted.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -276,91 +362,41 @@ def load_spec(path: str | Path | None = None, **overrides: Any) -> Spec:
     return build_spec(values, source)
 
 
-SPEC_TEMPLATE = """\
+TEMPLATE_HEADER = """\
 # mlre objective spec. Every key is optional; command-line flags override what is here.
 # Reference: `mlre init --help`. Unknown keys are an error, so typos never pass silently.
-
-# Name for the MLflow experiment and the registered model (default: the target's name).
-project: {project}
-
-# The column to predict.
-target: {target}
-
-# binary | multiclass | regression. Detected from the target when left empty.
-task: null
-
-# What "better" means. Classification: roc_auc, log_loss, accuracy, balanced_accuracy, f1.
-# Regression: rmse, mae, r2, mape. Default: roc_auc (binary), log_loss (multiclass), rmse.
-metric: null
-
-# Wall-clock seconds for a whole `mlre run`, audit to registered model.
-time_budget: 300
-
-# Drives every split, search and model, so a run can be replayed exactly.
-seed: 0
-
-# Fraction of rows kept aside, never seen by the search, for the honest score.
-holdout: 0.2
-
-# Columns that identify a row (never used as features).
-id_columns: []
-
-# A time column makes the holdout time-ordered (train on the past, test on the future).
-time_column: null
-
-# A group column keeps all rows of a group on the same side of every split.
-group_column: null
-
-# Protected attributes: every model is audited for disparities between their groups.
-sensitive: []
-
-# Columns to ignore entirely.
-drop: []
-
-# Extra text tokens to read as missing values, for example "?" or "unknown".
-na_values: []
-
-# Limits the chosen model must respect.
-constraints:
-  max_latency_ms: null      # p95 prediction latency for one row
-  max_model_mb: null        # size of the saved pipeline
-  interpretable: false      # glass-box models only: sparse linear, shallow tree, EBM
-  fairness: null            # e.g. {{metric: demographic_parity_difference, max_difference: 0.1}}
-
-# Releases (`mlre serve`, `mlre promote`): when the service rolls a challenger back by itself,
-# over a sliding window, and how much worse than the champion's holdout score a full promotion
-# may be.
-deploy:
-  rollback:
-    window_seconds: 300
-    min_requests: 50          # challenger requests in the window before any verdict
-    max_error_rate: 0.05
-    max_latency_ratio: 3.0    # challenger p99 over champion p99
-    latency_floor_ms: 20      # p99 below this never triggers a rollback
-    max_p99_ms: null          # an absolute bound, if you have one
-    max_disagreement: 0.3     # share of shadowed requests answered differently
-    regression_tolerance: 0.5 # regression answers differ beyond this many champion std devs
-    max_prediction_shift: 0.25 # canary vs champion answers: label TVD or KS distance of values
-  gate_margin: 0.005
-
-# Monitoring (`mlre monitor`): when a column counts as drifted (a test on references of up to
-# 1,000 rows, a distance above), when the data set does, and where alerts are posted.
-monitor:
-  drift_share: 0.5          # share of drifted columns that raises the alert
-  p_value: 0.05
-  distance: 0.1             # Wasserstein distance in reference SDs, or Jensen-Shannon distance
-  webhook: null             # e.g. https://hooks.example.com/mlre
 """
 
 
+def _yaml_value(value: Any) -> str:
+    """One value as YAML on a single line (flow style for lists and mappings)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000)
+    return text.strip().removesuffix("...").strip()
+
+
+def _template_block(model: BaseModel, indent: str) -> list[str]:
+    """The keys of ``model`` as commented YAML: a comment above top-level keys, beside nested ones."""
+    lines: list[str] = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        about = field.description or ""
+        if not indent:
+            lines.append("")
+            lines += [f"# {line}" for line in textwrap.wrap(about, 96)]
+        if isinstance(value, BaseModel):
+            lines.append(f"{indent}{name}:" + (f"  # {about}" if indent and about else ""))
+            lines += _template_block(value, indent + "  ")
+            continue
+        entry = f"{indent}{name}: {_yaml_value(value)}"
+        lines.append(f"{entry:<30}  # {about}" if indent and about else entry)
+    return lines
+
+
 def render_template(target: str | None = None, project: str | None = None) -> str:
-    """The commented mlre.yaml that ``mlre init`` writes."""
-
-    def scalar(v: str | None) -> str:
-        return (
-            "null"
-            if v is None
-            else yaml.safe_dump(v, default_style=None).strip().removesuffix("\n...")
-        )
-
-    return SPEC_TEMPLATE.format(target=scalar(target), project=scalar(project))
+    """The commented mlre.yaml that ``mlre init`` writes: every key of the spec with its default
+    and its description, generated from the model so that it can never disagree with it."""
+    spec = Spec.model_construct(**Spec().__dict__)
+    spec.__dict__.update(target=target, project=project)
+    return TEMPLATE_HEADER + "\n".join(_template_block(spec, "")) + "\n"

@@ -98,8 +98,8 @@ def test_an_interpretable_run_keeps_one_readable_model_and_reports_it_whole(tmp_
 
 def test_interpretable_in_the_spec_and_on_the_command_line(tmp_path, monkeypatch):
     assert build_spec({"interpretable": True}).constraints.interpretable is True
-    spec = build_spec({"interpretable": True, "constraints": {"max_latency_ms": 5}})
-    assert spec.constraints.interpretable and spec.constraints.max_latency_ms == 5
+    spec = build_spec({"interpretable": True, "constraints": {"fairness": {"max_difference": 0.2}}})
+    assert spec.constraints.interpretable and spec.constraints.fairness.max_difference == 0.2
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "credit.csv"
     dataset("german_credit").to_csv(path, index=False)
