@@ -1,4 +1,9 @@
-"""``mlre.AutoModel``: the whole search as one scikit-learn estimator."""
+"""The whole search as scikit-learn estimators: ``AutoModel``, ``AutoClassifier``, ``AutoRegressor``.
+
+They follow scikit-learn's estimator contract (parameters stored as given and validated at
+``fit``, ``NotFittedError`` before it, the feature count and names checked at prediction, tags
+that say what input they take), so they work in pipelines, ``cross_val_score`` and ``clone``.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,144 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from mlre.api.run import RunResult, run
+from mlre.spec import Spec, Task
 
 
-class AutoModel(BaseEstimator):
+class SearchEstimator(BaseEstimator):
+    """What the three estimators share: ``fit`` runs ``mlre.run`` on ``X`` and ``y`` (untracked
+    unless ``track=True``), prediction checks its input against what ``fit`` saw."""
+
+    time_budget: float
+    metric: str | None
+    seed: int
+    holdout: float
+    families: list[str] | None
+    force: bool
+    track: bool
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are imputed or handled by the trees
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        # the search stops at a clock, not a trial count: two fits of the same data and seed
+        # agree when both finish their search, and may not when one of them is cut earlier
+        tags.non_deterministic = True
+        return tags
+
+    def _task(self, y: np.ndarray) -> Task | None:
+        """The task to search for ``y``: None lets mlre detect it."""
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any) -> SearchEstimator:
+        """Search for the best model of ``y`` given ``X``."""
+        frame = self._frame(X, reset=True)
+        target = column_or_1d(y, warn=True)
+        if len(frame) < 2:
+            raise ValueError(f"X has {len(frame)} sample; at least 2 samples are needed")
+        if not pd.notna(target).any():
+            raise ValueError("Input y contains NaN only: every label is missing")
+        if len(target) != len(frame):
+            raise ValueError(
+                f"X has {len(frame)} rows but y has {len(target)}; they must describe the same rows"
+            )
+        task = self._task(target)
+        name = str(getattr(y, "name", None) or "target")
+        while name in frame.columns:
+            name = f"_{name}"
+        frame[name] = target
+        self.result_: RunResult = run(
+            frame,
+            spec=Spec(),
+            target=name,
+            time_budget=self.time_budget,
+            metric=self.metric,
+            task=task,
+            seed=self.seed,
+            holdout=self.holdout,
+            families=self.families,
+            force=self.force,
+            track=self.track,
+            report=False,
+        )
+        self.model_ = self.result_.model
+        if self.model_.task != "regression":
+            self._learn_classes(target)
+        return self
+
+    def _learn_classes(self, target: np.ndarray) -> None:
+        """``classes_`` as scikit-learn has them (the sorted labels of ``y``, its dtype), and
+        where each of the model's classes sits among them."""
+        self.classes_ = np.unique(target[pd.notna(target)])
+        model_classes = np.asarray(self.model_.classes_, dtype=object)
+        order = pd.Index(self.classes_).get_indexer(model_classes)
+        if (order < 0).any():  # the model may hold labels as text
+            order = pd.Index(self.classes_.astype(str)).get_indexer(model_classes.astype(str))
+        self.class_order_ = order
+
+    def _frame(self, X: Any, reset: bool) -> pd.DataFrame:
+        """``X`` as the table the model sees, its width and names checked against ``fit``'s."""
+        if not reset:
+            check_is_fitted(self, "model_")
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if X.shape[0] == 0:
+                raise ValueError("X has no rows: at least one row is needed")
+            frame = X.copy()
+            frame.columns = [str(c) for c in frame.columns]
+            return frame
+        array = validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=None,
+            ensure_all_finite="allow-nan",
+            ensure_min_samples=1,
+        )
+        if np.iscomplexobj(array):
+            raise ValueError("complex data is not supported: pass real numbers")
+        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (classification) or values (regression)."""
+        frame = self._frame(X, reset=False)
+        if self.model_.task == "regression":
+            return np.asarray(self.model_.predict(frame), dtype=float)
+        return self.classes_[np.argmax(self._proba(frame), axis=1)]
+
+    def _proba(self, frame: pd.DataFrame) -> np.ndarray:
+        proba = np.asarray(self.model_.predict_proba(frame), dtype=float)
+        out = np.zeros((len(proba), len(self.classes_)))
+        out[:, self.class_order_] = proba
+        return out
+
+
+def _classifies(estimator: Any) -> bool:
+    """Whether a fitted ``AutoModel`` classifies (so that it offers ``predict_proba``)."""
+    model = getattr(estimator, "model_", None)
+    return model is None or model.task != "regression"
+
+
+class AutoModel(SearchEstimator):
     """Find the best honest model for ``X, y`` within ``time_budget`` seconds.
 
     ``fit`` audits the data, holds out ``holdout`` of the rows for an honest score
     (``result_.holdout``), searches, ensembles, and keeps the final model. Nothing is written to
-    disk unless ``track=True``.
+    disk unless ``track=True``. The task is detected from ``y`` unless ``task`` is given;
+    ``AutoClassifier`` and ``AutoRegressor`` fix it and add ``score``.
     """
 
     def __init__(
         self,
         time_budget: float = 60,
         metric: str | None = None,
-        task: str | None = None,
+        task: Task | None = None,
         seed: int = 0,
         holdout: float = 0.2,
         families: list[str] | None = None,
@@ -37,52 +164,86 @@ class AutoModel(BaseEstimator):
         self.force = force
         self.track = track
 
-    def fit(self, X: pd.DataFrame | np.ndarray, y: Any) -> AutoModel:
-        """Search for the best model of ``y`` given ``X``."""
-        from mlre.api.run import run
-        from mlre.spec import Spec
+    def _task(self, y: np.ndarray) -> Task | None:
+        return self.task
 
-        frame = (
-            X.copy()
-            if isinstance(X, pd.DataFrame)
-            else pd.DataFrame(
-                np.asarray(X), columns=[f"x{i}" for i in range(np.asarray(X).shape[1])]
+    @available_if(_classifies)
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities in the order of ``classes_`` (a fitted classification model)."""
+        return self._proba(self._frame(X, reset=False))
+
+
+class AutoClassifier(ClassifierMixin, SearchEstimator):
+    """``AutoModel`` for classification: binary or multiclass, by the number of classes in ``y``;
+    ``score`` is accuracy, ``predict_proba`` gives calibrated class probabilities."""
+
+    def __init__(
+        self,
+        time_budget: float = 60,
+        metric: str | None = None,
+        seed: int = 0,
+        holdout: float = 0.2,
+        families: list[str] | None = None,
+        force: bool = False,
+        track: bool = False,
+    ) -> None:
+        self.time_budget = time_budget
+        self.metric = metric
+        self.seed = seed
+        self.holdout = holdout
+        self.families = families
+        self.force = force
+        self.track = track
+
+    def _task(self, y: np.ndarray) -> Task:
+        check_classification_targets(y)
+        n_classes = len(pd.unique(pd.Series(y).dropna()))
+        if n_classes < 2:
+            raise ValueError(
+                f"y has {n_classes} class; a classifier needs at least two different labels"
             )
-        )
-        name = getattr(y, "name", None) or "target"
-        while name in frame.columns:
-            name = f"_{name}"
-        frame[name] = np.asarray(y)
-        self.result_ = run(
-            frame,
-            spec=Spec(),
-            target=name,
-            time_budget=self.time_budget,
-            metric=self.metric,
-            task=self.task,
-            seed=self.seed,
-            holdout=self.holdout,
-            families=self.families,
-            force=self.force,
-            track=self.track,
-        )
-        self.model_ = self.result_.model
-        self.feature_names_in_ = np.asarray(
-            [str(c) for c in frame.columns if c != name], dtype=object
-        )
-        if self.model_.task != "regression":
-            self.classes_ = self.model_.classes_
-        return self
-
-    def _frame(self, X: Any) -> pd.DataFrame:
-        if isinstance(X, pd.DataFrame):
-            return X
-        return pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Labels (classification) or values (regression)."""
-        return self.model_.predict(self._frame(X))
+        return "binary" if n_classes == 2 else "multiclass"
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities in the order of ``classes_``."""
-        return self.model_.predict_proba(self._frame(X))
+        return self._proba(self._frame(X, reset=False))
+
+
+class AutoRegressor(RegressorMixin, SearchEstimator):
+    """``AutoModel`` for regression; ``score`` is R²."""
+
+    def __init__(
+        self,
+        time_budget: float = 60,
+        metric: str | None = None,
+        seed: int = 0,
+        holdout: float = 0.2,
+        families: list[str] | None = None,
+        force: bool = False,
+        track: bool = False,
+    ) -> None:
+        self.time_budget = time_budget
+        self.metric = metric
+        self.seed = seed
+        self.holdout = holdout
+        self.families = families
+        self.force = force
+        self.track = track
+
+    def _task(self, y: np.ndarray) -> Task:
+        return "regression"
+
+    def fit(self, X: Any, y: Any) -> AutoRegressor:
+        """Search for the best model of the numbers ``y`` given ``X``."""
+        values = column_or_1d(y, warn=True)
+        try:
+            numbers = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "Unknown label type: y must be numbers for a regressor; use AutoClassifier "
+                "for labels"
+            ) from None
+        if np.isinf(numbers).any():
+            raise ValueError("y contains infinity; a regression target must be finite numbers")
+        super().fit(X, numbers)
+        return self
