@@ -100,32 +100,32 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads on use
-    from mlre.api import (
-        ablate,
-        abtest,
-        audit,
-        build_report,
-        causal_effect,
-        compare,
-        compare_datasets,
-        compare_runs,
-        deployments,
-        explain_predictions,
-        fairness,
-        init,
-        leaderboard,
-        mitigate,
-        predict,
-        promote,
-        reproduce,
-        rollback,
-        run,
-        run_seeds,
-        runs,
-        serve_model,
-        verify_audit_log,
-        watch,
-    )
+    from mlre import api
+
+    ablate = api.ablate
+    abtest = api.abtest
+    audit = api.audit
+    build_report = api.build_report
+    causal_effect = api.causal_effect
+    compare = api.compare
+    compare_datasets = api.compare_datasets
+    compare_runs = api.compare_runs
+    deployments = api.deployments
+    explain_predictions = api.explain_predictions
+    fairness = api.fairness
+    init = api.init
+    leaderboard = api.leaderboard
+    mitigate = api.mitigate
+    predict = api.predict
+    promote = api.promote
+    reproduce = api.reproduce
+    rollback = api.rollback
+    run = api.run
+    run_seeds = api.run_seeds
+    runs = api.runs
+    serve_model = api.serve_model
+    verify_audit_log = api.verify_audit_log
+    watch = api.watch
     from mlre.api.audit import AuditReport
     from mlre.api.automodel import AutoClassifier, AutoModel, AutoRegressor
     from mlre.api.run import RunResult
