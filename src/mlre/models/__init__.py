@@ -1,5 +1,6 @@
-"""The model zoo: families, their proven default configurations and their search spaces."""
+"""Model families, their proven default configurations and their search spaces; the fitted
+model that is served."""
 
-from mlre.models.zoo import FAMILIES, Family, available_families
+from mlre.models.families import FAMILIES, Family, available_families
 
 __all__ = ["FAMILIES", "Family", "available_families"]

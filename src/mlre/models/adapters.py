@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from mlre.models.zoo import n_threads
+from mlre.models.families.base import n_threads
 
 
 class CategoryCodes(TransformerMixin, BaseEstimator):

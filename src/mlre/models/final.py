@@ -64,7 +64,7 @@ def _threadpools() -> Any:
 
 
 def _limited_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
-    from mlre.models.zoo import n_threads
+    from mlre.models.families.base import n_threads
 
     # OpenMP estimators (HistGradientBoosting) would otherwise spin on every core; the limit
     # holds for the calling thread only, so it is set in the thread that predicts
@@ -149,7 +149,7 @@ class MlreModel(BaseEstimator):
         if len(X) >= PARALLEL_ROWS and len(jobs) > 1:
             from joblib import Parallel, delayed
 
-            from mlre.models.zoo import n_workers
+            from mlre.models.families.base import n_workers
 
             preds = Parallel(n_jobs=n_workers(), backend="threading")(
                 delayed(one)(i) for i in range(len(jobs))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from mlre.models.zoo import n_threads
+from mlre.models.families.base import n_threads
 
 
 def _torch():
