@@ -65,7 +65,7 @@ def adult_trials():
 
 def throughput(executor, data, seconds: float) -> dict:
     """Trials fitted on ``executor`` in ``seconds``: count, trials a minute, fold seconds."""
-    from mlre.models.zoo import FAMILIES
+    from mlre.models.families import FAMILIES
     from mlre.search.schedule import Launch, run_trials
 
     shared = executor.put(data)
@@ -131,7 +131,7 @@ def driver_costs(data, repeats: int = 20) -> list[dict]:
     import optuna
 
     from mlre.api.run import _trial_logger
-    from mlre.models.zoo import FAMILIES
+    from mlre.models.families import FAMILIES
     from mlre.search.trial import run_trial
     from mlre.track import tracked_run
 

@@ -15,7 +15,8 @@ from mlre.data.split import cv_folds
 from mlre.evaluate.metrics import get_metric
 from mlre.features import FeaturePlan
 from mlre.models import FAMILIES
-from mlre.models.glassbox import GLASS_BOX, describe
+from mlre.models.families.glassbox import GLASS_BOX
+from mlre.models.glassbox import describe
 from mlre.search.trial import TrialData, fit_pipeline
 from mlre.spec import build_spec
 

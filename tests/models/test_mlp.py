@@ -11,7 +11,7 @@ import numpy as np
 from helpers import audit, dataset
 from mlre.evaluate.metrics import get_metric
 from mlre.features import FeaturePlan, make_preprocessor
-from mlre.models.zoo import FAMILIES
+from mlre.models.families import FAMILIES
 
 
 def prepared(name: str, target: str, rows: int = 3000):

@@ -18,9 +18,8 @@ from helpers import audit, dataset, encoded
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features import FeaturePlan, make_preprocessor
 from mlre.models import FAMILIES, Family, available_families
+from mlre.models.families import INTERPRETABLE_ORDER, MAX_ROUNDS, PORTFOLIO_ORDER
 from mlre.models.final import Member, MlreModel, align_proba, member_predict
-from mlre.models.glassbox import INTERPRETABLE_ORDER
-from mlre.models.zoo import MAX_ROUNDS, PORTFOLIO_ORDER
 
 FAMILY_NAMES = [f.name for f in available_families()]
 TASKS = ["binary", "multiclass", "regression"]

@@ -137,7 +137,7 @@ def heterogeneity(
     as controls), with the chosen nuisance families; group effects from ``scores``."""
     from econml.dml import CausalForestDML
 
-    from mlre.models.zoo import n_threads
+    from mlre.models.families import n_threads
 
     x_num, x_sources = _encode(X, _subplan(plan, modifiers))
     others = [c for c in plan.columns if c not in modifiers]

@@ -128,7 +128,7 @@ _REMOTE: dict[str, Candidate] = {}
 def default_params(name: str) -> dict[str, Any]:
     """The first portfolio configuration of zoo family ``name``; InputError for a name that is
     no family, or one whose library is not installed."""
-    from mlre.models.zoo import FAMILIES, available_families
+    from mlre.models.families import FAMILIES, available_families
 
     if name not in FAMILIES:
         from mlre.errors import did_you_mean

@@ -68,7 +68,7 @@ class FamilyClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None):
-        from mlre.models.zoo import FAMILIES
+        from mlre.models.families import FAMILIES
 
         fam = FAMILIES[self.family]
         params = dict(self.params or {})

@@ -218,7 +218,7 @@ class CompiledPipeline:
         if len(M) <= FEW_ROWS:
             forest.add_to(raw, M)
         else:
-            from mlre.models.zoo import n_threads
+            from mlre.models.families.base import n_threads
 
             forest.add_to_by_tree(raw, M, 1 if small else n_threads())
         if self.task == "regression":

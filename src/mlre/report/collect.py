@@ -512,8 +512,8 @@ def _examples(
 
 def _whole_model(job: Any, task: str, classes: list[str] | None) -> dict[str, Any] | None:
     """A single glass-box model, shown whole (coefficients, tree, shape functions)."""
+    from mlre.models.families import FAMILIES
     from mlre.models.glassbox import describe
-    from mlre.models.zoo import FAMILIES
 
     members = job.model.members
     if len(members) != 1 or len(members[0].pipelines) != 1:

@@ -23,9 +23,15 @@ from typing import Any
 import numpy as np
 
 from mlre.errors import InputError
+from mlre.models.families import (
+    FAMILIES,
+    INTERPRETABLE_ORDER,
+    PORTFOLIO_ORDER,
+    Family,
+    available_families,
+    n_workers,
+)
 from mlre.models.final import Member, MlreModel
-from mlre.models.glassbox import INTERPRETABLE_ORDER
-from mlre.models.zoo import FAMILIES, PORTFOLIO_ORDER, Family, available_families, n_workers
 from mlre.search.ensemble import caruana
 from mlre.search.executor import Executor, LocalExecutor
 from mlre.search.schedule import Launch, run_trials

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlre.errors import InputError
-from mlre.models.zoo import Family, n_workers
+from mlre.models.families import Family, n_workers
 
 log = logging.getLogger(__name__)
 

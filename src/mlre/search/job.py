@@ -17,8 +17,8 @@ from mlre.errors import InputError
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
+from mlre.models.families import n_workers
 from mlre.models.final import MlreModel
-from mlre.models.zoo import n_workers
 from mlre.search.engine import OnTrial, SearchResult, run_search
 from mlre.search.executor import Executor
 from mlre.search.trial import TrialData, TrialResult, fit_fold

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from mlre.models.zoo import Family
+from mlre.models.families import Family
 from mlre.search.trial import TrialData, TrialResult, fit_fold
 
 log = logging.getLogger(__name__)

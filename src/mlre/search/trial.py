@@ -15,8 +15,8 @@ from sklearn.pipeline import Pipeline
 
 from mlre.evaluate.metrics import Metric
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
+from mlre.models.families import Family
 from mlre.models.final import member_predict
-from mlre.models.zoo import Family
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def fit_family(
 ) -> tuple[Pipeline, pd.DataFrame | None]:
     """Fit a family's preprocessing and model on raw rows (the validation rows, when given,
     stop boosted trees early): the fitted pipeline and the transformed validation rows."""
-    from mlre.models.zoo import FAMILIES
+    from mlre.models.families import FAMILIES
 
     family = FAMILIES[family_name]
     prep = make_preprocessor(plan, family.style)

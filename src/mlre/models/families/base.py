@@ -1,0 +1,89 @@
+"""What every model family is made of, and the settings they share: threads per model, folds at
+once, the cap on boosting rounds. No family module is imported here; each imports this one."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlre.features.pipeline import Style
+
+Params = dict[str, Any]
+#: Builds a family's estimator from the task, a configuration and a seed.
+Builder = Callable[[str, Params, int], Any]
+#: Draws a configuration from an Optuna trial for the task.
+Space = Callable[[Any, str], Params]
+#: Fits an estimator on training rows, stopping early on the validation rows and at the deadline.
+EarlyFit = Callable[[Any, pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, float], Any]
+
+#: Boosting rounds at most; early stopping ends a fit well before.
+MAX_ROUNDS = 3000
+#: Rounds without improvement on the validation rows before a boosted fit stops.
+EARLY_STOP = 50
+
+
+def n_threads() -> int:
+    """Threads per model: ``MLRE_THREADS``, else one.
+
+    OpenMP libraries spin-wait for busy cores: with another process on a 2-core machine a
+    2-thread LightGBM fit ran 4x slower than a 1-thread one, so one thread is the robust default.
+    """
+    return max(1, int(os.environ.get("MLRE_THREADS", "1")))
+
+
+def n_workers() -> int:
+    """Folds fitted at once: ``MLRE_WORKERS``, else one per core."""
+    return max(1, int(os.environ.get("MLRE_WORKERS", os.cpu_count() or 1)))
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind of model: construction, fitting with early stopping, defaults and search space."""
+
+    name: str
+    style: Style
+    requires: str
+    build: Builder
+    space: Space
+    portfolio: list[Params] = field(default_factory=list)
+    # how to fit with early stopping when validation rows are given; None: a plain fit
+    fit_early: EarlyFit | None = None
+    max_rows: int | None = None  # above this the family is too slow to be worth trying
+    cost: float = 1.0  # time of a first trial relative to LightGBM's, before its own is known
+    # False: the folds are fitted one after another, each model with every worker's threads
+    fold_parallel: bool = True
+    interpretable: bool = False  # a glass-box model a person can read whole
+
+    @property
+    def early_stopping(self) -> bool:
+        """True when the family stops its fit early on validation rows."""
+        return self.fit_early is not None
+
+    def available(self) -> bool:
+        """True when the library the family needs is installed."""
+        return importlib.util.find_spec(self.requires) is not None
+
+    def fit(
+        self,
+        est: Any,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        X_val: pd.DataFrame | None,
+        y_val: np.ndarray | None,
+        deadline: float,
+    ) -> Any:
+        """Fit ``est``; boosted trees stop early on the validation part and at the deadline."""
+        from threadpoolctl import threadpool_limits
+
+        # scikit-learn's OpenMP estimators (HistGradientBoosting) take no thread count: cap them
+        # at n_threads() like the others, or they spin-wait for busy cores (80x slower seen)
+        with threadpool_limits(limits=n_threads(), user_api="openmp"):
+            if self.fit_early is None or X_val is None:
+                return est.fit(X, y)
+            return self.fit_early(est, X, y, X_val, y_val, deadline)
