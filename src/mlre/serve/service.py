@@ -21,20 +21,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlre.errors import MlreError
-from mlre.serve.batching import Batcher, warm_up
 from mlre.serve.guard import TrialGuard
 from mlre.serve.metrics import ServiceMetrics
 from mlre.serve.predlog import LoggedPrediction, PredictionLog
-from mlre.serve.protocol import SMALL_ROWS, BadRequest
 from mlre.serve.shadow import ShadowWorker
+from mlre.serve.slots import (
+    CHALLENGER,
+    CHAMPION,
+    SHADOW,
+    Answer,
+    NotReady,
+    Slot,
+    State,
+    load_slot,
+    logged_outputs,
+    retire,
+)
+from mlre.serve.validation import validated
 from mlre.spec import DeployPolicy
 from mlre.track.audit_log import AuditLog
-from mlre.values import plain
 
 log = logging.getLogger(__name__)
-
-CHAMPION, CHALLENGER, SHADOW = "champion", "challenger", "shadow"
 
 
 @dataclass
@@ -53,78 +60,6 @@ class ServeConfig:
     audit_log: Path | None = None
     deploy: DeployPolicy = field(default_factory=DeployPolicy)
     shadow_queue: int = 1024  # mirrored requests awaiting the shadow's answer (more: dropped)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One loaded, hash-checked model version, predicting through its own batch queue."""
-
-    version: str
-    model: Any
-    sha256: str
-    loaded_at: float
-    batcher: Batcher = field(compare=False, repr=False)
-
-    @classmethod
-    def load(cls, version: str, model: Any, sha256: str) -> Slot:
-        warm_up(model)  # before it serves: its first callers would pay for it
-        slot = cls.__new__(cls)
-        batcher = Batcher(lambda X: _raw(model, X), name=f"v{version}")
-        cls.__init__(slot, version, model, sha256, time.time(), batcher)
-        return slot
-
-    @property
-    def task(self) -> str:
-        return self.model.task
-
-    @property
-    def classes(self) -> list[Any] | None:
-        return None if self.model.task == "regression" else list(self.model.classes_)
-
-    @property
-    def features(self) -> list[str]:
-        return [c.name for c in self.model.contract.features]
-
-    def raw(self, X: pd.DataFrame) -> np.ndarray:
-        """Probabilities (classification) or values (regression), batched with other requests."""
-        return self.batcher(X)
-
-    def close(self) -> None:
-        """Stop batching (a request still holding the slot is answered directly)."""
-        self.batcher.close()
-
-    def answers(self, out: np.ndarray) -> list[Any]:
-        """The label or value of each row, for logs and comparisons."""
-        if self.model.task == "regression":
-            return [float(v) for v in out]
-        classes = self.classes or []
-        return [plain(classes[int(k)]) for k in out.argmax(axis=1)]
-
-
-@dataclass(frozen=True)
-class State:
-    """What serves now; replaced whole, never changed in place."""
-
-    champion: Slot | None = None
-    challenger: Slot | None = None
-    mode: str | None = None
-    share: float = 0.0
-    guard: TrialGuard | None = None
-
-
-@dataclass
-class Answer:
-    """A prediction for the caller."""
-
-    request_id: str
-    role: str
-    slot: Slot
-    output: np.ndarray
-    warnings: list[str]
-
-
-class NotReady(MlreError):
-    """No model version can answer yet."""
 
 
 class Service:
@@ -191,14 +126,16 @@ class Service:
         with self._refresh_lock:
             release = read_release(self.name)
             old = self.state
-            champion = self._slot(release.serving, old)
+            champion = load_slot(self.name, release.serving, old, self.problems)
             challenger: Any = None
             mode = release.mode
             version = release.challenger
             if version and version != release.serving and version not in self.problems:
                 # a canary answers callers, in this process; a shadow runs in its own
-                load = self._slot if mode == "canary" else self._worker
-                challenger = load(version, old)
+                if mode == "canary":
+                    challenger = load_slot(self.name, version, old, self.problems)
+                else:
+                    challenger = self._worker(version, old)
             same_trial = (
                 challenger is not None and old.challenger is challenger and old.guard is not None
             )
@@ -223,7 +160,7 @@ class Service:
             if changed:
                 self.state = new
                 self._gauges(old, new)
-                self._retire(old, new)
+                retire(old, new)
                 log.info(
                     "%s: champion %s, challenger %s (%s)",
                     self.name,
@@ -246,31 +183,6 @@ class Service:
             on_failure=lambda reason: self._shadow_failed(version, reason),
         )
 
-    def _slot(self, version: str | None, old: State) -> Slot | None:
-        if version is None:
-            return None
-        for slot in (old.champion, old.challenger):
-            if isinstance(slot, Slot) and slot.version == version:
-                return slot
-        if version in self.problems:
-            return None
-        from mlre.track.registry import load_model
-
-        try:
-            loaded = load_model(f"models:/{self.name}/{version}")
-        except MlreError as err:
-            self.problems[version] = str(err)
-            log.error("%s version %s is not served: %s", self.name, version, err)
-            return None
-        return Slot.load(version, loaded.model, loaded.sha256)
-
-    @staticmethod
-    def _retire(old: State, new: State) -> None:
-        kept = {id(s) for s in (new.champion, new.challenger) if s is not None}
-        for slot in (old.champion, old.challenger):
-            if slot is not None and id(slot) not in kept:
-                slot.close()
-
     def _gauges(self, old: State, new: State) -> None:
         for role, slot in ((CHAMPION, old.champion), (CHALLENGER, old.challenger)):
             if slot is not None:
@@ -280,35 +192,6 @@ class Service:
                 self.metrics.serving.labels(self.name, slot.version, role).set(1)
 
     # ----------------------------------------------------------------- predicting
-
-    def validated(self, slot: Slot, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """The request as the model reads it, or BadRequest (422) naming the column and reason.
-
-        Columns the model does not read are dropped; values keep their JSON types (the model's
-        own first step turns numbers sent as text into numbers, as it did in training)."""
-        if len(frame) > self.config.max_rows:
-            raise BadRequest(
-                f"{len(frame):,} rows in one request; the limit is {self.config.max_rows:,}",
-                status=413,
-            )
-        # a small request's values are taken out of the table once, for both checks
-        values = frame.to_numpy(dtype=object) if len(frame) <= SMALL_ROWS else None
-        nested = _nested_column(frame, values)
-        if nested is not None:
-            raise BadRequest(
-                f"column {nested!r} holds a nested value (an object or a list), not a cell value",
-                status=422,
-                column=str(nested),
-            )
-        violations = slot.model.contract.validate_frame(frame, values=values)
-        blocking = [v for v in violations if v.blocking]
-        if blocking:
-            first = blocking[0]
-            more = f" (and {len(blocking) - 1} more problem(s))" if len(blocking) > 1 else ""
-            raise BadRequest(f"{first.message}{more}", status=422, column=first.column)
-        features = slot.features
-        X = frame if list(frame.columns) == features else frame[features]
-        return X, [v.message for v in violations]
 
     def _route(
         self, frame: pd.DataFrame, key: str | None, request_id: str | None
@@ -323,7 +206,7 @@ class Service:
                 hint=f"register one with `mlre run`, then `mlre promote {self.name} --version N --full`",
             )
         request_id = request_id or uuid.uuid4().hex
-        X, warnings = self.validated(state.champion, frame)
+        X, warnings = validated(state.champion, frame, self.config.max_rows)
         if state.challenger is not None:  # it may read columns the champion does not
             used = set(X.columns)
             extra = [c for c in frame.columns if c not in used]
@@ -512,7 +395,7 @@ class Service:
         if not self.predictions.wants(request_id):
             return
         inputs = X if self.config.log_inputs else None  # made JSON by the log's writer thread
-        outputs = None if out is None else _outputs(slot, out)
+        outputs = None if out is None else logged_outputs(slot, out)
         message = None if error is None else f"{type(error).__name__}: {error}"[:500]
         self.predictions.add(
             LoggedPrediction(
@@ -568,29 +451,6 @@ class Service:
         return record
 
 
-def _nested_column(frame: pd.DataFrame, values: np.ndarray | None = None) -> Any:
-    """The first column holding a JSON object or list as a value, or None; ``values``: all of
-    the table's values as objects when the caller has them (a small request), else the object
-    columns are read (no other column can hold one)."""
-    if values is not None:
-        objects = list(range(frame.shape[1]))
-    else:
-        objects = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.dtype(object)]
-        if not objects:
-            return None
-        values = frame.iloc[:, objects].to_numpy(dtype=object)
-    for j in range(values.shape[1]):
-        if any(isinstance(v, (dict, list)) for v in values[:, j]):
-            return frame.columns[objects[j]]
-    return None
-
-
-def _raw(model: Any, X: pd.DataFrame) -> np.ndarray:
-    if model.task == "regression":
-        return np.asarray(model.predict(X), dtype=float)
-    return np.asarray(model.predict_proba(X), dtype=float)
-
-
 def in_share(key: str, share: float) -> bool:
     """Whether ``key`` falls in a ``share`` of traffic; the same key always falls the same way."""
     if share <= 0:
@@ -607,16 +467,3 @@ def _task(challenger: Any) -> str:
     if isinstance(challenger, ShadowWorker):
         challenger.ready.wait(timeout=120)  # its task is known once its model is loaded
     return challenger.task
-
-
-def _outputs(slot: Slot, out: np.ndarray) -> list[Any]:
-    if slot.task == "regression":
-        return [float(v) for v in out]
-    classes = [str(c) for c in slot.classes or []]
-    return [
-        {
-            "prediction": plain((slot.classes or [])[int(row.argmax())]),
-            "probabilities": dict(zip(classes, map(float, row), strict=True)),
-        }
-        for row in out
-    ]
