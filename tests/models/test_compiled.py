@@ -63,10 +63,10 @@ def test_compiled_boosters_predict_what_their_pipelines_predict(task: str, famil
     model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
     model.predict(raw.iloc[:1])
     if family == "xgboost":  # a few rows walk its trees in numpy, except multiclass models
-        engaged = model._compiled()[0].__dict__.get("xgb_forest_") is not None
+        engaged = model._compiled()[0].predictor.forest is not None
         assert engaged == (task != "multiclass")
     if family == "lightgbm":  # one row goes through LightGBM's prepared single-row call
-        assert model._compiled()[0].__dict__.get("lgb_row_") is not None
+        assert model._compiled()[0].predictor.single_row is not None
     for X in (raw, awkward(raw, plan)):
         expected = member_predict(pipeline, X, task, n_classes)
         got = model.predict(X) if task == "regression" else model.predict_proba(X)
@@ -167,7 +167,7 @@ def test_a_forest_too_large_to_flatten_is_walked_tree_by_tree(monkeypatch):
     expected = expected / expected.sum(axis=1, keepdims=True)
     got = np.concatenate([model.predict_proba(X.iloc[i : i + 3]) for i in range(0, len(X), 3)])
     np.testing.assert_array_equal(got, expected)
-    assert model._compiled()[0].forest_.flat is None
+    assert model._compiled()[0].predictor.forest.flat is None
 
 
 def test_an_xgboost_walk_that_does_not_end_at_a_leaf_leaves_the_answer_to_the_booster():
@@ -176,7 +176,7 @@ def test_an_xgboost_walk_that_does_not_end_at_a_leaf_leaves_the_answer_to_the_bo
     expected = member_predict(pipeline, raw, "binary", 2)
     expected = expected / expected.sum(axis=1, keepdims=True)
     model.predict_proba(raw.iloc[:1])
-    forest = model._compiled()[0].xgb_forest_
+    forest = model._compiled()[0].predictor.forest
     forest.flat.depth = 1  # as if a tree were read wrong: walks stop short of the leaves
     assert forest.predict(model._compiled()[0].matrix(model._compiled()[0].coerce(raw))) is None
     got = np.concatenate([model.predict_proba(raw.iloc[i : i + 4]) for i in range(0, len(raw), 4)])
@@ -195,9 +195,9 @@ def test_the_row_by_row_walk_reaches_the_leaves_the_level_walk_reaches(task: str
     X = awkward(raw, plan)
     M = compiled.matrix(compiled.coerce(X))
     if family == "xgboost":
-        flat, M = compiled.xgb_forest_.flat, M.astype(np.float32)
+        flat, M = compiled.predictor.forest.flat, M.astype(np.float32)
     else:
-        flat = compiled.forest_._flat()
+        flat = compiled.predictor.forest.flat_trees()
     assert np.isnan(M).any() and flat.table is not None
     by_row = np.vstack([flat.row(x) for x in M])
     np.testing.assert_array_equal(by_row, flat.by_level(M))
@@ -219,7 +219,7 @@ def test_lightgbm_single_rows_from_many_threads_get_their_own_answers_and_the_co
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(model.predict_proba, [raw.iloc[[i]] for i in range(len(raw))]))
     np.testing.assert_array_equal(np.vstack(rows), expected)
-    single = model._compiled()[0].lgb_row_
+    single = model._compiled()[0].predictor.single_row
     assert single is not None and single.freed.alive
     freed = single.freed
     del model, single
@@ -257,7 +257,7 @@ def test_forests_predict_what_their_pipelines_predict_without_joblib(task, famil
     model.predict(X.iloc[:1])
     compiled = model._compiled()[0]
     assert compiled is not None and compiled.kind == "forest"
-    assert compiled.booster.flat is not None
+    assert compiled.predictor.flat is not None
     for got in served(model):
         np.testing.assert_array_equal(got, expected())
     # with more workers its order of addition varies between calls: equal up to rounding
@@ -270,7 +270,7 @@ def test_forests_predict_what_their_pipelines_predict_without_joblib(task, famil
     forest.n_jobs = 1
     model = MlreModel(task, [Member(family, {}, 1.0, [pipeline])], classes, contract, "x")
     model.predict(X.iloc[:1])
-    assert model._compiled()[0].booster.flat is None
+    assert model._compiled()[0].predictor.flat is None
     for got in served(model):
         np.testing.assert_array_equal(got, expected())
     assert forest.n_jobs == 1 and hasattr(forest, "feature_names_in_")  # the fitted one as it was
@@ -294,10 +294,10 @@ def test_linear_models_are_compiled_and_predict_what_their_pipelines_predict(tas
     compiled = model._compiled()[0]
     assert compiled is not None and compiled.kind == "dense"
     # the categorical part is a lookup, the numeric part its own steps on arrays
-    kinds = {type(part).__name__ for part in compiled._array_parts()}
+    kinds = {type(part).__name__ for part in compiled.array_parts()}
     assert "OneHotLookup" in kinds and "NumericSteps" in kinds
     assert ("DatedPart" in kinds) == bool(plan.datetime)  # hotel_rates has a date column
-    assert any(isinstance(part, OneHotLookup) for part in compiled._array_parts())
+    assert any(isinstance(part, OneHotLookup) for part in compiled.array_parts())
     _same_as_its_pipeline(model, own, raw)
     _same_as_its_pipeline(model, own, awkward(raw, plan))
     # the pipeline itself is as it was fitted (the compiled form works on copies)
