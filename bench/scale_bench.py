@@ -130,7 +130,7 @@ def driver_costs(data, repeats: int = 20) -> list[dict]:
 
     import optuna
 
-    from mlre.api.run import _trial_logger
+    from mlre.api.run_tracking import trial_logger
     from mlre.models.families import FAMILIES
     from mlre.search.trial import run_trial
     from mlre.track import tracked_run
@@ -148,7 +148,7 @@ def driver_costs(data, repeats: int = 20) -> list[dict]:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         try:
             with tracked_run("scale_bench", "run", {"mlre.kind": "run"}) as parent:
-                log = _trial_logger(parent, "roc_auc", lambda _: None)
+                log = trial_logger(parent, "roc_auc", lambda _: None)
                 log(trial)  # the first creates the experiment's tables
                 t0 = time.perf_counter()
                 for _ in range(repeats):

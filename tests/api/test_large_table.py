@@ -8,7 +8,7 @@ import pytest
 
 import mlre
 from helpers import dataset
-from mlre.api.audit import load_run_inputs
+from mlre.api.inputs import load_run_inputs
 from mlre.spec import Spec
 
 

@@ -8,17 +8,11 @@ from mlre.api.compare import compare, compare_runs
 from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
 from mlre.api.explain import Explanations, explain_predictions
 from mlre.api.fairness import fairness, mitigate
+from mlre.api.history import build_report, leaderboard, runs
 from mlre.api.monitor import MonitorResult, watch
+from mlre.api.prediction import Prediction, predict
 from mlre.api.reproduce import ReproduceResult, reproduce
-from mlre.api.run import (
-    Prediction,
-    RunResult,
-    build_report,
-    leaderboard,
-    predict,
-    run,
-    runs,
-)
+from mlre.api.run import RunResult, run
 from mlre.api.seeds import SeedsResult, run_seeds
 
 __all__ = [

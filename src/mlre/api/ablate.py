@@ -28,7 +28,7 @@ def ablate(
     Returns an ``AblationResult`` with the comparison and each group's worth, most valuable
     first. The run's table is read from where it was (or ``data``) and must be unchanged.
     """
-    from mlre.api.audit import contract_of, load_run_inputs
+    from mlre.api.inputs import contract_of, load_run_inputs
     from mlre.errors import InputError
     from mlre.evaluate.ablation import ablation_candidates, group_worth, parse_groups
     from mlre.evaluate.metrics import get_metric

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mlre.api.inputs import (
+    Inputs,
+    Progress,
+    contract_of,
+    load_inputs,
+    resolve_spec,
+    table_inputs,
+)
 from mlre.data.audit import AuditContext, run_checks
-from mlre.data.contract import DataContract, build_contract
-from mlre.data.load import Table, load_table
+from mlre.data.contract import DataContract
+from mlre.data.load import Table
 from mlre.data.profile import ColumnProfile, profile_frame
-from mlre.data.roles import detect_task
-from mlre.errors import InputError, SpecError, did_you_mean
+from mlre.errors import InputError
 from mlre.findings import Findings
-from mlre.spec import SPEC_FILE, Spec, load_spec, render_template
+from mlre.spec import SPEC_FILE, Spec, render_template
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -75,141 +79,7 @@ class AuditReport:
         }
 
 
-def _resolve_spec(spec: Spec | str | Path | None, overrides: dict[str, Any]) -> Spec:
-    if isinstance(spec, Spec):
-        values = spec.model_dump() | {k: v for k, v in overrides.items() if v not in (None, [], ())}
-        from mlre.spec import build_spec
-
-        return build_spec(values)
-    return load_spec(spec, **overrides)
-
-
-def _require_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
-    for name in names:
-        if name not in df.columns:
-            raise InputError(
-                f"{what} {name!r} is not a column of the data",
-                hint=did_you_mean(name, df.columns)
-                or "columns: " + ", ".join(map(str, df.columns[:20])),
-            )
-
-
-def _prepare(table: Table, spec: Spec) -> pd.DataFrame:
-    """Apply the spec to a loaded table: drop ignored columns, check every named column exists."""
-    df = table.frame
-    _require_columns(df, spec.drop, "dropped column")
-    if spec.drop:
-        df = df.drop(columns=spec.drop)
-    if spec.target is not None:
-        _require_columns(df, [spec.target], "target")
-    _require_columns(df, spec.id_columns, "id column")
-    _require_columns(df, spec.sensitive, "sensitive column")
-    for key in ("time_column", "group_column"):
-        value = getattr(spec, key)
-        if value is not None:
-            _require_columns(df, [value], key.replace("_", " "))
-    return df
-
-
-def _task_of(df: pd.DataFrame, spec: Spec) -> str | None:
-    if spec.target is None:
-        return None
-    y = df[spec.target]
-    if y.notna().sum() == 0:
-        raise InputError(
-            f"target {spec.target!r} is missing in every row",
-            hint="check the column name and how missing values are written (na_values)",
-        )
-    detected = detect_task(y)  # raises on a single-valued target
-    task = spec.task or detected
-    if task == "regression" and not pd.api.types.is_numeric_dtype(y.dtype):
-        raise SpecError(
-            f"task is regression but target {spec.target!r} is not numeric",
-            hint="set task: binary or multiclass, or clean the target's values",
-        )
-    if task == "binary" and detected != "binary":
-        raise SpecError(
-            f"task is binary but target {spec.target!r} has {y.nunique()} classes",
-            hint="set task: multiclass",
-        )
-    spec.resolved_metric(task)
-    return task
-
-
-@dataclass
-class Inputs:
-    """The loaded tables of one command, with the spec applied."""
-
-    spec: Spec
-    table: Table
-    df: pd.DataFrame
-    task: str | None
-    test: Table | None
-
-
-def _load_inputs(
-    data: str | Path | pd.DataFrame | None,
-    *,
-    test: str | Path | pd.DataFrame | None,
-    sql: str | None,
-    db: str | Path | None,
-    spec: Spec | str | Path | None,
-    encoding: str | None,
-    delimiter: str | None,
-    step: Progress,
-    overrides: dict[str, Any],
-    sample_large: bool = False,
-) -> Inputs:
-    """Load ``data`` (and ``test``) shaped by the spec; with ``sample_large``, a Parquet table
-    too large for memory is read as a uniform sample that fits (``load_parquet_sample``)."""
-    the_spec = _resolve_spec(spec, overrides)
-    step("loading data")
-    table = _large_sample(data, sql, the_spec.seed) if sample_large else None
-    if table is None:
-        table = _as_table(
-            data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, spec=the_spec
-        )
-    df = _prepare(table, the_spec)
-    task = _task_of(df, the_spec)
-    test_table = None
-    if test is not None:
-        step("loading test data")
-        test_table = _as_table(test, encoding=encoding, delimiter=delimiter, spec=the_spec)
-        test_table.frame = test_table.frame.drop(
-            columns=[c for c in the_spec.drop if c in test_table.frame.columns]
-        )
-    return Inputs(the_spec, table, df, task, test_table)
-
-
-def load_run_inputs(source: Any, spec: Spec, test: Any = None) -> Inputs:
-    """A recorded run's table (and test table), loaded and shaped by its spec as the run was."""
-    return _load_inputs(
-        source, test=test, sql=None, db=None, spec=spec, encoding=None, delimiter=None,
-        step=lambda _: None, overrides={}, sample_large=True,
-    )  # fmt: skip
-
-
-def _large_sample(data: Any, sql: str | None, seed: int) -> Table | None:
-    """A sample of a Parquet table too large for memory, or None."""
-    from mlre.api.stream import file_kind
-    from mlre.data.load import load_parquet_sample
-
-    if sql is not None or file_kind(data) != "parquet":
-        return None
-    return load_parquet_sample(Path(data), seed)
-
-
-def contract_of(inputs: Inputs, profiles: dict[str, ColumnProfile] | None = None) -> DataContract:
-    """The data contract of loaded inputs, from their column profiles (no audit checks)."""
-    spec = inputs.spec
-    if profiles is None:
-        profiles = profile_frame(inputs.df, spec.id_columns)
-    return build_contract(
-        inputs.df, profiles, target=spec.target, task=inputs.task, data_sha256=inputs.table.sha256
-    )
-
-
-def _audit_inputs(
+def audit_inputs(
     inputs: Inputs,
     step: Progress,
     model_sample: int = 20_000,
@@ -279,14 +149,14 @@ def audit(
     step = progress or (lambda _: None)
     overrides = {"target": target, **spec_overrides}
     if _streams(data, test, sql, stream):
-        the_spec = _resolve_spec(spec, overrides)
+        the_spec = resolve_spec(spec, overrides)
 
         def checked() -> AuditReport:
             return _audit_streamed(Path(data), the_spec, step)  # type: ignore[arg-type]
 
         test_table = None
     else:
-        inputs = _load_inputs(
+        inputs = load_inputs(
             data,
             test=test,
             sql=sql,
@@ -300,7 +170,7 @@ def audit(
         the_spec, test_table = inputs.spec, inputs.test
 
         def checked() -> AuditReport:
-            return _audit_inputs(inputs, step)
+            return audit_inputs(inputs, step)
 
     if not track:
         report = checked()
@@ -338,39 +208,10 @@ def _audit_streamed(path: Path, spec: Spec, step: Progress) -> AuditReport:
 
     def audit_sample(sample: pd.DataFrame, stats: dict[str, Any]) -> AuditReport:
         table = Table(sample, str(path), "parquet" if path.is_dir() else path.suffix[1:], sha, {})
-        df = _prepare(table, spec)
-        inputs = Inputs(spec, table, df, _task_of(df, spec), None)
-        return _audit_inputs(inputs, step, whole_file=stats)
+        return audit_inputs(table_inputs(table, spec), step, whole_file=stats)
 
     report, _ = audit_file(path, audit_sample, target=spec.target, seed=spec.seed, step=step)
     return report
-
-
-def _as_table(
-    data: str | Path | pd.DataFrame | None,
-    *,
-    spec: Spec,
-    sql: str | None = None,
-    db: str | Path | None = None,
-    encoding: str | None = None,
-    delimiter: str | None = None,
-) -> Table:
-    if isinstance(data, pd.DataFrame):
-        if data.empty:
-            raise InputError("the DataFrame has no rows", hint="pass a table with data")
-        import hashlib
-
-        from mlre.data.audit.context import hash_rows
-
-        sha = hashlib.sha256(
-            hash_rows(data).tobytes() + ",".join(map(str, data.columns)).encode()
-        ).hexdigest()
-        frame = data.copy()
-        frame.columns = [str(c) for c in frame.columns]
-        return Table(frame, "DataFrame", "dataframe", sha, {})
-    return load_table(
-        data, sql=sql, db=db, encoding=encoding, delimiter=delimiter, na_values=spec.na_values
-    )
 
 
 def _record(run: Any, report: AuditReport, test_table: Table | None) -> None:

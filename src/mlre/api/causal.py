@@ -64,14 +64,11 @@ def causal_effect(
     Returns a ``CausalResult``; InputError for a question the table cannot answer."""
     from mlre.causal.analysis import analyse
     from mlre.causal.model import build_model
-    from mlre.causal.nuisance import DEFAULT_FAMILIES
-    from mlre.evaluate.ideas import default_params
+    from mlre.findings import Findings
 
     estimand = estimand.upper()
     df, sha = _table(data, na_values)
-    chosen = _columns(families) or list(DEFAULT_FAMILIES)
-    for f in chosen:
-        default_params(f)  # a clear error for a name that is no installed family
+    chosen = _nuisance_families(families)
     if isinstance(confounders, str) and confounders.strip().lower() != "auto":
         confounders = _columns(confounders)
     elif isinstance(confounders, str):
@@ -100,8 +97,6 @@ def causal_effect(
         seed=seed,
         step=step,
     )
-    from mlre.findings import Findings
-
     result.findings = Findings([*findings, *result.findings])
     page = None
     if report is not None or track:
@@ -111,36 +106,63 @@ def causal_effect(
     if report is not None:
         Path(report).write_text(page, encoding="utf-8")
     if track:
-        from mlre.track.store import record
-
-        metrics = {}
-        for k, items in result.estimates.items():
-            for e in [result.naive[k], *items]:
-                metrics |= {
-                    f"{k}.{e.method}": e.value,
-                    f"{k}.{e.method}.ci_low": e.low,
-                    f"{k}.{e.method}.ci_high": e.high,
-                }
-        result.run_id = record(
-            project or f"{outcome}-causal",
-            "causal",
-            tags={"mlre.data_sha256": sha, "mlre.estimand": estimand},
-            params={
-                "treatment": treatment,
-                "outcome": outcome,
-                "confounders": ",".join(model.confounders),
-                "effect_modifiers": ",".join(model.modifiers),
-                "instruments": ",".join(model.instruments),
-                "estimand": estimand,
-                "trim": trim,
-                "seed": seed,
-                "nuisance_families": ",".join(chosen),
-            },
-            metrics=metrics,
-            document=result.to_dict(),
-            page=page,
+        settings = {"estimand": estimand, "trim": trim, "seed": seed}
+        result.run_id = _record_effect(
+            result, model, sha, project or f"{outcome}-causal", settings, chosen, page
         )
     return result
+
+
+def _nuisance_families(families: list[str] | str | None) -> list[str]:
+    """The model families that fit the nuisance models (the defaults when none are named);
+    a clear error for a name that is no installed family."""
+    from mlre.causal.nuisance import DEFAULT_FAMILIES
+    from mlre.evaluate.ideas import default_params
+
+    chosen = _columns(families) or list(DEFAULT_FAMILIES)
+    for f in chosen:
+        default_params(f)
+    return chosen
+
+
+def _record_effect(
+    result: Any,
+    model: Any,
+    sha: str,
+    project: str,
+    settings: dict[str, Any],
+    families: list[str],
+    page: str | None,
+) -> str:
+    """Record a causal analysis in MLflow: every estimate with its interval, the question asked
+    and the ``settings`` (estimand, trim, seed) it was answered with; returns the run's id."""
+    from mlre.track.store import record
+
+    metrics = {}
+    for k, items in result.estimates.items():
+        for e in [result.naive[k], *items]:
+            metrics |= {
+                f"{k}.{e.method}": e.value,
+                f"{k}.{e.method}.ci_low": e.low,
+                f"{k}.{e.method}.ci_high": e.high,
+            }
+    return record(
+        project,
+        "causal",
+        tags={"mlre.data_sha256": sha, "mlre.estimand": settings["estimand"]},
+        params={
+            "treatment": model.treatment,
+            "outcome": model.outcome,
+            "confounders": ",".join(model.confounders),
+            "effect_modifiers": ",".join(model.modifiers),
+            "instruments": ",".join(model.instruments),
+            **settings,
+            "nuisance_families": ",".join(families),
+        },
+        metrics=metrics,
+        document=result.to_dict(),
+        page=page,
+    )
 
 
 def abtest(

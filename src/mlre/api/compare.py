@@ -75,12 +75,12 @@ def compare(
     with a region of practical equivalence, Holm-adjusted when there are several ideas) and a
     verdict in words. Ideas that fail are reported with the reason; the others are compared.
     """
-    from mlre.api.audit import _load_inputs, contract_of
+    from mlre.api.inputs import contract_of, load_inputs
     from mlre.evaluate.metrics import get_metric
     from mlre.search.job import feature_plan
 
     cands = _candidates(candidates)
-    inputs = _load_inputs(
+    inputs = load_inputs(
         data,
         test=None,
         sql=None,
@@ -291,55 +291,20 @@ def compare_runs(
     intersection of their holdouts, re-derived from the data and each run's seed): a paired
     bootstrap of the rows gives the interval of the difference, a p-value and the probability
     that B is practically better. Both runs must have learnt from the same table."""
-    from mlre.api.audit import contract_of, load_run_inputs
-    from mlre.errors import InputError
+    from mlre.api.inputs import contract_of, load_run_inputs
     from mlre.evaluate.compare import default_rope, paired_bootstrap
     from mlre.evaluate.metrics import get_metric
-    from mlre.search.job import encode_target, prepare
-    from mlre.track.registry import load_model
+    from mlre.search.job import encode_target
 
-    records = [run_inputs(r, data) for r in (run_a, run_b)]
-    (ra, spec_a, (_, source)), (rb, spec_b, _) = records
-    sha_a, sha_b = (r.data.tags.get("mlre.data_sha256") for r in (ra, rb))
-    if sha_a and sha_b and sha_a != sha_b:
-        raise InputError(
-            f"runs {run_a} and {run_b} learnt from different tables; their scores cannot be paired",
-            hint="compare ideas on one table with `mlre compare --data`",
-        )
-    if spec_a.target != spec_b.target:
-        raise InputError(
-            f"the runs predict different targets ({spec_a.target} and {spec_b.target})"
-        )
-    if any(r.data.tags.get("mlre.test_source") for r in (ra, rb)):
-        raise InputError("a run scored on a separate test table cannot be paired this way")
+    (ra, spec_a, source), (rb, spec_b) = _pairable_runs(run_a, run_b, data)
     inputs = load_run_inputs(source, spec_a)
     task = ra.data.params.get("task") or inputs.task
     if (rb.data.params.get("task") or task) != task:
         raise InputError("the runs solve different tasks")
     metric = get_metric(ra.data.params.get("metric") or spec_a.resolved_metric(task))
-    contract = contract_of(inputs)
-    holds = []
-    for spec in (spec_a, spec_b):
-        prepared = prepare(inputs.df, spec, task, contract, None)
-        holds.append(prepared.hold_rows)
-    common = np.intersect1d(holds[0], holds[1])
-    if len(common) < 30:
-        raise InputError(
-            f"the runs' holdouts share only {len(common)} rows; too few to compare them",
-            hint="runs with the same seed and holdout share every holdout row",
-        )
-    labelled = prepared.labelled
+    common, labelled = _common_holdout(inputs.df, (spec_a, spec_b), task, contract_of(inputs))
     y = encode_target(labelled[spec_a.target], task).y[common]
-    rows = labelled.iloc[common]
-    preds = []
-    for r in (ra, rb):
-        uri = run_model_uri(r)
-        if not uri:
-            raise InputError(f"run {r.info.run_id} registered no model")
-        model = load_model(uri).model
-        preds.append(
-            np.asarray(model.predict_proba(rows) if task != "regression" else model.predict(rows))
-        )
+    preds = _predictions((ra, rb), labelled.iloc[common], task)
     base_scores = np.array([metric(y, preds[0])])
     comparison = paired_bootstrap(
         y,
@@ -362,3 +327,61 @@ def compare_runs(
             parent.log_json(result.to_dict(), "compare/compare_runs.json")
             result.run_id = parent.run_id
     return result
+
+
+def _pairable_runs(
+    run_a: str, run_b: str, data: str | Path | pd.DataFrame | None
+) -> tuple[tuple[Any, Spec, Any], tuple[Any, Spec]]:
+    """Two finished runs and their specs, with the table A learnt from, checked to have learnt
+    from the same table and to predict the same target, both scored on a holdout of it."""
+    records = [run_inputs(r, data) for r in (run_a, run_b)]
+    (ra, spec_a, (_, source)), (rb, spec_b, _) = records
+    sha_a, sha_b = (r.data.tags.get("mlre.data_sha256") for r in (ra, rb))
+    if sha_a and sha_b and sha_a != sha_b:
+        raise InputError(
+            f"runs {run_a} and {run_b} learnt from different tables; their scores cannot be paired",
+            hint="compare ideas on one table with `mlre compare --data`",
+        )
+    if spec_a.target != spec_b.target:
+        raise InputError(
+            f"the runs predict different targets ({spec_a.target} and {spec_b.target})"
+        )
+    if any(r.data.tags.get("mlre.test_source") for r in (ra, rb)):
+        raise InputError("a run scored on a separate test table cannot be paired this way")
+    return (ra, spec_a, source), (rb, spec_b)
+
+
+def _common_holdout(
+    df: pd.DataFrame, specs: tuple[Spec, Spec], task: str, contract: Any
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The rows both runs held out (each run's holdout re-derived from its spec and seed), as
+    positions in the labelled rows, and the labelled rows."""
+    from mlre.search.job import prepare
+
+    holds = []
+    for spec in specs:
+        prepared = prepare(df, spec, task, contract, None)
+        holds.append(prepared.hold_rows)
+    common = np.intersect1d(holds[0], holds[1])
+    if len(common) < 30:
+        raise InputError(
+            f"the runs' holdouts share only {len(common)} rows; too few to compare them",
+            hint="runs with the same seed and holdout share every holdout row",
+        )
+    return common, prepared.labelled
+
+
+def _predictions(runs: tuple[Any, Any], rows: pd.DataFrame, task: str) -> list[np.ndarray]:
+    """What the model each run registered answers for ``rows`` (probabilities or values)."""
+    from mlre.track.registry import load_model
+
+    preds = []
+    for r in runs:
+        uri = run_model_uri(r)
+        if not uri:
+            raise InputError(f"run {r.info.run_id} registered no model")
+        model = load_model(uri).model
+        preds.append(
+            np.asarray(model.predict_proba(rows) if task != "regression" else model.predict(rows))
+        )
+    return preds

@@ -50,7 +50,7 @@ def explain_predictions(
     The model's artifact is hash-checked before it is loaded and the input is checked against
     its data contract, as for ``mlre predict``.
     """
-    from mlre.api.run import checked_input
+    from mlre.api.prediction import checked_input
     from mlre.explain.shapley import explain_rows
     from mlre.track.registry import load_model
 

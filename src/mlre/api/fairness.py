@@ -91,11 +91,10 @@ def mitigate(
     ``register``: the name of an option to register as a new version of the run's model (alias
     ``candidate``); it then serves like any other. One that reads the sensitive column to
     predict says so in its data contract (``sensitive_inputs``)."""
-    from mlre.api.audit import contract_of, load_run_inputs
-    from mlre.api.runs import run_inputs, run_model_uri
-    from mlre.evaluate.ideas import default_params
+    from mlre.api.inputs import contract_of
+    from mlre.api.runs import run_model_uri
     from mlre.fairness.audit import sensitive_frame
-    from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff, tradeoff_figure
+    from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff
     from mlre.search.job import prepare
     from mlre.track.registry import load_model
 
@@ -103,33 +102,15 @@ def mitigate(
         raise InputError(
             f"unknown constraint {constraint!r}", hint="use demographic_parity or equalized_odds"
         )
-    run, spec, (board, source) = run_inputs(run_id, data)
-    task = run.data.params.get("task")
-    if task != "binary":
-        raise InputError(
-            f"mitigation is offered for binary classification; run {run_id} is {task}",
-            hint="for it: audit with `mlre fairness`, keep the sensitive columns out of the "
-            "model (--exclude-sensitive) and look at the proxies the audit names",
-        )
-    inputs = load_run_inputs(source, spec)
-    if sensitive not in inputs.df.columns:
-        raise InputError(f"sensitive column {sensitive!r} is not in the run's data")
-    column = inputs.df[sensitive]
-    if pd.api.types.is_numeric_dtype(column.dtype) and column.nunique() > 10:
-        raise InputError(
-            f"{sensitive!r} is a number with {column.nunique()} values; mitigation needs groups",
-            hint="add a column of bands (e.g. age groups) and mitigate for it",
-        )
+    run, spec, board, inputs = _mitigation_inputs(run_id, sensitive, data)
     if track is False and register is not None:
         raise InputError("registering a mitigated model needs tracking (drop --no-track)")
     contract = contract_of(inputs)
-    prepared = prepare(inputs.df, spec, task, contract, None)
+    prepared = prepare(inputs.df, spec, "binary", contract, None)
     model = load_model(run_model_uri(run)).model
     groups_train = sensitive_frame(prepared.train, [sensitive], intersections=False)[sensitive]
     groups_hold = sensitive_frame(prepared.hold, [sensitive], intersections=False)[sensitive]
-    best = next((r for r in board if r.get("status") == "ok"), None)
-    family = best["family"] if best and best["family"] in ("lightgbm", "xgboost") else "lightgbm"
-    params = best["params"] if best and best["family"] == family else default_params(family)
+    family, params = _refitted_family(board)
     options = tradeoff(
         model,
         prepared.train[prepared.plan.columns],
@@ -147,18 +128,70 @@ def mitigate(
     )
     result = Mitigation(run_id, sensitive, constraint, options, pareto(options))
     if track:
-        from mlre.track import tracked_run
-
-        with tracked_run(spec.project_name, "mitigate", {"mlre.kind": "mitigate"}) as parent:
-            parent.set_tags({"mlre.mitigates": run_id, "mlre.sensitive": sensitive})
-            parent.log_json(result.to_dict(), "fairness/mitigation.json")
-            parent.log_json(tradeoff_figure(options, constraint), "fairness/tradeoff_figure.json")
-            result.run_id_recorded = parent.run_id
-            if register is not None:
-                result.registered = _register(
-                    parent, result, register, prepared, contract, spec, run
-                )
+        _record_mitigation(result, register, prepared, contract, spec, run)
     return result
+
+
+def _mitigation_inputs(
+    run_id: str, sensitive: str, data: str | Path | pd.DataFrame | None
+) -> tuple[Any, Any, list[dict[str, Any]], Any]:
+    """A binary classification run, its spec, its leaderboard and its data, checked to have
+    ``sensitive`` as a column of groups."""
+    from mlre.api.inputs import load_run_inputs
+    from mlre.api.runs import run_inputs
+
+    run, spec, (board, source) = run_inputs(run_id, data)
+    task = run.data.params.get("task")
+    if task != "binary":
+        raise InputError(
+            f"mitigation is offered for binary classification; run {run_id} is {task}",
+            hint="for it: audit with `mlre fairness`, keep the sensitive columns out of the "
+            "model (--exclude-sensitive) and look at the proxies the audit names",
+        )
+    inputs = load_run_inputs(source, spec)
+    if sensitive not in inputs.df.columns:
+        raise InputError(f"sensitive column {sensitive!r} is not in the run's data")
+    column = inputs.df[sensitive]
+    if pd.api.types.is_numeric_dtype(column.dtype) and column.nunique() > 10:
+        raise InputError(
+            f"{sensitive!r} is a number with {column.nunique()} values; mitigation needs groups",
+            hint="add a column of bands (e.g. age groups) and mitigate for it",
+        )
+    return run, spec, board, inputs
+
+
+def _refitted_family(board: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The family and parameters refitted under the constraint: the run's best trial when it is
+    LightGBM or XGBoost, else LightGBM with its default parameters."""
+    from mlre.evaluate.ideas import default_params
+
+    best = next((r for r in board if r.get("status") == "ok"), None)
+    family = best["family"] if best and best["family"] in ("lightgbm", "xgboost") else "lightgbm"
+    params = best["params"] if best and best["family"] == family else default_params(family)
+    return family, params
+
+
+def _record_mitigation(
+    result: Mitigation,
+    register: str | None,
+    prepared: Any,
+    contract: Any,
+    spec: Any,
+    run: Any,
+) -> None:
+    """Record the mitigation's options and trade-off figure in MLflow and register the option
+    called ``register``, if any."""
+    from mlre.fairness.mitigate import tradeoff_figure
+    from mlre.track import tracked_run
+
+    with tracked_run(spec.project_name, "mitigate", {"mlre.kind": "mitigate"}) as parent:
+        parent.set_tags({"mlre.mitigates": result.run_id, "mlre.sensitive": result.sensitive})
+        parent.log_json(result.to_dict(), "fairness/mitigation.json")
+        figure = tradeoff_figure(result.options, result.constraint)
+        parent.log_json(figure, "fairness/tradeoff_figure.json")
+        result.run_id_recorded = parent.run_id
+        if register is not None:
+            result.registered = _register(parent, result, register, prepared, contract, spec, run)
 
 
 class Mitigation:

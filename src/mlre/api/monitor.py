@@ -83,7 +83,7 @@ def _reference(
         return _frame(reference, "reference"), None
     if loaded is None:
         raise InputError("--reference training needs --model")
-    from mlre.api.audit import contract_of, load_run_inputs
+    from mlre.api.inputs import contract_of, load_run_inputs
     from mlre.api.runs import run_inputs
     from mlre.search.job import prepare
     from mlre.track.releases import resolve_version
@@ -183,19 +183,9 @@ def watch(
     model) and ``current`` a span of the service's prediction log (``last:7d``,
     ``since:2026-11-01``, ``all``; labels from ``/feedback``). Thresholds and the webhook not
     given come from the spec's ``monitor`` section (./mlre.yaml, or ``spec``)."""
-    from mlre.monitor.drift import Thresholds, column_drift, data_drift, drift_findings
-    from mlre.spec import load_spec
+    from mlre.monitor.drift import column_drift, data_drift, drift_findings
 
-    policy = (
-        spec if spec is not None and not isinstance(spec, (str, Path)) else load_spec(spec)
-    ).monitor
-    drift_share = policy.drift_share if drift_share is None else drift_share
-    p_value = policy.p_value if p_value is None else p_value
-    distance = policy.distance if distance is None else distance
-    webhook = webhook or policy.webhook
-    if not 0 < drift_share <= 1 or not 0 < p_value < 1 or distance <= 0:
-        raise InputError("drift share must be in (0, 1], p-value in (0, 1), distance positive")
-    thresholds = Thresholds(p_value=p_value, distance=distance, drift_share=drift_share)
+    thresholds, webhook = _policy(spec, drift_share, p_value, distance, webhook)
     loaded = _model(model) if model else None
     ref, held = _reference(reference, model, loaded)
     cur, logged = _current(current, model, loaded, prediction_log)
@@ -204,27 +194,7 @@ def watch(
         columns = [c.name for c in loaded.contract.features]
     else:
         columns = [c for c in ref.columns if c != target and c != time_column]
-    missing_ref = [c for c in columns if c not in ref.columns]
-    if missing_ref:
-        raise InputError(f"the reference table has no column {missing_ref[0]!r}")
-    findings: list[Finding] = []
-    if loaded is not None:
-        from mlre.monitor.quality import quality_findings
-
-        findings += quality_findings(loaded.contract, cur)
-    shared = [c for c in columns if c in cur.columns]
-    if not shared:
-        raise InputError("the current table shares no feature column with the reference")
-    if loaded is None:
-        for c in (c for c in columns if c not in cur.columns):
-            findings.append(
-                Finding(
-                    severity=Severity.ERROR,
-                    check="quality_missing_column",
-                    column=c,
-                    message=f"column {c!r} is missing from the current table",
-                )
-            )
+    shared, findings = _shared_columns(columns, ref, cur, loaded)
     drift = data_drift(ref, cur, shared, thresholds)
     if target is not None and target in ref.columns and target in cur.columns:
         labelled = cur[target].dropna()
@@ -247,26 +217,86 @@ def watch(
     if report is not None:
         Path(report).write_text(page, encoding="utf-8")
     if track:
-        from mlre.track.store import record
-
-        metrics = {"share_drifted": drift.share}
-        metrics |= {f"psi.{c.column}": c.psi for c in drift.columns}
-        metrics |= {f"estimated.{k}": e.value for k, e in result.estimated.items()}
-        result.run_id = record(
-            project or (model.split("/")[-1].split("@")[0] if model else "monitor"),
-            "monitor",
-            tags={"mlre.alert": str(result.alert).lower()},
-            params={
-                "model": model or "",
-                "target": target or "",
-                "window": window or "",
-                "drift_share": drift_share,
-            },
-            metrics=metrics,
-            document=result.to_dict(),
-            page=page,
-        )
+        params = {
+            "model": model or "",
+            "target": target or "",
+            "window": window or "",
+            "drift_share": thresholds.drift_share,
+        }
+        name = project or (model.split("/")[-1].split("@")[0] if model else "monitor")
+        result.run_id = _record(result, name, params, page)
     return result
+
+
+def _policy(
+    spec: Any,
+    drift_share: float | None,
+    p_value: float | None,
+    distance: float | None,
+    webhook: str | None,
+) -> tuple[Any, str | None]:
+    """The drift thresholds and the webhook: those given, else the spec's ``monitor`` section."""
+    from mlre.monitor.drift import Thresholds
+    from mlre.spec import load_spec
+
+    policy = (
+        spec if spec is not None and not isinstance(spec, (str, Path)) else load_spec(spec)
+    ).monitor
+    drift_share = policy.drift_share if drift_share is None else drift_share
+    p_value = policy.p_value if p_value is None else p_value
+    distance = policy.distance if distance is None else distance
+    webhook = webhook or policy.webhook
+    if not 0 < drift_share <= 1 or not 0 < p_value < 1 or distance <= 0:
+        raise InputError("drift share must be in (0, 1], p-value in (0, 1), distance positive")
+    return Thresholds(p_value=p_value, distance=distance, drift_share=drift_share), webhook
+
+
+def _shared_columns(
+    columns: list[str], ref: pd.DataFrame, cur: pd.DataFrame, loaded: Any
+) -> tuple[list[str], list[Finding]]:
+    """The watched ``columns`` the current table has, and the data quality findings: against
+    the model's contract with a model, else a missing column is an error."""
+    missing_ref = [c for c in columns if c not in ref.columns]
+    if missing_ref:
+        raise InputError(f"the reference table has no column {missing_ref[0]!r}")
+    findings: list[Finding] = []
+    if loaded is not None:
+        from mlre.monitor.quality import quality_findings
+
+        findings += quality_findings(loaded.contract, cur)
+    shared = [c for c in columns if c in cur.columns]
+    if not shared:
+        raise InputError("the current table shares no feature column with the reference")
+    if loaded is None:
+        for c in (c for c in columns if c not in cur.columns):
+            findings.append(
+                Finding(
+                    severity=Severity.ERROR,
+                    check="quality_missing_column",
+                    column=c,
+                    message=f"column {c!r} is missing from the current table",
+                )
+            )
+    return shared, findings
+
+
+def _record(result: MonitorResult, project: str, params: dict[str, Any], page: str | None) -> str:
+    """Record the monitoring in MLflow: drift share, PSI per column, estimated scores."""
+    from mlre.track.store import record
+
+    drift = result.drift
+    metrics = {"share_drifted": drift.share}
+    metrics |= {f"psi.{c.column}": c.psi for c in drift.columns}
+    metrics |= {f"estimated.{k}": e.value for k, e in result.estimated.items()}
+    return record(
+        project,
+        "monitor",
+        tags={"mlre.alert": str(result.alert).lower()},
+        params=params,
+        metrics=metrics,
+        document=result.to_dict(),
+        page=page,
+    )
 
 
 def _score(

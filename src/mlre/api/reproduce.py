@@ -114,7 +114,7 @@ def reproduce(
     track: bool = True,
 ) -> ReproduceResult:
     """Replay run ``run_id`` and compare its holdout scores with the recorded ones."""
-    from mlre.api.audit import contract_of, load_run_inputs
+    from mlre.api.inputs import contract_of, load_run_inputs
     from mlre.api.runs import finished_run
     from mlre.search.job import holdout_scores, prepare
     from mlre.spec import build_spec

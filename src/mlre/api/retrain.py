@@ -80,9 +80,7 @@ def retrain(
     import mlre
     from mlre.api.runs import run_inputs
     from mlre.data.load import load_table
-    from mlre.evaluate.compare import default_rope, paired_bootstrap
     from mlre.evaluate.metrics import get_metric
-    from mlre.search.job import encode_target
     from mlre.track.registry import load_model
     from mlre.track.releases import resolve_version, start_trial
     from mlre.track.store import store_client
@@ -90,16 +88,10 @@ def retrain(
     if not 0.05 <= holdout <= 0.5:
         raise InputError(f"--holdout must be between 0.05 and 0.5, not {holdout}")
     name, version = resolve_version(model)
-    client = store_client()
-    champion_run = client.get_model_version(name, version).run_id
+    champion_run = store_client().get_model_version(name, version).run_id
     df = data if isinstance(data, pd.DataFrame) else load_table(data).frame
     run, spec, _ = run_inputs(champion_run, df)
-    target = spec.target
-    if target not in df.columns:
-        raise InputError(f"the fresh data has no {target!r} column: retraining needs labels")
-    df = df[df[target].notna()].reset_index(drop=True)
-    if len(df) < 100:
-        raise InputError(f"only {len(df)} labelled rows: too few to train and judge a model")
+    df = _labelled_rows(df, spec.target)
     task = run.data.params.get("task") or "binary"
     metric = get_metric(run.data.params.get("metric") or spec.resolved_metric(task))
     train, hold = _recent_split(df, spec, task, holdout)
@@ -119,8 +111,58 @@ def retrain(
         force=True,
     )
     new = load_model(result.model_uri).model
+    names = (f"champion v{version}", f"retrained v{result.model_version}")
+    comparison, judged = _judge(champion, new, hold, spec, task, metric, names)
+    better = comparison.verdict == "helps"
+    reason = (
+        f"retrained on {len(train):,} fresh rows and judged on {judged:,} held-out "
+        f"recent rows: {comparison.sentence} (verdict: {comparison.verdict})"
+    )
+    made = False
+    if better and shadow:
+        start_trial(name, str(result.model_version), "shadow", reason=reason, actor="mlre retrain")
+        made = True
+    out = RetrainResult(
+        name,
+        version,
+        result.model_version,
+        judged,
+        comparison,
+        made,
+        reason if made else f"{reason}; left as a candidate, not made the challenger",
+        new_run_id=result.run_id,
+    )
+    if track:
+        out.run_id = _record(out, spec.project_name)
+    return out
+
+
+def _labelled_rows(df: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The rows of the fresh data with a label; too few to train and judge a model is an error."""
+    if target not in df.columns:
+        raise InputError(f"the fresh data has no {target!r} column: retraining needs labels")
+    df = df[df[target].notna()].reset_index(drop=True)
+    if len(df) < 100:
+        raise InputError(f"only {len(df)} labelled rows: too few to train and judge a model")
+    return df
+
+
+def _judge(
+    champion: Any,
+    new: Any,
+    hold: pd.DataFrame,
+    spec: Any,
+    task: str,
+    metric: Any,
+    names: tuple[str, str],
+) -> tuple[Any, int]:
+    """The champion against the retrained model on the held-out rows whose label the champion
+    knows (paired bootstrap, as ``mlre compare`` does), and how many rows that was."""
+    from mlre.evaluate.compare import default_rope, paired_bootstrap
+    from mlre.search.job import encode_target
+
     classes = None if task == "regression" else champion.classes_
-    y = encode_target(hold[target], task, classes).y
+    y = encode_target(hold[spec.target], task, classes).y
     keep = y >= 0 if task != "regression" else ~np.isnan(y)
     rows = hold[keep]
 
@@ -135,39 +177,23 @@ def retrain(
         metric,
         rope=default_rope(np.array([metric(y[keep], base)]), metric.name),
         seed=spec.seed,
-        names=(f"champion v{version}", f"retrained v{result.model_version}"),
+        names=names,
     )
-    better = comparison.verdict == "helps"
-    reason = (
-        f"retrained on {len(train):,} fresh rows and judged on {int(keep.sum()):,} held-out "
-        f"recent rows: {comparison.sentence} (verdict: {comparison.verdict})"
-    )
-    made = False
-    if better and shadow:
-        start_trial(name, str(result.model_version), "shadow", reason=reason, actor="mlre retrain")
-        made = True
-    out = RetrainResult(
-        name,
-        version,
-        result.model_version,
-        int(keep.sum()),
-        comparison,
-        made,
-        reason if made else f"{reason}; left as a candidate, not made the challenger",
-        new_run_id=result.run_id,
-    )
-    if track:
-        from mlre.track import tracked_run
+    return comparison, int(keep.sum())
 
-        with tracked_run(spec.project_name, "retrain", {"mlre.kind": "retrain"}) as parent:
-            parent.set_tags(
-                {
-                    "mlre.champion_version": version,
-                    "mlre.verdict": comparison.verdict,
-                    "mlre.new_version": str(result.model_version),
-                    "mlre.challenger": str(made).lower(),
-                }
-            )
-            parent.log_json(out.to_dict(), "retrain/retrain.json")
-            out.run_id = parent.run_id
-    return out
+
+def _record(out: RetrainResult, project: str) -> str:
+    """Record the retraining and its verdict in MLflow; returns the run's id."""
+    from mlre.track import tracked_run
+
+    with tracked_run(project, "retrain", {"mlre.kind": "retrain"}) as parent:
+        parent.set_tags(
+            {
+                "mlre.champion_version": out.champion_version,
+                "mlre.verdict": out.comparison.verdict,
+                "mlre.new_version": str(out.new_version),
+                "mlre.challenger": str(out.challenger).lower(),
+            }
+        )
+        parent.log_json(out.to_dict(), "retrain/retrain.json")
+        return parent.run_id

@@ -1,11 +1,13 @@
-"""``mlre run``, ``mlre predict``, ``mlre leaderboard`` and ``mlre runs``: the model-building verbs
-of the public API (re-exported by ``mlre``)."""
+"""``mlre run``: give me the best honest model. Load and audit the data, search within the time
+budget, score the holdout the search never saw, audit fairness when asked, record and register
+the model, and write the report."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlre.api.audit import _audit_inputs, _load_inputs
+from mlre.api.audit import AuditReport, audit_inputs
+from mlre.api.inputs import Inputs, load_inputs
+from mlre.api.run_tracking import record_run, trial_logger
 from mlre.errors import GateError, InputError, SpecError
 from mlre.findings import Finding, Findings, Severity
 from mlre.spec import Spec
@@ -129,12 +133,15 @@ def run(
     here, as in a local run.
     """
     started = time.monotonic()
-    if report is None:
-        report = track
-    report_path = Path("report.html") if report is True else (Path(report) if report else None)
-    want_report = bool(report) or track
     step = progress or (lambda _: None)
-    inputs = _load_inputs(
+    overrides = {
+        "target": target,
+        "time_budget": time_budget,
+        "metric": metric,
+        "interpretable": interpretable or None,
+        **spec_overrides,
+    }
+    inputs = _run_inputs(
         data,
         test=test,
         sql=sql,
@@ -143,34 +150,132 @@ def run(
         encoding=encoding,
         delimiter=delimiter,
         step=step,
-        overrides={
-            "target": target,
-            "time_budget": time_budget,
-            "metric": metric,
-            "interpretable": interpretable or None,
-            **spec_overrides,
-        },
+        overrides=overrides,
+    )
+    audit_report = _audit_gate(inputs, force, step)
+    return _build(
+        inputs,
+        audit_report,
+        started=started,
+        step=step,
+        track=track,
+        report=report,
+        families=families,
+        search_rows=search_rows,
+        ray=ray,
+    )
+
+
+def _build(
+    inputs: Inputs,
+    audit_report: AuditReport,
+    *,
+    started: float,
+    step: Progress,
+    track: bool,
+    report: str | Path | bool | None,
+    families: list[str] | None,
+    search_rows: int | None,
+    ray: str | None,
+) -> RunResult:
+    """Search, score and (when tracking) record and register a model of audited inputs, then
+    write its report."""
+    report_path, want_report = _report_destination(report, track)
+    spec, budget = inputs.spec, inputs.spec.time_budget
+    deadline = started + budget
+    metric_name = spec.resolved_metric(inputs.task)
+    noted = [*audit_report.findings, *_budget_findings(budget), *_sample_findings(inputs)]
+    reserve = _reserve(budget, track) + (_report_reserve(budget) if want_report else 0.0)
+    with _tracking(track, spec.project_name) as parent:
+        on_trial = trial_logger(parent, metric_name, step)
+        job = _search(
+            inputs,
+            audit_report.contract,
+            on_trial,
+            step,
+            deadline,
+            reserve,
+            families=families,
+            search_rows=search_rows,
+            ray=ray,
+        )
+        result = _result(job, inputs, metric_name, budget, noted)
+        if parent is not None:
+            step("registering the model")
+            record_run(parent, result, audit_report, inputs)
+        if want_report:
+            step("writing the report")
+            result.seconds = time.monotonic() - started
+            _write_report(result, job, audit_report, spec, parent, report_path, deadline)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@contextmanager
+def _tracking(track: bool, project: str) -> Iterator[Any | None]:
+    """The run's parent MLflow run when tracking (a run that fails is recorded as FAILED),
+    else None."""
+    if not track:
+        yield None
+        return
+    from mlre.track import tracked_run
+
+    with tracked_run(project, "run", {"mlre.kind": "run"}) as parent:
+        yield parent
+
+
+def _report_destination(report: str | Path | bool | None, track: bool) -> tuple[Path | None, bool]:
+    """Where the report file goes (None: no file) and whether a report is made at all (with
+    tracking on it is logged to the run even when no file is written)."""
+    if report is None:
+        report = track
+    path = Path("report.html") if report is True else (Path(report) if report else None)
+    return path, bool(report) or track
+
+
+def _run_inputs(
+    data: str | Path | pd.DataFrame | None,
+    *,
+    test: str | Path | pd.DataFrame | None,
+    sql: str | None,
+    db: str | Path | None,
+    spec: Spec | str | Path | None,
+    encoding: str | None,
+    delimiter: str | None,
+    step: Progress,
+    overrides: dict[str, Any],
+) -> Inputs:
+    """The run's tables shaped by its spec, with a target and, for a test table, its labels."""
+    inputs = load_inputs(
+        data,
+        test=test,
+        sql=sql,
+        db=db,
+        spec=spec,
+        encoding=encoding,
+        delimiter=delimiter,
+        step=step,
+        overrides=overrides,
         sample_large=True,
     )
-    the_spec = inputs.spec
-    if the_spec.target is None or inputs.task is None:
+    target = inputs.spec.target
+    if target is None or inputs.task is None:
         raise SpecError(
             "mlre run needs a target", hint="pass --target COLUMN or set target: in mlre.yaml"
         )
-    if (
-        test is not None
-        and inputs.test is not None
-        and the_spec.target not in inputs.test.frame.columns
-    ):
+    if test is not None and inputs.test is not None and target not in inputs.test.frame.columns:
         raise InputError(
-            f"the test table has no {the_spec.target!r} column",
+            f"the test table has no {target!r} column",
             hint="the holdout needs labels to score the model",
         )
-    budget = the_spec.time_budget
-    deadline = started + budget
-    metric_name = the_spec.resolved_metric(inputs.task)
+    return inputs
+
+
+def _audit_gate(inputs: Inputs, force: bool, step: Progress) -> AuditReport:
+    """The audit of the run's data; its errors stop the run unless ``force``."""
+    budget = inputs.spec.time_budget
     # model-based audit checks scale down with the budget so they never eat the search
-    audit_report = _audit_inputs(
+    audit_report = audit_inputs(
         inputs, step, model_sample=int(min(20_000, max(2_000, 100 * budget)))
     )
     errors = audit_report.findings.of(Severity.ERROR)
@@ -179,101 +284,106 @@ def run(
             f"the audit found {len(errors)} error(s): " + "; ".join(f.message for f in errors[:3]),
             hint="fix the data (see `mlre audit`), or pass --force to train anyway",
         )
-    if budget < 10:
-        report_findings = [
-            Finding(
-                severity=Severity.WARNING,
-                check="small_budget",
-                message=f"a {budget:g}s budget leaves little room to search",
-                fix="give --time-budget 60 or more for a real search",
-            )
-        ]
-    else:
-        report_findings = []
+    return audit_report
+
+
+def _budget_findings(budget: float) -> list[Finding]:
+    """A warning when the time budget is too small for a real search."""
+    if budget >= 10:
+        return []
+    return [
+        Finding(
+            severity=Severity.WARNING,
+            check="small_budget",
+            message=f"a {budget:g}s budget leaves little room to search",
+            fix="give --time-budget 60 or more for a real search",
+        )
+    ]
+
+
+def _sample_findings(inputs: Inputs) -> list[Finding]:
+    """A warning when the run learns from a sample of a table larger than memory."""
     sampled = inputs.table.details.get("sampled")
-    if sampled:
-        report_findings.append(
-            Finding(
-                severity=Severity.WARNING,
-                check="sampled_table",
-                message=f"the table is larger than memory: the run learned from {sampled['rule']}",
-                evidence=sampled,
-                fix="give the run more memory (MLRE_LOAD_MEMORY) to learn from more rows",
-            )
+    if not sampled:
+        return []
+    return [
+        Finding(
+            severity=Severity.WARNING,
+            check="sampled_table",
+            message=f"the table is larger than memory: the run learned from {sampled['rule']}",
+            evidence=sampled,
+            fix="give the run more memory (MLRE_LOAD_MEMORY) to learn from more rows",
+        )
+    ]
+
+
+def _search(
+    inputs: Inputs,
+    contract: Any,
+    on_trial: Callable[[Any], None],
+    step: Progress,
+    deadline: float,
+    reserve: float,
+    *,
+    families: list[str] | None,
+    search_rows: int | None,
+    ray: str | None,
+) -> Any:
+    """The search job: holdout kept apart, search, ensemble, holdout scored (here or on Ray)."""
+    from mlre.search.executor import executor_for, ray_address
+    from mlre.search.job import run_job
+
+    address = ray_address(ray)
+    if address:
+        step(f"starting Ray ({address})")
+    with executor_for(address) as executor:
+        return run_job(
+            inputs.df,
+            inputs.spec,
+            inputs.task,
+            contract,
+            test=inputs.test.frame if inputs.test else None,
+            deadline=deadline,
+            reserve=reserve,
+            on_trial=on_trial,
+            families=families,
+            executor=executor,
+            **({"search_rows": search_rows} if search_rows else {}),
         )
 
-    def body(parent: Any | None) -> RunResult:
-        from mlre.search.executor import executor_for, ray_address
-        from mlre.search.job import run_job
 
-        on_trial = _trial_logger(parent, metric_name, step)
-        address = ray_address(ray)
-        if address:
-            step(f"starting Ray ({address})")
-        with executor_for(address) as executor:
-            job = run_job(
-                inputs.df,
-                the_spec,
-                inputs.task,
-                audit_report.contract,
-                test=inputs.test.frame if inputs.test else None,
-                deadline=deadline,
-                reserve=_reserve(budget, parent is not None)
-                + (_report_reserve(budget) if want_report else 0.0),
-                on_trial=on_trial,
-                families=families,
-                executor=executor,
-                **({"search_rows": search_rows} if search_rows else {}),
-            )
-        from mlre.evaluate.metrics import get_metric
+def _result(
+    job: Any, inputs: Inputs, metric_name: str, budget: float, findings: list[Finding]
+) -> RunResult:
+    """The run's result from its finished job: the leaderboard best first, the fairness audit
+    when the spec names sensitive columns, and every finding (``findings`` first)."""
+    from mlre.evaluate.metrics import get_metric
 
-        m = get_metric(metric_name)
-        board = sorted(
-            (t.row(m) for t in job.search.trials),
-            key=lambda r: (
-                r[m.name] is None,
-                -(r[m.name] or 0) if m.greater_is_better else (r[m.name] or 0),
-            ),
-        )
-        fairness, fairness_findings = (
-            _fairness(job, the_spec, inputs.task) if the_spec.sensitive else (None, [])
-        )
-        findings = Findings(
-            [*audit_report.findings, *report_findings, *job.findings, *fairness_findings]
-        )
-        result = RunResult(
-            project=the_spec.project_name,
-            task=inputs.task,
-            metric=metric_name,
-            model=job.model,
-            search_score=job.search_score,
-            holdout=job.holdout,
-            baseline=job.baseline,
-            leaderboard=board,
-            findings=findings,
-            scheme=job.scheme,
-            budget=budget,
-            ensemble=job.model.describe(),
-            fairness=None if fairness is None else fairness.to_dict(),
-        )
-        if parent is not None:
-            step("registering the model")
-            _record_run(parent, result, audit_report, inputs)
-        if want_report:
-            step("writing the report")
-            result.seconds = time.monotonic() - started
-            _write_report(result, job, audit_report, the_spec, parent, report_path, deadline)
-        return result
-
-    if not track:
-        result = body(None)
-    else:
-        from mlre.track import tracked_run
-
-        with tracked_run(the_spec.project_name, "run", {"mlre.kind": "run"}) as parent:
-            result = body(parent)
-    result.seconds = time.monotonic() - started
-    return result
+    spec, task = inputs.spec, inputs.task
+    m = get_metric(metric_name)
+    board = sorted(
+        (t.row(m) for t in job.search.trials),
+        key=lambda r: (
+            r[m.name] is None,
+            -(r[m.name] or 0) if m.greater_is_better else (r[m.name] or 0),
+        ),
+    )
+    fairness, fairness_findings = _fairness(job, spec, task) if spec.sensitive else (None, [])
+    return RunResult(
+        project=spec.project_name,
+        task=task,
+        metric=metric_name,
+        model=job.model,
+        search_score=job.search_score,
+        holdout=job.holdout,
+        baseline=job.baseline,
+        leaderboard=board,
+        findings=Findings([*findings, *job.findings, *fairness_findings]),
+        scheme=job.scheme,
+        budget=budget,
+        ensemble=job.model.describe(),
+        fairness=None if fairness is None else fairness.to_dict(),
+    )
 
 
 def _fairness(job: Any, spec: Spec, task: str) -> tuple[Any, list[Finding]]:
@@ -348,272 +458,3 @@ def _write_report(
         parent.log_json(data, "report/report.json")
         parent.log_text(html, "report/report.html")
         parent.log_text(md, "report/report.md")
-
-
-def build_report(run_id: str | None = None, output: str | Path = "report.html") -> Path:
-    """(Re)build the report of a run (default: the most recent ``mlre run``) from its logged
-    report data; writes ``output`` and the Markdown beside it. Returns the HTML path."""
-    from mlre.report.render import write_report
-    from mlre.track.store import read_json_artifact
-
-    run_id = run_id or _latest_run_id()
-    try:
-        data = read_json_artifact(run_id, "report/report.json")
-    except Exception as err:
-        raise InputError(
-            f"run {run_id} has no report data ({str(err).splitlines()[0]})",
-            hint="reports are kept for runs made with tracking on; list them with `mlre runs`",
-        ) from None
-    html, _ = write_report(data, output)
-    return html
-
-
-def _latest_run_id() -> str:
-    from mlre.track.store import find_runs
-
-    recent = find_runs("run", max_results=1)
-    if not recent:
-        raise InputError(
-            "no `mlre run` recorded in this store", hint="run `mlre run DATA --target COL` first"
-        )
-    return recent[0].info.run_id
-
-
-def _trial_logger(parent: Any | None, metric: str, step: Progress):
-    from mlre.evaluate.metrics import get_metric
-    from mlre.track.store import experiment_of, log_child_run
-
-    m = get_metric(metric)
-    experiment = experiment_of(parent) if parent is not None else None
-
-    def on_trial(t) -> None:
-        score = m.to_score(t.loss) if t.status == "ok" else None
-        step(
-            f"trial {t.id}: {t.family} "
-            + (f"{metric}={score:.4f}" if score is not None else t.status)
-        )
-        if parent is None:
-            return
-        log_child_run(
-            parent,
-            experiment,
-            f"{t.id:03d}-{t.family}",
-            params=t.params,
-            metrics={
-                f"cv_{metric}": score,
-                "fit_seconds": t.fit_seconds,
-                "predict_seconds": t.predict_seconds,
-            },
-            tags={
-                "mlre.kind": "trial",
-                "mlre.family": t.family,
-                "mlre.phase": t.phase,
-                "mlre.status": t.status,
-                "mlre.error": t.error,
-            },
-            steps={f"fold_{metric}": [m.to_score(v) for v in t.fold_losses]},
-            status="FINISHED" if t.status in ("ok", "pruned", "cut") else "FAILED",
-        )
-
-    return on_trial
-
-
-def _record_run(parent: Any, result: RunResult, report: Any, inputs: Any) -> None:
-    from mlre.track.registry import log_and_register
-
-    spec = inputs.spec
-    parent.set_tags(
-        {
-            "mlre.data_sha256": inputs.table.sha256,
-            "mlre.source": inputs.table.source,
-            **({"mlre.test_source": inputs.test.source} if inputs.test else {}),
-            "mlre.task": result.task,
-            "mlre.metric": result.metric,
-        }
-    )
-    parent.log_params(
-        {
-            "target": spec.target,
-            "task": result.task,
-            "metric": result.metric,
-            "time_budget": spec.time_budget,
-            "seed": spec.seed,
-            "holdout": spec.holdout,
-            "holdout_method": result.scheme["holdout"],
-            "search": result.scheme["search"],
-            "rows": report.n_rows,
-            "columns": report.n_cols,
-        }
-    )
-    parent.log_metrics(
-        {
-            f"search_{result.metric}": result.search_score,
-            **{f"holdout_{k}": v for k, v in result.holdout.items()},
-            **{f"baseline_{k}": v for k, v in result.baseline.items()},
-            "trials": len(result.leaderboard),
-        }
-    )
-    parent.log_json(result.leaderboard, "leaderboard.json")
-    parent.log_text(
-        pd.DataFrame(result.leaderboard).drop(columns=["params"]).to_csv(index=False),
-        "leaderboard.csv",
-    )
-    parent.log_json(result.findings.to_list(), "findings.json")
-    parent.log_json(result.summary(), "summary.json")
-    parent.log_text(spec.model_dump_json(indent=2), "spec.json")
-    # what `mlre reproduce` refits: every member exactly (weights unrounded, folds or a refit)
-    parent.log_json(recipe(result.model), "recipe.json")
-    features = result.scheme["features"]
-    registered = log_and_register(
-        parent.run_id,
-        result.model,
-        inputs.df[features],
-        name=result.project,
-        tags={
-            "mlre.metric": result.metric,
-            "mlre.holdout_score": f"{result.holdout_score:.6f}",
-            "mlre.data_sha256": inputs.table.sha256,
-        },
-    )
-    parent.set_tags(
-        {
-            "mlre.model_uri": registered.uri,
-            "mlre.model_version": registered.version,
-            "mlre.model_sha256": registered.sha256,
-        }
-    )
-    result.run_id = parent.run_id
-    result.model_uri = registered.uri
-    result.model_version = registered.version
-    result.model_sha256 = registered.sha256
-
-
-def recipe(model: Any) -> dict[str, Any]:
-    """How the final model was built, exactly enough to build it again."""
-    return {
-        "task": model.task,
-        "members": [
-            {
-                "family": m.family,
-                "params": m.params,
-                "weight": float(m.weight),
-                "bagged_models": len(m.pipelines),
-            }
-            for m in model.members
-        ],
-    }
-
-
-# --------------------------------------------------------------------------- predict
-
-
-@dataclass
-class Prediction:
-    """Predictions for a table, and what was noticed about its columns."""
-
-    frame: pd.DataFrame | None  # None when the predictions were streamed to a file
-    warnings: list[str]
-    model_uri: str
-    model_version: str | None
-    rows: int = 0
-
-
-def predict(
-    model_uri: str,
-    data: str | Path | pd.DataFrame,
-    *,
-    output: str | Path | None = None,
-    encoding: str | None = None,
-    delimiter: str | None = None,
-    batch_rows: int | None = None,
-) -> Prediction:
-    """Predict with a registered model after checking its hash and the input against its contract.
-
-    With an ``output`` file, a Parquet or CSV input larger than memory allows (or any, when
-    ``batch_rows`` is given) is predicted in batches of rows, memory bounded by the batch."""
-    from mlre.api.stream import BATCH_ROWS, predict_streamed, streamable
-    from mlre.track.registry import load_model, predict_frame
-
-    loaded = load_model(model_uri)
-    model = loaded.model
-    if output is not None and (batch_rows is not None or streamable(data, output)):
-        rows, warnings = predict_streamed(model, data, output, rows=batch_rows or BATCH_ROWS)
-        return Prediction(None, warnings, model_uri, loaded.version, rows)
-    features, warnings = checked_input(model, data, encoding=encoding, delimiter=delimiter)
-    frame = predict_frame(model, features)
-    if output is not None:
-        out = Path(output)
-        if out.suffix.lower() in (".parquet", ".pq"):
-            frame.to_parquet(out, index=False)
-        else:
-            frame.to_csv(out, index=False)
-    return Prediction(frame, warnings, model_uri, loaded.version, len(frame))
-
-
-def checked_input(
-    model: Any,
-    data: str | Path | pd.DataFrame,
-    *,
-    encoding: str | None = None,
-    delimiter: str | None = None,
-) -> tuple[pd.DataFrame, list[str]]:
-    """The model's input columns of ``data``, checked against its data contract, and warnings.
-
-    A missing column or an impossible type is an InputError naming the column; extra columns
-    and unseen categories are warnings.
-    """
-    from mlre.api.audit import _as_table
-
-    table = _as_table(data, spec=Spec(), encoding=encoding, delimiter=delimiter)
-    violations = model.contract.validate_frame(table.frame)
-    blocking = [v for v in violations if v.blocking]
-    if blocking:
-        first = blocking[0]
-        more = f" (and {len(blocking) - 1} more problem(s))" if len(blocking) > 1 else ""
-        raise InputError(
-            f"{first.message}{more}",
-            hint="the table must have the columns and types the model was trained on",
-        )
-    features = [c.name for c in model.contract.features]
-    return table.frame[features], [v.message for v in violations]
-
-
-# --------------------------------------------------------------------------- listing
-
-
-def leaderboard(run_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """The leaderboard of a run (default: the most recent ``mlre run``)."""
-    from mlre.track.store import read_json_artifact
-
-    run_id = run_id or _latest_run_id()
-    try:
-        return run_id, read_json_artifact(run_id, "leaderboard.json")
-    except Exception as err:
-        raise InputError(
-            f"run {run_id} has no leaderboard ({str(err).splitlines()[0]})",
-            hint="list runs with `mlre runs`",
-        ) from None
-
-
-def runs(max_results: int = 20) -> list[dict[str, Any]]:
-    """Recent mlre runs in the store, newest first."""
-    from mlre.track.store import find_runs
-
-    out = []
-    for r in find_runs(None, max_results=5 * max_results):
-        if r.data.tags.get("mlre.kind") not in ("audit", "run") or len(out) >= max_results:
-            continue
-        metric = r.data.tags.get("mlre.metric")
-        out.append(
-            {
-                "run_id": r.info.run_id,
-                "kind": r.data.tags.get("mlre.kind"),
-                "name": r.info.run_name,
-                "status": r.info.status,
-                "started": pd.Timestamp(r.info.start_time, unit="ms").isoformat(timespec="seconds"),
-                "metric": metric,
-                "holdout": r.data.metrics.get(f"holdout_{metric}") if metric else None,
-                "model": r.data.tags.get("mlre.model_uri"),
-            }
-        )
-    return out
