@@ -122,16 +122,35 @@ def fairness_markdown(fairness: dict[str, Any] | None) -> list[str]:
 def render_markdown(data: dict[str, Any]) -> str:
     """The same findings and numbers as Markdown, for a pull request, a wiki or a terminal."""
     check_version(data)
-    s, perf, metric = data["summary"], data["performance"], data["metric"]
     out = [f"# {data['project']}: model report", ""]
     out += [
         f"Run `{data['run_id']}`, {data['created']}." if data.get("run_id") else data["created"]
     ]
-    out += ["", "## Executive summary", "", s["what"], "", s["how_well"], ""]
+    out += _summary_markdown(data["summary"])
+    out += _performance_markdown(data)
+    out += _selection_markdown(data["selection"])
+    out += _diagnostics_markdown(data["diagnostics"])
+    out += _explanations_markdown(data)
+    out += fairness_markdown(data.get("fairness"))
+    out += _card_markdown(data["card"])
+    out += _findings_markdown(data["findings"])
+    return "\n".join(out) + "\n"
+
+
+def _summary_markdown(s: dict[str, Any]) -> list[str]:
+    """The executive summary: what, how well, the main risks, what to do next."""
+    out = ["", "## Executive summary", "", s["what"], "", s["how_well"], ""]
     if s["risks"]:
         out += ["**Main risks and limitations**", ""] + [f"- {r}" for r in s["risks"]] + [""]
     out += ["**What to do next**", ""] + [f"- {n}" for n in s["next"]] + [""]
-    out += ["## Honest performance", ""]
+    return out
+
+
+def _performance_markdown(data: dict[str, Any]) -> list[str]:
+    """Honest performance: every metric on the holdout with its interval and the baseline's,
+    then the search's estimate beside the holdout score."""
+    perf, metric, scheme = data["performance"], data["metric"], data["selection"]["scheme"]
+    out = ["## Honest performance", ""]
     out += ["| metric | holdout | 95% interval | naive baseline |", "| --- | ---: | --- | ---: |"]
     intervals = next(d for d in data["diagnostics"] if d["name"] == "intervals")["data"]["rows"]
     for row in intervals:
@@ -142,24 +161,43 @@ def render_markdown(data: dict[str, Any]) -> str:
         )
     out += [
         "",
-        f"Search estimate ({data['selection']['scheme'].get('search', 'cross-validation')}): "
+        f"Search estimate ({scheme.get('search', 'cross-validation')}): "
         f"{_num(perf['search_score'])} {metric}; holdout ({perf['holdout_rows']:,} rows, "
-        f"{data['selection']['scheme'].get('holdout', '')}): {_num(perf['holdout_score'])}.",
+        f"{scheme.get('holdout', '')}): {_num(perf['holdout_score'])}.",
+    ]
+    return out
+
+
+def _selection_markdown(selection: dict[str, Any]) -> list[str]:
+    """Model selection: the trials within the budget and the final model's members."""
+    out = [
         "",
         "## Model selection",
         "",
-        f"{data['selection']['trials']} trials in {data['selection']['seconds']:.0f} s of a "
-        f"{data['selection']['budget']:g} s budget. The final model:",
+        f"{selection['trials']} trials in {selection['seconds']:.0f} s of a "
+        f"{selection['budget']:g} s budget. The final model:",
         "",
         "| family | weight | bagged models |",
         "| --- | ---: | ---: |",
     ]
-    for m in data["selection"]["ensemble"]:
+    for m in selection["ensemble"]:
         out.append(f"| {m['family']} | {m['weight']:.3f} | {m['bagged_models']} |")
-    out += ["", "## Diagnostics", ""]
-    for d in data["diagnostics"]:
+    return out
+
+
+def _diagnostics_markdown(diagnostics: list[dict[str, Any]]) -> list[str]:
+    """Every diagnostic's findings."""
+    out = ["", "## Diagnostics", ""]
+    for d in diagnostics:
         for f in d["findings"]:
             out.append(f"- **{d['title']}** ({f['severity']}): {f['message']}")
+    return out
+
+
+def _explanations_markdown(data: dict[str, Any]) -> list[str]:
+    """What the model relies on (Shapley values, permutation importance) and the example
+    predictions explained."""
+    out: list[str] = []
     imp = data["importance"]["features"][:10]
     sh = data.get("shapley")
     if imp or sh:
@@ -195,25 +233,33 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{case['actual']}): {case['output']} {case['value']:.3g} against "
             f"{case['base_value']:.3g} on average; {parts}",
         ]
-    out += fairness_markdown(data.get("fairness"))
-    card = data["card"]
-    out += ["", "## Model card", ""]
-    out += [
+    return out
+
+
+def _card_markdown(card: dict[str, Any]) -> list[str]:
+    """The model card."""
+    data = card["training_data"]
+    return [
+        "",
+        "## Model card",
+        "",
         f"- **Model**: {card['model']}",
         f"- **Intended use**: {card['intended_use']}",
-        f"- **Training data**: {card['training_data']['source']} "
-        f"({card['training_data']['rows']:,} rows, sha256 `{card['training_data']['sha256'][:16]}`)",
+        f"- **Training data**: {data['source']} "
+        f"({data['rows']:,} rows, sha256 `{data['sha256'][:16]}`)",
         f"- **Evaluation**: {card['evaluation']}",
         f"- **Ethical considerations**: {card['ethics']}",
         f"- **Reproduce**: `{card['reproduce']}`",
-        "",
-        "## All findings",
-        "",
     ]
-    for f in data["findings"]:
+
+
+def _findings_markdown(findings: list[dict[str, Any]]) -> list[str]:
+    """Every finding, one a line."""
+    out = ["", "## All findings", ""]
+    for f in findings:
         column = f" `{f['column']}`" if f.get("column") else ""
         out.append(f"- {f['severity']} `{f['check']}`{column}: {f['message']}")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def write_report(data: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
