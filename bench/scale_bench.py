@@ -132,7 +132,7 @@ def driver_costs(data, repeats: int = 20) -> list[dict]:
 
     from mlre.api.run_tracking import trial_logger
     from mlre.models.families import FAMILIES
-    from mlre.search.trial import run_trial
+    from mlre.search.schedule import run_trial
     from mlre.track import tracked_run
 
     family = FAMILIES["lightgbm"]

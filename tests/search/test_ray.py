@@ -147,7 +147,7 @@ def test_a_worker_killed_mid_run_leaves_a_finished_run_that_says_so(local_ray, s
 
 def test_a_fit_that_raises_on_a_worker_fails_its_trial_with_the_reason(local_ray):
     from mlre.models.families import FAMILIES as ZOO
-    from mlre.search.trial import run_trial
+    from mlre.search.schedule import run_trial
 
     data = trial_data("german_credit", "credit", "binary", "roc_auc")[0]
     executor = RayExecutor("auto")

@@ -18,7 +18,8 @@ from mlre.features import FeaturePlan
 from mlre.models import FAMILIES
 from mlre.models.final import MlreModel
 from mlre.search.engine import Spilled, run_search
-from mlre.search.trial import TrialData, TrialResult, run_trial
+from mlre.search.schedule import run_trial
+from mlre.search.trial import TrialData, TrialResult
 
 LGBM = FAMILIES["lightgbm"]
 LGBM_DEFAULT = dict(LGBM.portfolio[0])

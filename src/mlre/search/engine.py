@@ -32,6 +32,7 @@ from mlre.models.families import (
     n_workers,
 )
 from mlre.models.final import Member, MlreModel
+from mlre.search.clock import share_of_time_left
 from mlre.search.ensemble import caruana
 from mlre.search.executor import Executor, LocalExecutor
 from mlre.search.schedule import Launch, run_trials
@@ -149,7 +150,11 @@ class Search:
 
     def remaining(self) -> float:
         """Seconds left, less what the final model will need to predict the holdout."""
-        return self.deadline - time.monotonic() - self.final_cost()
+        return share_of_time_left(self._stop_at())
+
+    def _stop_at(self) -> float:
+        """When the trials must be over: the deadline, less the final model's predictions."""
+        return self.deadline - self.final_cost()
 
     def final_cost(self) -> float:
         """Expected seconds for the final ensemble to predict the holdout, from the trials' own
@@ -181,8 +186,10 @@ class Search:
         # its family has been taking), except the first: with nothing finished yet, a slow but
         # complete model beats none
         share = 1.0 if not any(t.status == "ok" for t in self.trials) else 0.5
-        limit = max(2.0, share * self.remaining(), 1.5 * self._expected(family))
-        deadline = min(self.deadline, time.monotonic() + limit)
+        now = time.monotonic()
+        given = share_of_time_left(self._stop_at(), share, floor=2.0, now=now)
+        limit = max(given, 1.5 * self._expected(family))
+        deadline = min(self.deadline, now + limit)
         return Launch(family, params, phase, deadline, should_prune, on_done)
 
     def _drive(self, source: Callable[[], Launch | None], overlap: bool = True) -> None:

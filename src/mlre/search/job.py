@@ -19,6 +19,7 @@ from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
 from mlre.models.families import n_workers
 from mlre.models.final import MlreModel
+from mlre.search.clock import share_of_time_left
 from mlre.search.engine import OnTrial, SearchResult, run_search
 from mlre.search.executor import Executor
 from mlre.search.trial import TrialData, TrialResult, fit_fold
@@ -242,9 +243,10 @@ def run_job(
     method, plan, rows, scheme, data = prep.method, prep.plan, prep.rows, prep.scheme, prep.data
     metric, enc_classes, n_classes = data.metric, prep.classes, data.n_classes
     interpretable = spec.constraints.interpretable
-    budget = max(0.0, deadline - reserve - time.monotonic())
-    if len(rows) < len(train) or interpretable:
-        budget *= 0.7  # the rest is for refitting the chosen models on every row
+    # a search on a sample, or for one readable model, leaves 30% of the time for refitting the
+    # chosen models on every row
+    refit = len(rows) < len(train) or interpretable
+    budget = share_of_time_left(deadline - reserve, 0.7 if refit else 1.0)
     search, model = run_search(
         data,
         budget,
@@ -259,7 +261,7 @@ def run_job(
     if len(rows) < len(train):
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
     # an interpretable model is one readable model, not an average of fold models: refit it
-    if len(rows) < len(train) or interpretable:
+    if refit:
         full = TrialData(train[plan.columns], y_train, [], task, n_classes, plan, metric, spec.seed)
         if refit_on_all(model, search, full, len(rows), deadline - reserve):
             scheme += ", then refitted on all training rows"

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from mlre.models.families import Family
+from mlre.search.clock import share_of_time_left
+from mlre.search.executor import Executor, LocalExecutor, WorkerLost
 from mlre.search.trial import TrialData, TrialResult, fit_fold
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ class _Running:
 def run_trials(
     source: Callable[[int], Launch | None],
     data: TrialData,
-    executor: Any,
+    executor: Executor,
     *,
     shared: Any = None,
     on_finish: Callable[[TrialResult], None] | None = None,
@@ -86,73 +88,114 @@ def run_trials(
     ``overlap=False`` starts a trial only when the one before it is over (a sampler that learns
     from every result then proposes the same points whatever the timing).
     """
-    shared = data if shared is None else shared
-    running: list[_Running] = []
-    orphans: dict[Any, int] = {}  # jobs of stopped trials that a thread must still finish
-    done: list[TrialResult] = []
-    free = executor.slots
-    next_id = first_id
-    exhausted = False
+    scheduler = _Scheduler(source, data, executor, data if shared is None else shared, first_id)
     while True:
         now = time.monotonic()
-        # fill the free slots: waiting folds first, then a new trial once none is waiting
+        scheduler.fill_slots(now, overlap)
+        scheduler.hand_back(on_finish)
+        if scheduler.over:
+            return scheduler.done
+        scheduler.take_finished_fits(now)
+
+
+class _Scheduler:
+    """The trials running on an executor, the slots they leave free, and those handed back."""
+
+    def __init__(
+        self,
+        source: Callable[[int], Launch | None],
+        data: TrialData,
+        executor: Executor,
+        shared: Any,
+        first_id: int,
+    ) -> None:
+        self.source, self.data, self.executor, self.shared = source, data, executor, shared
+        self.running: list[_Running] = []
+        self.orphans: dict[Any, int] = {}  # jobs of stopped trials that a thread must still finish
+        self.done: list[TrialResult] = []
+        self.free = executor.slots
+        self.next_id = first_id
+        self.exhausted = False
+
+    @property
+    def over(self) -> bool:
+        """Whether every trial the source gave is handed back and no fit holds a slot."""
+        return not self.running and self.exhausted and not self.orphans
+
+    def fill_slots(self, now: float, overlap: bool) -> None:
+        """Start folds on the free slots: waiting folds first, then a new trial once none is
+        waiting (with ``overlap`` off, only when no trial is running)."""
         while True:
-            waiting = [r for r in running if r.todo and not r.stopped]
-            trial = next((r for r in waiting if r.cost <= free), None)
+            waiting = [r for r in self.running if r.todo and not r.stopped]
+            trial = next((r for r in waiting if r.cost <= self.free), None)
             if trial is not None:
                 if trial.too_late(now):  # the folds running finish; no more start
                     trial.stop("cut")
                     trial.todo.clear()
                     continue
-                k = trial.todo.pop(0)
-                job = executor.submit(fit_fold, trial.launch.family.name, trial.launch.params,
-                                      shared, k, deadline=trial.launch.deadline)  # fmt: skip
-                trial.jobs[job] = k
-                free -= trial.cost
+                self._start_fold(trial)
                 continue
-            if waiting or exhausted or free <= 0 or (running and not overlap):
-                break
-            launch = source(next_id)
+            if waiting or self.exhausted or self.free <= 0 or (self.running and not overlap):
+                return
+            launch = self.source(self.next_id)
             if launch is None:
-                exhausted = True
-                break
-            running.append(_Running(next_id, launch, data, executor.cost(launch.family)))
-            next_id += 1
-        # hand back the trials that are over
-        for trial in [r for r in running if r.finished]:
-            running.remove(trial)
-            done.append(_finish(trial, data, on_finish))
-        if not running and exhausted and not orphans:
-            return done
-        jobs = [j for r in running for j in r.jobs] + list(orphans)
+                self.exhausted = True
+                return
+            cost = self.executor.cost(launch.family)
+            self.running.append(_Running(self.next_id, launch, self.data, cost))
+            self.next_id += 1
+
+    def _start_fold(self, trial: _Running) -> None:
+        """Submit the next waiting fold of ``trial``."""
+        k = trial.todo.pop(0)
+        launch = trial.launch
+        job = self.executor.submit(fit_fold, launch.family.name, launch.params, self.shared, k,
+                                   deadline=launch.deadline)  # fmt: skip
+        trial.jobs[job] = k
+        self.free -= trial.cost
+
+    def hand_back(self, on_finish: Callable[[TrialResult], None] | None) -> None:
+        """Finish the trials that are over and hand them back."""
+        for trial in [r for r in self.running if r.finished]:
+            self.running.remove(trial)
+            self.done.append(_finish(trial, self.data, on_finish))
+
+    def take_finished_fits(self, now: float) -> None:
+        """Wait for some fits to finish and take them in; then stop, where the executor can,
+        the fits that overran their trial's deadline by a margin."""
+        jobs = [j for r in self.running for j in r.jobs] + list(self.orphans)
         if not jobs:
-            continue
-        latest = min((r.launch.deadline for r in running if r.jobs), default=now + 60.0)
+            return
+        latest = min((r.launch.deadline for r in self.running if r.jobs), default=now + 60.0)
         # a fit that overruns its trial's deadline by a margin is stopped where that is possible
-        grace = 5.0 + 0.1 * max(0.0, latest - now)
-        ready = executor.wait(jobs, timeout=max(0.05, min(60.0, latest + grace - now)))
+        grace = 5.0 + share_of_time_left(latest, 0.1, now=now)
+        ready = self.executor.wait(jobs, timeout=max(0.05, min(60.0, latest + grace - now)))
         for job in ready:
-            if job in orphans:
-                free += orphans.pop(job)
+            if job in self.orphans:
+                self.free += self.orphans.pop(job)
                 continue
-            trial = next(r for r in running if job in r.jobs)
-            free += trial.cost
-            _collect(trial, trial.jobs.pop(job), job, data, executor, orphans)
-        if executor.can_cancel:
-            now = time.monotonic()
-            for trial in running:
-                if trial.jobs and now > trial.launch.deadline + grace:
-                    trial.stop("cut")
-                    free += trial.cost * len(trial.jobs)
-                    for job in trial.jobs:
-                        executor.cancel(job)
-                    trial.jobs.clear()
+            trial = next(r for r in self.running if job in r.jobs)
+            self.free += trial.cost
+            _collect(trial, trial.jobs.pop(job), job, self.data, self.executor, self.orphans)
+        if self.executor.can_cancel:
+            self._cancel_overdue(grace)
+
+    def _cancel_overdue(self, grace: float) -> None:
+        """Cut the trials whose fits run more than ``grace`` seconds past their deadline."""
+        now = time.monotonic()
+        for trial in self.running:
+            if trial.jobs and now > trial.launch.deadline + grace:
+                trial.stop("cut")
+                self.free += trial.cost * len(trial.jobs)
+                for job in trial.jobs:
+                    self.executor.cancel(job)
+                trial.jobs.clear()
 
 
-def _collect(trial: _Running, k: int, job: Any, data: TrialData, executor: Any, orphans) -> None:
+def _collect(
+    trial: _Running, k: int, job: Any, data: TrialData, executor: Executor, orphans: dict[Any, int]
+) -> None:
     """Take in fold ``k`` of ``trial``: its predictions, or why it has none."""
-    from mlre.search.executor import WorkerLost
-
     try:
         pipe, pred, fit_s, pred_s = executor.result(job)
     except WorkerLost as err:
@@ -201,7 +244,7 @@ def _collect(trial: _Running, k: int, job: Any, data: TrialData, executor: Any, 
         trial.todo.clear()
 
 
-def _drop_jobs(trial: _Running, executor: Any, orphans: dict[Any, int]) -> None:
+def _drop_jobs(trial: _Running, executor: Executor, orphans: dict[Any, int]) -> None:
     """Stop a stopped trial's running fits (or leave them to finish, holding their slots)."""
     for job in trial.jobs:
         if executor.can_cancel:
@@ -232,4 +275,33 @@ def _finish(
         trial.launch.on_done(result)
     if on_finish:
         on_finish(result)
+    return result
+
+
+def run_trial(
+    trial_id: int,
+    family: Family,
+    params: dict[str, Any],
+    data: TrialData,
+    *,
+    phase: str,
+    deadline: float,
+    should_prune: Callable[[int, float], bool] | None = None,
+    executor: Executor | None = None,
+) -> TrialResult:
+    """Fit ``family`` with ``params`` on every fold before ``deadline``; cut it if it cannot finish.
+
+    Folds are fitted in parallel on the executor's slots (one at a time for a family that
+    parallelises its own fit, on threads of this process); the trial may be pruned (hopeless) or
+    cut (the rest would not finish in time) as its folds come in.
+    """
+    own = executor is None
+    executor = executor or LocalExecutor()
+    launch = Launch(family, params, phase, deadline, should_prune)
+    try:
+        given = iter([launch])
+        (result,) = run_trials(lambda _: next(given, None), data, executor, first_id=trial_id)
+    finally:
+        if own:
+            executor.close()
     return result

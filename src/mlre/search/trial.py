@@ -1,11 +1,13 @@
-"""One trial: a configuration fitted on every fold, scored on out-of-fold predictions."""
+"""One trial: a configuration fitted on every fold, scored on out-of-fold predictions.
+
+What a trial sees and what it achieved, and the fit of one fold; the scheduler
+(``schedule.py``) runs the folds of trials on an executor's slots."""
 
 from __future__ import annotations
 
 import logging
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,6 @@ from sklearn.pipeline import Pipeline
 
 from mlre.evaluate.metrics import Metric
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
-from mlre.models.families import Family
 from mlre.models.final import member_predict
 
 log = logging.getLogger(__name__)
@@ -169,35 +170,3 @@ def fit_fold(
         warnings.simplefilter("ignore")
         pred = member_predict(pipe.named_steps["model"], X_va, data.task, data.n_classes)
     return pipe, pred, fit_seconds, time.monotonic() - t1
-
-
-def run_trial(
-    trial_id: int,
-    family: Family,
-    params: dict[str, Any],
-    data: TrialData,
-    *,
-    phase: str,
-    deadline: float,
-    should_prune: Callable[[int, float], bool] | None = None,
-    executor: Any = None,
-) -> TrialResult:
-    """Fit ``family`` with ``params`` on every fold before ``deadline``; cut it if it cannot finish.
-
-    Folds are fitted in parallel on the executor's slots (one at a time for a family that
-    parallelises its own fit, on threads of this process); the trial may be pruned (hopeless) or
-    cut (the rest would not finish in time) as its folds come in.
-    """
-    from mlre.search.executor import LocalExecutor
-    from mlre.search.schedule import Launch, run_trials
-
-    own = executor is None
-    executor = executor or LocalExecutor()
-    launch = Launch(family, params, phase, deadline, should_prune)
-    try:
-        given = iter([launch])
-        (result,) = run_trials(lambda _: next(given, None), data, executor, first_id=trial_id)
-    finally:
-        if own:
-            executor.close()
-    return result
