@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlre.data import sniff
+from mlre.data.scan import sample_rows
+from mlre.data.sniff import parquet_files
 from mlre.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -295,8 +297,6 @@ def load_parquet_sample(path: Path, seed: int) -> Table | None:
     budget = memory_budget()
     if size <= budget:
         return None
-    from mlre.data.audit.stream import sample_rows
-
     keep = max(1_000, int(rows * budget / size))
     frame = sample_rows(path, keep, seed)
     sampled = {
@@ -346,28 +346,10 @@ def _pandas_json(path: Path, compression: str | None, *, lines: bool) -> pd.Data
 # --------------------------------------------------------------------------- folders and SQL
 
 
-def _data_files(folder: Path, suffixes: set[str]) -> list[Path]:
-    """The files of ``folder`` with one of ``suffixes``, in name order; hidden and
-    ``_``-prefixed ones (``_SUCCESS``, ``.part`` files of a writer) are not data."""
-    return sorted(
-        f
-        for f in folder.rglob("*")
-        if f.is_file()
-        and sniff.logical_suffix(f) in suffixes
-        and not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts)
-    )
-
-
-def parquet_files(path: Path) -> list[Path]:
-    """The Parquet files a path stands for: itself, or a folder's, as a whole-folder load
-    reads them (so a table read in parts has the hash of the same table read whole)."""
-    return _data_files(path, sniff.PARQUET_SUFFIXES) if path.is_dir() else [path]
-
-
 def _load_dir(
     path: Path, *, encoding: str | None, delimiter: str | None, na_values: Sequence[str]
 ) -> Table:
-    files = _data_files(path, sniff.DATA_SUFFIXES)
+    files = sniff.data_files(path, sniff.DATA_SUFFIXES)
     parquet = [f for f in files if sniff.logical_suffix(f) in sniff.PARQUET_SUFFIXES]
     if parquet and len(parquet) < len(files):
         others = [f.name for f in files if f not in parquet][:3]

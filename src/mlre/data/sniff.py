@@ -1,4 +1,5 @@
-"""Recognise a file's format, compression, text encoding and delimiter from its bytes."""
+"""Recognise a file's format, compression, text encoding and delimiter from its bytes, and
+which files of a folder hold data."""
 
 from __future__ import annotations
 
@@ -59,6 +60,24 @@ def logical_suffix(path: Path) -> str:
     while suffixes and suffixes[-1] in {".gz", ".gzip", ".zst", ".zstd"}:
         suffixes.pop()
     return suffixes[-1] if suffixes else ""
+
+
+def data_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    """The files of ``folder`` with one of ``suffixes``, in name order; hidden and
+    ``_``-prefixed ones (``_SUCCESS``, ``.part`` files of a writer) are not data."""
+    return sorted(
+        f
+        for f in folder.rglob("*")
+        if f.is_file()
+        and logical_suffix(f) in suffixes
+        and not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts)
+    )
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files a path stands for: itself, or a folder's, as a whole-folder load
+    reads them (so a table read in parts has the hash of the same table read whole)."""
+    return data_files(path, PARQUET_SUFFIXES) if path.is_dir() else [path]
 
 
 def detect_format(path: Path) -> str:

@@ -6,59 +6,24 @@ of every column, distinct counts, duplicate rows, the target's classes); the oth
 uniform random sample of rows (reservoir sampling, repeatable for a seed). Every check runs on
 the sample as on a table in memory; the counts a sample would understate or miss (missing
 values, constant columns, duplicates, unlabelled rows, class counts) are then taken from the
-whole-file statistics, and the report says which rows it saw.
+whole-file statistics, and the report says which rows it saw. (DuckDB's reads of the file:
+``mlre.data.scan``.)
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mlre.data.scan import MEMORY_LIMIT, connect, over_limit, sample_rows, table_function
 from mlre.errors import InputError
 from mlre.findings import Finding, Findings, Severity
 
 #: Rows of the sample the checks run on.
 SAMPLE_ROWS = 200_000
-#: DuckDB's memory limit for the whole-file passes.
-MEMORY_LIMIT = os.environ.get("MLRE_STREAM_MEMORY", "1GB")
-
-
-def _source(path: Path) -> str:
-    """The DuckDB table function reading ``path`` (a Parquet file or folder, or a CSV file)."""
-    if path.is_dir():
-        from mlre.data.load import parquet_files
-
-        names = ", ".join(_literal(f) for f in parquet_files(path))
-        return f"read_parquet([{names}], union_by_name = true)"
-    if path.name.lower().endswith((".parquet", ".pq")):
-        return f"read_parquet({_literal(path)})"
-    return f"read_csv({_literal(path)}, sample_size = 100000)"
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _over_limit(path: Path, what: str, err: Exception) -> InputError:
-    return InputError(
-        f"{what} of {path} need more than {MEMORY_LIMIT}: {str(err).splitlines()[0]}",
-        hint="raise the limit, e.g. MLRE_STREAM_MEMORY=2GB",
-    )
-
-
-def _connect() -> Any:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/mlre-duckdb'")
-    con.execute("SET preserve_insertion_order = false")
-    return con
 
 
 def _q(name: str) -> str:
@@ -69,8 +34,8 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
     """Exact statistics of every column of ``path``, computed by DuckDB without loading it."""
     import duckdb
 
-    con = _connect()
-    src = _source(path)
+    con = connect()
+    src = table_function(path)
     try:
         schema = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     except duckdb.Error as err:
@@ -116,7 +81,7 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
                 f"HAVING count(DISTINCT {_q(target)}) > 1)"
             ).fetchone()
     except duckdb.OutOfMemoryException as err:
-        raise _over_limit(path, "the whole-file statistics", err) from None
+        raise over_limit(path, "the whole-file statistics", err) from None
     except duckdb.Error as err:
         raise InputError(
             f"cannot read {path} to the end: {str(err).splitlines()[0]}",
@@ -145,24 +110,6 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
         out["target_missing"] = out["columns"][target]["missing"]
         out["conflicting_groups"] = int(conflict[0])
     return out
-
-
-def sample_rows(path: Path, rows: int, seed: int) -> pd.DataFrame:
-    """A uniform random sample of ``rows`` rows of ``path`` (all of them when it has fewer)."""
-    import duckdb
-
-    con = _connect()
-    try:
-        return con.execute(
-            f"SELECT * FROM {_source(path)} USING SAMPLE reservoir({int(rows)} ROWS) "
-            f"REPEATABLE ({int(seed)})"
-        ).df()
-    except duckdb.OutOfMemoryException as err:
-        raise _over_limit(path, "the sample", err) from None
-    except duckdb.Error as err:
-        raise InputError(f"cannot sample {path}: {str(err).splitlines()[0]}") from None
-    finally:
-        con.close()
 
 
 def apply_whole_file(profiles: dict[str, Any], stats: dict[str, Any]) -> None:
