@@ -156,12 +156,40 @@ def _oof_target_encoding(
 
 def target_leakage(ctx: AuditContext) -> Iterator[Finding]:
     """Single features that predict the target almost perfectly, or copy a transform of it."""
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     if ctx.target is None or ctx.task is None:
         return
     classification = _is_classification(ctx)
+    rows = _leakage_rows(ctx, classification)
+    if rows is None:
+        return
+    idx, y, n_classes = rows
+    splitter = (StratifiedKFold if classification else KFold)(
+        3, shuffle=True, random_state=ctx.seed
+    )
+    folds = list(splitter.split(np.zeros(len(y)), y if classification else None))
+    for col in ctx.features:
+        prof = ctx.profiles[col]
+        if prof.role is Role.TEXT or prof.n_unique <= 1:
+            continue
+        scored = _alone_score(ctx, col, idx, y, folds, n_classes)
+        if scored is None:
+            continue
+        score, x = scored
+        rho = None
+        if not classification and x is not None:
+            rho = float(pd.Series(x).corr(pd.Series(y), method="spearman"))
+        found = _leakage_finding(col, score, rho, classification, len(idx))
+        if found is not None:
+            yield found
+
+
+def _leakage_rows(
+    ctx: AuditContext, classification: bool
+) -> tuple[np.ndarray, np.ndarray, int | None] | None:
+    """The rows the leakage check models (a sample), their encoded target and its number of
+    classes (classes of fewer than three rows left out); None when fewer than two remain."""
     y_all = ctx.df[ctx.target]
     idx = ctx.sample_index(ctx.model_sample, stratify=y_all if classification else None)
     y = _encoded_target(ctx, idx)
@@ -171,72 +199,87 @@ def target_leakage(ctx: AuditContext) -> Iterator[Finding]:
         idx, y = idx[keep], pd.factorize(y[keep], sort=True)[0]
         n_classes = int(y.max()) + 1
         if n_classes < 2:
-            return
-    splitter = (StratifiedKFold if classification else KFold)(
-        3, shuffle=True, random_state=ctx.seed
-    )
-    folds = list(splitter.split(np.zeros(len(y)), y if classification else None))
-    for col in ctx.features:
-        prof = ctx.profiles[col]
-        if prof.role is Role.TEXT or prof.n_unique <= 1:
-            continue
-        s = ctx.df[col].iloc[idx]
-        x = _numeric_view(s)
-        if x is None and prof.role is Role.NUMERIC:
-            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-        try:
-            if x is not None:
-                if np.isnan(x).all():
-                    continue
-                x = np.where(np.isinf(x), np.nan, x)
-                model = (DecisionTreeClassifier if classification else DecisionTreeRegressor)(
-                    max_depth=4, min_samples_leaf=5, random_state=ctx.seed
-                )
-                method = "predict_proba" if classification else "predict"
-                pred = cross_val_predict(model, x.reshape(-1, 1), y, cv=folds, method=method)
-            else:
-                codes = pd.factorize(s.astype(str).where(s.notna(), None))[0]
-                pred = _oof_target_encoding(codes, y, folds, n_classes)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                score = _score(y, pred, classification)
-        except ValueError as err:  # a fold without some class, constant input, ...
-            log.debug("leakage check skipped %s: %s", col, err)
-            continue
-        rho = None
-        if not classification and x is not None:
-            rho = float(pd.Series(x).corr(pd.Series(y), method="spearman"))
-        name = "ROC AUC" if classification else "R²"
-        copy = rho is not None and abs(rho) >= 0.999
-        if score >= LEAK_ERROR or copy:
-            what = (
-                f"is a near-copy of the target (rank correlation {rho:.4f})"
-                if copy
-                else f"predicts the target almost perfectly on its own ({name} {score:.3f})"
+            return None
+    return idx, y, n_classes
+
+
+def _alone_score(
+    ctx: AuditContext,
+    col: str,
+    idx: np.ndarray,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    n_classes: int | None,
+) -> tuple[float, np.ndarray | None] | None:
+    """How well ``col`` alone predicts the target out of fold (a shallow tree on a number, the
+    target's mean per category otherwise), and its numeric values; None when it cannot tell."""
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    classification = n_classes is not None
+    s = ctx.df[col].iloc[idx]
+    x = _numeric_view(s)
+    if x is None and ctx.profiles[col].role is Role.NUMERIC:
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    try:
+        if x is not None:
+            if np.isnan(x).all():
+                return None
+            x = np.where(np.isinf(x), np.nan, x)
+            model = (DecisionTreeClassifier if classification else DecisionTreeRegressor)(
+                max_depth=4, min_samples_leaf=5, random_state=ctx.seed
             )
-            yield Finding(
-                severity=Severity.ERROR,
-                check="target_leakage",
-                column=col,
-                message=f"{col!r} {what}",
-                evidence={
-                    "score": round(score, 4),
-                    "metric": name,
-                    "rank_correlation": rho,
-                    "rows_checked": len(idx),
-                },
-                fix="if it is known only after the outcome (or derived from it), drop it; "
-                "otherwise the task is trivial",
-            )
-        elif score >= LEAK_WARNING:
-            yield Finding(
-                severity=Severity.WARNING,
-                check="target_leakage",
-                column=col,
-                message=f"{col!r} alone predicts the target suspiciously well ({name} {score:.3f})",
-                evidence={"score": round(score, 4), "metric": name, "rows_checked": len(idx)},
-                fix="confirm it is known at prediction time and not recorded after the outcome",
-            )
+            method = "predict_proba" if classification else "predict"
+            pred = cross_val_predict(model, x.reshape(-1, 1), y, cv=folds, method=method)
+        else:
+            codes = pd.factorize(s.astype(str).where(s.notna(), None))[0]
+            pred = _oof_target_encoding(codes, y, folds, n_classes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = _score(y, pred, classification)
+    except ValueError as err:  # a fold without some class, constant input, ...
+        log.debug("leakage check skipped %s: %s", col, err)
+        return None
+    return score, x
+
+
+def _leakage_finding(
+    col: str, score: float, rho: float | None, classification: bool, rows: int
+) -> Finding | None:
+    """What a feature's score alone (and its rank correlation with the target) says: leakage,
+    a suspicion, or nothing."""
+    name = "ROC AUC" if classification else "R²"
+    copy = rho is not None and abs(rho) >= 0.999
+    if score >= LEAK_ERROR or copy:
+        what = (
+            f"is a near-copy of the target (rank correlation {rho:.4f})"
+            if copy
+            else f"predicts the target almost perfectly on its own ({name} {score:.3f})"
+        )
+        return Finding(
+            severity=Severity.ERROR,
+            check="target_leakage",
+            column=col,
+            message=f"{col!r} {what}",
+            evidence={
+                "score": round(score, 4),
+                "metric": name,
+                "rank_correlation": rho,
+                "rows_checked": rows,
+            },
+            fix="if it is known only after the outcome (or derived from it), drop it; "
+            "otherwise the task is trivial",
+        )
+    if score >= LEAK_WARNING:
+        return Finding(
+            severity=Severity.WARNING,
+            check="target_leakage",
+            column=col,
+            message=f"{col!r} alone predicts the target suspiciously well ({name} {score:.3f})",
+            evidence={"score": round(score, 4), "metric": name, "rows_checked": rows},
+            fix="confirm it is known at prediction time and not recorded after the outcome",
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- label issues
