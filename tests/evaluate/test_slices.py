@@ -8,7 +8,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from helpers import dataset
-from mlre.evaluate.slices import error_slices, groups_of, row_losses
+from mlre.evaluate.groups import slice_groups as groups_of
+from mlre.evaluate.slices import error_slices, row_losses
 
 ADULT = "income-per-year"
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlre.evaluate.groups import slice_groups
 from mlre.evaluate.metrics import Metric, binary_roc_auc
 from mlre.findings import Finding, Severity
 
@@ -285,11 +286,9 @@ def residuals(y: np.ndarray, pred: np.ndarray, X: pd.DataFrame, *, seed: int = 0
                 "features that explain that range",
             )
         )
-    from mlre.evaluate.slices import groups_of
-
     by_feature = []
     for col in X.columns:
-        bins = groups_of(X[col])
+        bins = slice_groups(X[col])
         if bins is None:
             continue
         groups = (

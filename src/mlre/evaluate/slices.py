@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from mlre.evaluate.diagnostics import Diagnostic
+from mlre.evaluate.groups import slice_groups
 from mlre.evaluate.metrics import EPS
 from mlre.findings import Finding, Severity
 
@@ -16,32 +19,6 @@ def row_losses(task: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return (np.asarray(y, dtype=float) - np.asarray(pred, dtype=float)) ** 2
     p = np.clip(np.asarray(pred)[np.arange(len(y)), y], EPS, 1.0)
     return -np.log(p)
-
-
-def groups_of(values: pd.Series, q: int = 4) -> pd.Series | None:
-    """Groups of a column for slicing: categories as they are (the most frequent ones), numbers in
-    quantile ranges; None when the column cannot be grouped usefully."""
-    if (
-        isinstance(values.dtype, pd.CategoricalDtype)
-        or values.dtype == object
-        or (pd.api.types.is_string_dtype(values.dtype))
-        or pd.api.types.is_bool_dtype(values.dtype)
-    ):
-        labels = values.astype("string").fillna("(missing)")
-        top = labels.value_counts().index[:20]
-        if len(top) < 2:
-            return None
-        return labels.where(labels.isin(top), "(other)")
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = pd.to_numeric(values, errors="coerce").astype(float)
-        if numbers.nunique() <= 6:
-            return numbers.astype("string").fillna("(missing)")
-        binned = pd.qcut(numbers, q=q, duplicates="drop")
-        if len(binned.cat.categories) < 2:
-            return None
-        out = binned.astype("string").fillna("(missing)")
-        return out
-    return None
 
 
 def error_slices(
@@ -62,15 +39,32 @@ def error_slices(
     reported when the adjusted p-value is below ``alpha`` and its mean loss is at least
     ``min_ratio`` times the rest's.
     """
+    loss = row_losses(task, y, pred)
+    min_rows = min_rows or max(30, int(0.01 * len(loss)))
+    overall = float(loss.mean())
+    candidates = _tested_groups(X, loss, min_rows)
+    worse = sorted(
+        (c for c in candidates if c["p_adjusted"] < alpha and c["ratio"] >= min_ratio),
+        key=lambda c: (-c["ratio"], c["p_adjusted"]),
+    )
+    what = "squared error" if task == "regression" else "log loss"
+    return Diagnostic(
+        "slices",
+        "Error slices",
+        {"loss": what, "overall": overall, "tested": len(candidates), "slices": worse[:20]},
+        [_slices_finding(worse, len(candidates), what, overall, min_rows)],
+    )
+
+
+def _tested_groups(X: pd.DataFrame, loss: np.ndarray, min_rows: int) -> list[dict[str, Any]]:
+    """Every group of every column with ``min_rows`` rows inside and out: its mean loss against
+    the rest's, with the one-sided Welch p-value and its Benjamini-Hochberg adjustment."""
     from scipy import stats
 
-    loss = row_losses(task, y, pred)
     n = len(loss)
-    min_rows = min_rows or max(30, int(0.01 * n))
-    overall = float(loss.mean())
     candidates = []
     for col in X.columns:
-        groups = groups_of(X[col])
+        groups = slice_groups(X[col])
         if groups is None:
             continue
         codes = groups.to_numpy()
@@ -96,40 +90,30 @@ def error_slices(
         adjusted = stats.false_discovery_control([c["p_value"] for c in candidates])
         for c, p in zip(candidates, adjusted, strict=True):
             c["p_adjusted"] = float(p)
-    worse = sorted(
-        (c for c in candidates if c["p_adjusted"] < alpha and c["ratio"] >= min_ratio),
-        key=lambda c: (-c["ratio"], c["p_adjusted"]),
-    )
-    what = "squared error" if task == "regression" else "log loss"
-    findings = []
+    return candidates
+
+
+def _slices_finding(
+    worse: list[dict[str, Any]], tested: int, what: str, overall: float, min_rows: int
+) -> Finding:
+    """The groups where the model does worse (a warning), or that none was found."""
     if worse:
         shown = "; ".join(
             f"{c['feature']} = {c['group']} ({c['ratio']:.1f}x, {c['rows']} rows)"
             for c in worse[:3]
         )
-        findings.append(
-            Finding(
-                severity=Severity.WARNING,
-                check="error_slices",
-                message=f"the model does significantly worse on {len(worse)} subgroup(s): {shown}",
-                evidence={"slices": worse[:10], "loss": what, "overall": overall},
-                fix="look at these rows: more examples of them, features that describe them, or a "
-                "separate model; if a group is a protected attribute, run a fairness audit",
-            )
+        return Finding(
+            severity=Severity.WARNING,
+            check="error_slices",
+            message=f"the model does significantly worse on {len(worse)} subgroup(s): {shown}",
+            evidence={"slices": worse[:10], "loss": what, "overall": overall},
+            fix="look at these rows: more examples of them, features that describe them, or a "
+            "separate model; if a group is a protected attribute, run a fairness audit",
         )
-    else:
-        findings.append(
-            Finding(
-                severity=Severity.INFO,
-                check="error_slices",
-                message=f"no subgroup of {min_rows}+ rows where the model does significantly worse "
-                f"({len(candidates)} groups tested)",
-                evidence={"tested": len(candidates)},
-            )
-        )
-    return Diagnostic(
-        "slices",
-        "Error slices",
-        {"loss": what, "overall": overall, "tested": len(candidates), "slices": worse[:20]},
-        findings,
+    return Finding(
+        severity=Severity.INFO,
+        check="error_slices",
+        message=f"no subgroup of {min_rows}+ rows where the model does significantly worse "
+        f"({tested} groups tested)",
+        evidence={"tested": tested},
     )
