@@ -11,7 +11,7 @@ import numpy as np
 
 from mlre.errors import InputError
 from mlre.evaluate.compare import CompareResult
-from mlre.evaluate.ideas import Candidate, FoldData, _extended_plan, _fit_family
+from mlre.evaluate.ideas import Candidate, FoldData, family_predictions, plan_for_columns
 
 
 def parse_groups(text: str, columns: list[str]) -> dict[str, list[str]]:
@@ -60,11 +60,13 @@ def ablation_candidates(
         def transform(fold: FoldData) -> Any:
             X_train = fold.X_train.drop(columns=columns)
             X_test = fold.X_test.drop(columns=columns)
-            return X_train, X_test, _extended_plan(fold.plan, X_train)
+            return X_train, X_test, plan_for_columns(fold.plan, X_train)
 
-        return lambda f: _fit_family(family, params, f, transform)
+        return lambda f: family_predictions(family, params, f, transform)
 
-    out = [Candidate("all features", family, lambda f: _fit_family(family, params, f), "family")]
+    out = [
+        Candidate("all features", family, lambda f: family_predictions(family, params, f), "family")
+    ]
     for name, columns in groups.items():
         out.append(
             Candidate(

@@ -144,12 +144,14 @@ def default_params(name: str) -> dict[str, Any]:
 def family_candidate(name: str) -> Candidate:
     """A zoo family with its first portfolio configuration."""
     params = default_params(name)
-    return Candidate(name, name, lambda fold: _fit_family(name, params, fold), "family")
+    return Candidate(name, name, lambda fold: family_predictions(name, params, fold), "family")
 
 
-def _fit_family(
+def family_predictions(
     name: str, params: dict[str, Any], fold: FoldData, transform: Any | None = None
 ) -> np.ndarray:
+    """Zoo family ``name`` fitted on a fold's training rows (its tables and plan through
+    ``transform(fold)`` when given): its predictions for the fold's test rows."""
     from mlre.models.final import member_predict
     from mlre.search.trial import fit_family_stopped
 
@@ -201,7 +203,7 @@ def load_idea(path: str | Path, baseline_family: str | None) -> Candidate:
         return Candidate(
             f"{family}+{name}",
             str(path),
-            lambda fold: _fit_family(
+            lambda fold: family_predictions(
                 family, params, fold, lambda f: _apply_transform(path, module, f)
             ),
             "feature idea",
@@ -321,11 +323,13 @@ def _apply_transform(
             )
     X_train = X_train.set_axis(fold.X_train.index)
     X_test = X_test.set_axis(fold.X_test.index)
-    plan = _extended_plan(fold.plan, X_train)
+    plan = plan_for_columns(fold.plan, X_train)
     return X_train, X_test, plan
 
 
-def _extended_plan(plan: FeaturePlan, X: pd.DataFrame) -> FeaturePlan:
+def plan_for_columns(plan: FeaturePlan, X: pd.DataFrame) -> FeaturePlan:
+    """``plan`` for the columns of ``X``: its columns that ``X`` lacks leave it, and each new
+    column joins by its type (numbers and flags numeric, dates, the rest categorical)."""
     known = set(plan.columns) | set(plan.ignored)
     out = FeaturePlan(
         numeric=[c for c in plan.numeric if c in X.columns],
