@@ -151,83 +151,31 @@ def abtest(
     require_columns(df, [variant], "variant")
     if not 0 < alpha < 0.5 or not 0 < power < 1:
         raise InputError("alpha must be in (0, 0.5) and power in (0, 1)")
-    y_all = _numeric(df, metric, "metric")
-    x_all = _numeric(df, covariate, "covariate") if covariate else None
-    arms = df[variant].astype(str).where(df[variant].notna(), None)
-    keep = arms.notna().to_numpy() & ~np.isnan(y_all)
-    labels = arms[keep].to_numpy()
-    y = y_all[keep]
-    x = x_all[keep] if x_all is not None else None
+    labels, y, x, keep = _units(df, variant, metric, covariate)
     names = sorted(pd.unique(labels), key=str)
-    if len(names) < 2:
-        raise InputError(
-            f"{variant!r} holds a single variant ({names[0] if names else 'none'}): nothing to "
-            "compare",
-        )
-    if control is None:
-        control = next(
-            (n for n in names if n.lower() in ("control", "a", "0", "baseline")), names[0]
-        )
-    elif str(control) not in names:
-        raise InputError(f"no variant {control!r}", hint="variants: " + ", ".join(names))
-    control = str(control)
+    control = _control_arm(variant, names, control)
     counts = {n: int((labels == n).sum()) for n in names}
     small = [n for n, c in counts.items() if c < 2]
     if small:
         raise InputError(f"variant {small[0]!r} has fewer than two rows")
-    if expected_split is None:
-        expected = {n: 1 / len(names) for n in names}
-    else:
-        if len(expected_split) != len(names) or min(expected_split) <= 0:
-            raise InputError(
-                f"--expected-split needs {len(names)} positive shares (for "
-                f"{', '.join(names)}), got {expected_split}"
-            )
-        total = float(sum(expected_split))
-        expected = {n: s / total for n, s in zip(names, expected_split, strict=True)}
+    expected = _expected_shares(names, expected_split)
     n = sum(counts.values())
     srm_p = float(
         stats.chisquare([counts[k] for k in names], [expected[k] * n for k in names]).pvalue
     )
     adjusted, theta, reduction = cuped(y, x) if x is not None else (None, 0.0, 0.0)
-    y_c = y[labels == control]
-    comparisons = []
-    for name in (k for k in names if k != control):
-        y_v = y[labels == name]
-        r = compare_arms(y_v, y_c, alpha)
-        c = Comparison(
-            name, control, (len(y_v), len(y_c)), (float(y_v.mean()), float(y_c.mean())), **r
-        )
-        if adjusted is not None:
-            a = compare_arms(adjusted[labels == name], adjusted[labels == control], alpha)
-            c.cuped = a | {"theta": theta, "variance_reduction": reduction}
-        comparisons.append(c)
+    comparisons = _compare_variants(labels, y, names, control, alpha)
+    if adjusted is not None:
+        _add_cuped(comparisons, labels, adjusted, alpha, theta, reduction)
     if len(comparisons) > 1:
-        from statsmodels.stats.multitest import multipletests
-
-        ps = [(c.cuped or {}).get("p_value", c.p_value) for c in comparisons]
-        for c, p in zip(comparisons, multipletests(ps, alpha=alpha, method="holm")[1], strict=True):
-            c.p_adjusted = float(p)
+        _adjust_for_many(comparisons, alpha)
     # power and the minimum detectable effect of the test as run (on the adjusted metric when
     # there is one: that is the test whose interval is reported)
     base = adjusted if adjusted is not None else y
     first = comparisons[0]
-    se = float(
-        np.sqrt(
-            base[labels == first.variant].var(ddof=1) / counts[first.variant]
-            + base[labels == control].var(ddof=1) / counts[control]
-        )
+    mde, power_seen, needed = _power_as_run(
+        base, labels, counts, first, alpha, power, target_effect
     )
-    z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
-    mde = float((z_a + z_b) * se)
-    seen = abs((first.cuped or {}).get("difference", first.difference))
-    power_seen = float(stats.norm.sf(z_a - seen / se) + stats.norm.cdf(-z_a - seen / se))
-    needed = None
-    if target_effect is not None:
-        if target_effect == 0:
-            raise InputError("--target-effect must not be zero")
-        pooled = float(base.var(ddof=1))
-        needed = int(np.ceil(2 * pooled * (z_a + z_b) ** 2 / target_effect**2))
     test = ABTest(
         variant_column=variant,
         metric=metric,
@@ -246,6 +194,117 @@ def abtest(
     )
     test.findings = _findings(test, int((~keep).sum()))
     return test
+
+
+def _units(
+    df: pd.DataFrame, variant: str, metric: str, covariate: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The units with an arm and a metric: their arms, metric and covariate (when given), and
+    which rows of ``df`` they are."""
+    y_all = _numeric(df, metric, "metric")
+    x_all = _numeric(df, covariate, "covariate") if covariate else None
+    arms = df[variant].astype(str).where(df[variant].notna(), None)
+    keep = arms.notna().to_numpy() & ~np.isnan(y_all)
+    x = x_all[keep] if x_all is not None else None
+    return arms[keep].to_numpy(), y_all[keep], x, keep
+
+
+def _control_arm(variant: str, names: list[str], control: str | None) -> str:
+    """The control among two or more variants: the one given, else one named like a control,
+    else the first."""
+    if len(names) < 2:
+        raise InputError(
+            f"{variant!r} holds a single variant ({names[0] if names else 'none'}): nothing to "
+            "compare",
+        )
+    if control is None:
+        return next((n for n in names if n.lower() in ("control", "a", "0", "baseline")), names[0])
+    if str(control) not in names:
+        raise InputError(f"no variant {control!r}", hint="variants: " + ", ".join(names))
+    return str(control)
+
+
+def _expected_shares(names: list[str], expected_split: list[float] | None) -> dict[str, float]:
+    """Each variant's intended share of the units: as given (normalised), else equal."""
+    if expected_split is None:
+        return {n: 1 / len(names) for n in names}
+    if len(expected_split) != len(names) or min(expected_split) <= 0:
+        raise InputError(
+            f"--expected-split needs {len(names)} positive shares (for "
+            f"{', '.join(names)}), got {expected_split}"
+        )
+    total = float(sum(expected_split))
+    return {n: s / total for n, s in zip(names, expected_split, strict=True)}
+
+
+def _compare_variants(
+    labels: np.ndarray, y: np.ndarray, names: list[str], control: str, alpha: float
+) -> list[Comparison]:
+    """Each variant's metric against the control's."""
+    y_c = y[labels == control]
+    comparisons = []
+    for name in (k for k in names if k != control):
+        y_v = y[labels == name]
+        r = compare_arms(y_v, y_c, alpha)
+        comparisons.append(
+            Comparison(
+                name, control, (len(y_v), len(y_c)), (float(y_v.mean()), float(y_c.mean())), **r
+            )
+        )
+    return comparisons
+
+
+def _add_cuped(
+    comparisons: list[Comparison],
+    labels: np.ndarray,
+    adjusted: np.ndarray,
+    alpha: float,
+    theta: float,
+    reduction: float,
+) -> None:
+    """The same comparisons on the CUPED-adjusted metric."""
+    for c in comparisons:
+        a = compare_arms(adjusted[labels == c.variant], adjusted[labels == c.control], alpha)
+        c.cuped = a | {"theta": theta, "variance_reduction": reduction}
+
+
+def _adjust_for_many(comparisons: list[Comparison], alpha: float) -> None:
+    """Holm-adjusted p-values, for several variants tested against one control."""
+    from statsmodels.stats.multitest import multipletests
+
+    ps = [(c.cuped or {}).get("p_value", c.p_value) for c in comparisons]
+    for c, p in zip(comparisons, multipletests(ps, alpha=alpha, method="holm")[1], strict=True):
+        c.p_adjusted = float(p)
+
+
+def _power_as_run(
+    base: np.ndarray,
+    labels: np.ndarray,
+    counts: dict[str, int],
+    first: Comparison,
+    alpha: float,
+    power: float,
+    target_effect: float | None,
+) -> tuple[float, float, int | None]:
+    """The first comparison's minimum detectable effect at ``power``, its power against the
+    difference seen, and the rows per variant that would detect ``target_effect``."""
+    se = float(
+        np.sqrt(
+            base[labels == first.variant].var(ddof=1) / counts[first.variant]
+            + base[labels == first.control].var(ddof=1) / counts[first.control]
+        )
+    )
+    z_a, z_b = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    mde = float((z_a + z_b) * se)
+    seen = abs((first.cuped or {}).get("difference", first.difference))
+    power_seen = float(stats.norm.sf(z_a - seen / se) + stats.norm.cdf(-z_a - seen / se))
+    needed = None
+    if target_effect is not None:
+        if target_effect == 0:
+            raise InputError("--target-effect must not be zero")
+        pooled = float(base.var(ddof=1))
+        needed = int(np.ceil(2 * pooled * (z_a + z_b) ** 2 / target_effect**2))
+    return mde, power_seen, needed
 
 
 def _findings(test: ABTest, dropped: int) -> list[Finding]:

@@ -25,6 +25,7 @@ from mlre.causal.model import CausalModel
 from mlre.causal.nuisance import DEFAULT_FAMILIES, Nuisance, cross_fit, plan_for
 from mlre.data.profile import ColumnProfile
 from mlre.errors import InputError
+from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Findings, Severity
 
 ESTIMANDS = ("ATE", "ATT")
@@ -211,8 +212,6 @@ def analyse(
     step: Step | None = None,
 ) -> CausalResult:
     """The whole analysis; InputError when the data cannot answer the question (no overlap)."""
-    from mlre.causal import refute as ref
-
     step = step or (lambda _: None)
     started = time.monotonic()
     if estimand not in ESTIMANDS:
@@ -226,23 +225,7 @@ def analyse(
     step("nuisance models")
     nuisance = cross_fit(X, t, y, plan, tuple(families), seed=seed, step=step)
     e = nuisance.clipped_e()
-    findings: list[Finding] = []
-    overlaps: dict[str, Overlap] = {}
-    for k in sorted(ESTIMANDS, key=lambda k: k != estimand):  # the headline first
-        try:
-            overlaps[k] = overlap(t, e, k, trim)
-        except InputError as err:
-            if k == estimand:
-                raise
-            findings.append(
-                Finding(
-                    severity=Severity.WARNING,
-                    check="causal_overlap",
-                    message=f"the {k} cannot be estimated: {err.message}",
-                )
-            )
-    for o in overlaps.values():
-        findings += overlap_findings(o, t, model.treatment)
+    overlaps, findings = _overlaps(t, e, estimand, trim, model.treatment)
     estimates = estimate_all(
         X,
         t,
@@ -263,54 +246,116 @@ def analyse(
         naive[estimand], estimates[estimand], result.primary, bal.worst(after=False)
     )
     if refute and result.primary is not None:
-
-        def again(Xr: pd.DataFrame, tr: np.ndarray, yr: np.ndarray, s: int) -> est.Estimate:
-            plan_r = plan_for(list(Xr.columns), profiles | _extra_profiles(Xr, profiles))
-            nu = cross_fit(Xr, tr, yr, plan_r, nuisance.families, folds=nuisance.folds, seed=s)
-            er = nu.clipped_e()
-            try:
-                keep = overlap(tr, er, estimand, trim).keep
-            except InputError:
-                return est.Estimate("aipw", estimand, np.nan, np.nan, np.nan, np.nan, "", 0)
-            return est.aipw(yr[keep], tr[keep], er[keep], nu.mu0[keep], nu.mu1[keep], estimand)
-
-        primary = result.primary
-        step("refutation: placebo treatment")
-        result.refutations.append(ref.placebo(X, t, y, again, seed + 7))
-        step("refutation: random common cause")
-        result.refutations.append(ref.random_common_cause(X, t, y, again, primary, seed + 11))
-        step("refutation: data subsets")
-        result.refutations.append(ref.data_subsets(X, t, y, again, primary, seed + 13))
-        keep = overlaps[estimand].keep
-        baseline = float(
-            np.mean(nuisance.mu0[keep & (t == 1)]) if estimand == "ATT" else y[t == 0].mean()
-        )
-        result.refutations.append(ref.sensitivity(primary, y, t, model.binary_outcome, baseline))
-        findings += ref.refutation_findings(result.refutations)
+        findings += _refute(result, X, t, y, profiles, trim=trim, seed=seed, step=step)
     if model.modifiers and "ATE" in overlaps:
-        from mlre.causal.heterogeneity import heterogeneity, heterogeneity_findings
-
-        step("heterogeneous effects: causal forest")
-        keep = overlaps["ATE"].keep
-        m0, m1 = nuisance.mu0[keep], nuisance.mu1[keep]
-        theta, psi = est.aipw_scores(y[keep], t[keep], e[keep], m0, m1, "ATE")
-        scores = psi + theta  # each row's doubly robust effect
-        result.heterogeneity = heterogeneity(
-            X[keep].reset_index(drop=True),
-            t[keep],
-            y[keep],
-            plan,
-            model.modifiers,
-            scores,
-            nuisance.families,
-            seed=seed,
-        )
-        findings += heterogeneity_findings(result.heterogeneity)
+        findings += _effect_heterogeneity(result, X, t, y, e, plan, seed=seed, step=step)
     findings += _nuisance_findings(nuisance)
     result.findings = Findings(findings)
     result.propensity = {"treated": e[t == 1].tolist(), "untreated": e[t == 0].tolist()}
     result.seconds = time.monotonic() - started
     return result
+
+
+def _overlaps(
+    t: np.ndarray, e: np.ndarray, estimand: str, trim: float, treatment: str
+) -> tuple[dict[str, Overlap], list[Finding]]:
+    """The overlap of treated and untreated rows for each estimand that has one (the headline
+    first; InputError when it has none), and what it says."""
+    findings: list[Finding] = []
+    overlaps: dict[str, Overlap] = {}
+    for k in sorted(ESTIMANDS, key=lambda k: k != estimand):  # the headline first
+        try:
+            overlaps[k] = overlap(t, e, k, trim)
+        except InputError as err:
+            if k == estimand:
+                raise
+            findings.append(
+                Finding(
+                    severity=Severity.WARNING,
+                    check="causal_overlap",
+                    message=f"the {k} cannot be estimated: {err.message}",
+                )
+            )
+    for o in overlaps.values():
+        findings += overlap_findings(o, t, treatment)
+    return overlaps, findings
+
+
+def _refute(
+    result: CausalResult,
+    X: pd.DataFrame,
+    t: np.ndarray,
+    y: np.ndarray,
+    profiles: dict[str, ColumnProfile],
+    *,
+    trim: float,
+    seed: int,
+    step: Step,
+) -> list[Finding]:
+    """Try to break the primary estimate (placebo treatment, a random common cause, subsets of
+    the data, sensitivity to a hidden confounder); the refutations go into ``result``."""
+    from mlre.causal import refute as ref
+
+    estimand, nuisance = result.estimand, result.nuisance
+
+    def again(Xr: pd.DataFrame, tr: np.ndarray, yr: np.ndarray, s: int) -> est.Estimate:
+        plan_r = plan_for(list(Xr.columns), profiles | _extra_profiles(Xr, profiles))
+        nu = cross_fit(Xr, tr, yr, plan_r, nuisance.families, folds=nuisance.folds, seed=s)
+        er = nu.clipped_e()
+        try:
+            keep = overlap(tr, er, estimand, trim).keep
+        except InputError:
+            return est.Estimate("aipw", estimand, np.nan, np.nan, np.nan, np.nan, "", 0)
+        return est.aipw(yr[keep], tr[keep], er[keep], nu.mu0[keep], nu.mu1[keep], estimand)
+
+    primary = result.primary
+    step("refutation: placebo treatment")
+    result.refutations.append(ref.placebo(X, t, y, again, seed + 7))
+    step("refutation: random common cause")
+    result.refutations.append(ref.random_common_cause(X, t, y, again, primary, seed + 11))
+    step("refutation: data subsets")
+    result.refutations.append(ref.data_subsets(X, t, y, again, primary, seed + 13))
+    keep = result.overlaps[estimand].keep
+    baseline = float(
+        np.mean(nuisance.mu0[keep & (t == 1)]) if estimand == "ATT" else y[t == 0].mean()
+    )
+    binary = result.model.binary_outcome
+    result.refutations.append(ref.sensitivity(primary, y, t, binary, baseline))
+    return ref.refutation_findings(result.refutations)
+
+
+def _effect_heterogeneity(
+    result: CausalResult,
+    X: pd.DataFrame,
+    t: np.ndarray,
+    y: np.ndarray,
+    e: np.ndarray,
+    plan: FeaturePlan,
+    *,
+    seed: int,
+    step: Step,
+) -> list[Finding]:
+    """How the effect varies along the model's modifiers, over the rows the ATE keeps; it goes
+    into ``result``."""
+    from mlre.causal.heterogeneity import heterogeneity, heterogeneity_findings
+
+    step("heterogeneous effects: causal forest")
+    nuisance = result.nuisance
+    keep = result.overlaps["ATE"].keep
+    m0, m1 = nuisance.mu0[keep], nuisance.mu1[keep]
+    theta, psi = est.aipw_scores(y[keep], t[keep], e[keep], m0, m1, "ATE")
+    scores = psi + theta  # each row's doubly robust effect
+    result.heterogeneity = heterogeneity(
+        X[keep].reset_index(drop=True),
+        t[keep],
+        y[keep],
+        plan,
+        result.model.modifiers,
+        scores,
+        nuisance.families,
+        seed=seed,
+    )
+    return heterogeneity_findings(result.heterogeneity)
 
 
 def _extra_profiles(

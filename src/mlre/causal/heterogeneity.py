@@ -81,9 +81,10 @@ def _subplan(plan: FeaturePlan, columns: list[str]) -> FeaturePlan:
     )
 
 
-def groups_of(s: pd.Series, max_groups: int = 8) -> pd.Series:
-    """Group labels of a modifier: quartile bands of a number with many values, otherwise its
-    most common values (the rest as 'other')."""
+def modifier_groups(s: pd.Series, max_groups: int = 8) -> pd.Series:
+    """Group labels of an effect modifier, at most ``max_groups`` of them so that each holds
+    enough rows for its own effect: quartile bands of a number with many values, otherwise its
+    most common values (the rest as 'other'); every row has a group."""
     if pd.api.types.is_numeric_dtype(s.dtype) and s.nunique() > max_groups:
         bands = pd.qcut(s, 4, duplicates="drop")
         return bands.astype(str).where(s.notna(), "missing")
@@ -99,7 +100,7 @@ def group_effects(
     the chi-squared test that every group has the same effect."""
     out, tests = [], {}
     for m in modifiers:
-        labels = groups_of(X[m])
+        labels = modifier_groups(X[m])
         means, ses = [], []
         for g in sorted(labels.unique()):
             s = scores[(labels == g).to_numpy()]

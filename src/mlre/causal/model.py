@@ -234,79 +234,18 @@ def build_model(
     require_columns(df, modifiers, "effect modifier")
     require_columns(df, instruments, "instrument")
     findings: list[Finding] = []
-    keep = df[treatment].notna() & df[outcome].notna()
-    dropped = int((~keep).sum())
-    data = df[keep].reset_index(drop=True)
-    if len(data) == 0:
-        raise InputError(f"no row has both a {treatment!r} and an {outcome!r} value")
-    y = data[outcome]
-    if pd.api.types.is_bool_dtype(y.dtype):
-        y = y.astype(float)
-    if not pd.api.types.is_numeric_dtype(y.dtype):
-        sample = ", ".join(repr(v) for v in pd.unique(y)[:3])
-        raise InputError(
-            f"the outcome {outcome!r} is not numeric (values such as {sample})",
-            hint="effects are differences in an outcome's mean: give a number or a 0/1 column",
-        )
-    treated, control = treatment_values(data[treatment], treatment, treated_value)
-    data[treatment] = (data[treatment] == treated).astype(int)
-    data[outcome] = pd.to_numeric(y).astype(float)
+    data, dropped, (treated, control) = _usable_rows(df, treatment, outcome, treated_value)
     profiles = profile_frame(data, id_columns or [])
-    reserved = {treatment, outcome, *modifiers, *instruments}
     if isinstance(confounders, str):
         if confounders != "auto":
             raise InputError(
                 f"--confounders takes a list of columns or 'auto', not {confounders!r}"
             )
-        usable = (Role.NUMERIC, Role.BOOLEAN, Role.CATEGORICAL, Role.DATETIME)
-        chosen = [c for c, p in profiles.items() if c not in reserved and p.role in usable]
-        left = [c for c in profiles if c not in reserved and c not in chosen]
-        if left:
-            findings.append(
-                Finding(
-                    severity=Severity.INFO,
-                    check="causal_auto_confounders",
-                    message=f"left out of the adjustment set: {', '.join(left)} (identifiers, "
-                    "free text or constants)",
-                    evidence={"left_out": left},
-                )
-            )
-        separating = _separating(data, chosen, treatment, profiles)
-        for c, auc in separating.items():
-            chosen.remove(c)
-            findings.append(
-                Finding(
-                    severity=Severity.WARNING,
-                    check="causal_group_label",
-                    column=c,
-                    message=f"{c!r} alone tells the treated from the untreated (AUC {auc:.3f}): "
-                    "it labels the group rather than causing the treatment, and was left out",
-                    evidence={"auc": round(auc, 4)},
-                    fix="name the confounders yourself if it must be adjusted for",
-                )
-            )
-        confounders = chosen
-        findings.append(
-            Finding(
-                severity=Severity.INFO,
-                check="causal_auto_confounders",
-                message="confounders chosen automatically: every other usable column. A column "
-                "that is a consequence of the treatment must not be among them; check the list",
-                evidence={"confounders": confounders},
-            )
-        )
+        reserved = {treatment, outcome, *modifiers, *instruments}
+        confounders, chosen_findings = _auto_confounders(data, profiles, reserved, treatment)
+        findings += chosen_findings
     else:
-        confounders = list(dict.fromkeys(confounders))
-        require_columns(df, confounders, "confounder")
-        clash = [c for c in confounders if c in (treatment, outcome)]
-        if clash:
-            raise InputError(
-                f"{clash[0]!r} cannot be a confounder: it is the "
-                + ("treatment" if clash[0] == treatment else "outcome")
-            )
-        both = [c for c in confounders if c in instruments]
-        if both:
-            raise InputError(f"{both[0]!r} is named both a confounder and an instrument")
+        confounders = _named_confounders(df, confounders, treatment, outcome, instruments)
     if not confounders and not modifiers:
         findings.append(
             Finding(
@@ -331,6 +270,95 @@ def build_model(
         binary_outcome=values <= {0.0, 1.0},
     )
     return model, data, profiles, findings
+
+
+def _usable_rows(
+    df: pd.DataFrame, treatment: str, outcome: str, treated_value: Any
+) -> tuple[pd.DataFrame, int, tuple[Any, Any]]:
+    """The rows with both a treatment and an outcome (treatment as 0/1, outcome as numbers),
+    how many were dropped, and the (treated, control) values of the treatment."""
+    keep = df[treatment].notna() & df[outcome].notna()
+    dropped = int((~keep).sum())
+    data = df[keep].reset_index(drop=True)
+    if len(data) == 0:
+        raise InputError(f"no row has both a {treatment!r} and an {outcome!r} value")
+    y = data[outcome]
+    if pd.api.types.is_bool_dtype(y.dtype):
+        y = y.astype(float)
+    if not pd.api.types.is_numeric_dtype(y.dtype):
+        sample = ", ".join(repr(v) for v in pd.unique(y)[:3])
+        raise InputError(
+            f"the outcome {outcome!r} is not numeric (values such as {sample})",
+            hint="effects are differences in an outcome's mean: give a number or a 0/1 column",
+        )
+    treated, control = treatment_values(data[treatment], treatment, treated_value)
+    data[treatment] = (data[treatment] == treated).astype(int)
+    data[outcome] = pd.to_numeric(y).astype(float)
+    return data, dropped, (treated, control)
+
+
+def _auto_confounders(
+    data: pd.DataFrame, profiles: dict[str, ColumnProfile], reserved: set[str], treatment: str
+) -> tuple[list[str], list[Finding]]:
+    """Every other usable column as a confounder, less those that alone tell the treated from
+    the untreated (they label the group), with findings that say what was chosen and left out."""
+    findings: list[Finding] = []
+    usable = (Role.NUMERIC, Role.BOOLEAN, Role.CATEGORICAL, Role.DATETIME)
+    chosen = [c for c, p in profiles.items() if c not in reserved and p.role in usable]
+    left = [c for c in profiles if c not in reserved and c not in chosen]
+    if left:
+        findings.append(
+            Finding(
+                severity=Severity.INFO,
+                check="causal_auto_confounders",
+                message=f"left out of the adjustment set: {', '.join(left)} (identifiers, "
+                "free text or constants)",
+                evidence={"left_out": left},
+            )
+        )
+    separating = _separating(data, chosen, treatment, profiles)
+    for c, auc in separating.items():
+        chosen.remove(c)
+        findings.append(
+            Finding(
+                severity=Severity.WARNING,
+                check="causal_group_label",
+                column=c,
+                message=f"{c!r} alone tells the treated from the untreated (AUC {auc:.3f}): "
+                "it labels the group rather than causing the treatment, and was left out",
+                evidence={"auc": round(auc, 4)},
+                fix="name the confounders yourself if it must be adjusted for",
+            )
+        )
+    findings.append(
+        Finding(
+            severity=Severity.INFO,
+            check="causal_auto_confounders",
+            message="confounders chosen automatically: every other usable column. A column "
+            "that is a consequence of the treatment must not be among them; check the list",
+            evidence={"confounders": chosen},
+        )
+    )
+    return chosen, findings
+
+
+def _named_confounders(
+    df: pd.DataFrame, confounders: list[str], treatment: str, outcome: str, instruments: list[str]
+) -> list[str]:
+    """The confounders a user named, once each; InputError for one that is missing or is
+    also the treatment, the outcome or an instrument."""
+    confounders = list(dict.fromkeys(confounders))
+    require_columns(df, confounders, "confounder")
+    clash = [c for c in confounders if c in (treatment, outcome)]
+    if clash:
+        raise InputError(
+            f"{clash[0]!r} cannot be a confounder: it is the "
+            + ("treatment" if clash[0] == treatment else "outcome")
+        )
+    both = [c for c in confounders if c in instruments]
+    if both:
+        raise InputError(f"{both[0]!r} is named both a confounder and an instrument")
+    return confounders
 
 
 def _separating(

@@ -161,6 +161,27 @@ def causal_page(result: Any, known: float | None = None) -> str:
         if primary is not None
         else "no estimate"
     )
+    sections = [
+        Section("The causal model", m.words(), markup=m.graph_svg()),
+        _estimates_section(result, known),
+        _overlap_section(result),
+    ]
+    if result.refutations:
+        sections.append(_refutations_section(result.refutations))
+    if result.heterogeneity is not None:
+        sections.append(_heterogeneity_section(result.heterogeneity))
+    sections.append(
+        Section(
+            "Findings",
+            header=["severity", "check", "finding"],
+            rows=[[f.severity.value, f.check, f.message] for f in result.findings],
+        )
+    )
+    return sections_page(f"Causal effect of {m.treatment} on {m.outcome}", head, sections)
+
+
+def _estimates_section(result: Any, known: float | None) -> Section:
+    """Every estimator's answer for each estimand, as a table and a figure."""
     rows = []
     for k, items in result.estimates.items():
         for e in [result.naive[k], *items]:
@@ -176,91 +197,83 @@ def causal_page(result: Any, known: float | None = None) -> str:
                     e.note,
                 ]
             )
-    sections = [
-        Section("The causal model", m.words(), markup=m.graph_svg()),
-        Section(
-            "Estimates",
-            [
-                "Each estimator answers for the average effect on everyone (ATE) and on the "
-                "treated (ATT), on the rows with overlap. The doubly robust estimators are "
-                "right when either the propensity or the outcome model is."
-            ],
-            ["estimator", "estimand", "effect", "95% CI", "p", "rows", "interval", "note"],
-            rows,
-            [estimates_figure(result, known)],
-        ),
-        Section(
-            "Overlap and balance",
-            [
-                f"Propensity model: {result.nuisance.families['e']}; outcome models: "
-                f"{result.nuisance.families['mu0']} (untreated), "
-                f"{result.nuisance.families['mu1']} (treated), chosen by out-of-fold loss."
-            ],
-            [
-                "estimand",
-                "rows kept",
-                "treated trimmed",
-                "untreated trimmed",
-                "propensity AUC",
-                "effective untreated rows",
-            ],
-            [
-                [
-                    k,
-                    f"{int(o.keep.sum()):,}",
-                    o.treated_dropped,
-                    o.control_dropped,
-                    f"{o.auc:.3f}",
-                    f"{o.effective_controls:,.0f}",
-                ]
-                for k, o in result.overlaps.items()
-            ],
-            [
-                propensity_figure(result.propensity, next(iter(result.overlaps.values())).trim),
-                love_figure(result.balance.rows, 0.1),
-            ],
-        ),
-    ]
-    if result.refutations:
-        sections.append(
-            Section(
-                "Refutations",
-                ["Attempts to break the estimate; one that fails is a reason for doubt."],
-                ["test", "result", "new effect", "detail"],
-                [
-                    [r.name, "passed" if r.passed else "FAILED", _fmt(r.new_effect), r.detail]
-                    for r in result.refutations
-                ],
-            )
-        )
-    h = result.heterogeneity
-    if h is not None:
-        q = h.cate_quantiles
-        sections.append(
-            Section(
-                "Heterogeneous effects",
-                [
-                    f"Causal forest over {', '.join(h.modifiers)} on {h.rows:,} rows: mean "
-                    f"CATE {_fmt(h.cate_mean)}; 10th/50th/90th percentile {_fmt(q['0.1'])} / "
-                    f"{_fmt(q['0.5'])} / {_fmt(q['0.9'])}; interval above zero for "
-                    f"{h.share_positive:.0%} of rows, below for {h.share_negative:.0%}."
-                ],
-                ["modifier", "importance", "p (groups share one effect)"],
-                [
-                    [k, f"{v:.0%}", f"{h.tests.get(k, float('nan')):.3g}"]
-                    for k, v in h.importance.items()
-                ],
-                [groups_figure(h)],
-            )
-        )
-    sections.append(
-        Section(
-            "Findings",
-            header=["severity", "check", "finding"],
-            rows=[[f.severity.value, f.check, f.message] for f in result.findings],
-        )
+    return Section(
+        "Estimates",
+        [
+            "Each estimator answers for the average effect on everyone (ATE) and on the "
+            "treated (ATT), on the rows with overlap. The doubly robust estimators are "
+            "right when either the propensity or the outcome model is."
+        ],
+        ["estimator", "estimand", "effect", "95% CI", "p", "rows", "interval", "note"],
+        rows,
+        [estimates_figure(result, known)],
     )
-    return sections_page(f"Causal effect of {m.treatment} on {m.outcome}", head, sections)
+
+
+def _overlap_section(result: Any) -> Section:
+    """The nuisance models chosen, the overlap of each estimand and the covariate balance."""
+    families = result.nuisance.families
+    return Section(
+        "Overlap and balance",
+        [
+            f"Propensity model: {families['e']}; outcome models: "
+            f"{families['mu0']} (untreated), "
+            f"{families['mu1']} (treated), chosen by out-of-fold loss."
+        ],
+        [
+            "estimand",
+            "rows kept",
+            "treated trimmed",
+            "untreated trimmed",
+            "propensity AUC",
+            "effective untreated rows",
+        ],
+        [
+            [
+                k,
+                f"{int(o.keep.sum()):,}",
+                o.treated_dropped,
+                o.control_dropped,
+                f"{o.auc:.3f}",
+                f"{o.effective_controls:,.0f}",
+            ]
+            for k, o in result.overlaps.items()
+        ],
+        [
+            propensity_figure(result.propensity, next(iter(result.overlaps.values())).trim),
+            love_figure(result.balance.rows, 0.1),
+        ],
+    )
+
+
+def _refutations_section(refutations: list[Any]) -> Section:
+    """Each attempt to break the estimate and whether it held."""
+    return Section(
+        "Refutations",
+        ["Attempts to break the estimate; one that fails is a reason for doubt."],
+        ["test", "result", "new effect", "detail"],
+        [
+            [r.name, "passed" if r.passed else "FAILED", _fmt(r.new_effect), r.detail]
+            for r in refutations
+        ],
+    )
+
+
+def _heterogeneity_section(h: Any) -> Section:
+    """How the effect varies: the causal forest's summary, each modifier's weight and test."""
+    q = h.cate_quantiles
+    return Section(
+        "Heterogeneous effects",
+        [
+            f"Causal forest over {', '.join(h.modifiers)} on {h.rows:,} rows: mean "
+            f"CATE {_fmt(h.cate_mean)}; 10th/50th/90th percentile {_fmt(q['0.1'])} / "
+            f"{_fmt(q['0.5'])} / {_fmt(q['0.9'])}; interval above zero for "
+            f"{h.share_positive:.0%} of rows, below for {h.share_negative:.0%}."
+        ],
+        ["modifier", "importance", "p (groups share one effect)"],
+        [[k, f"{v:.0%}", f"{h.tests.get(k, float('nan')):.3g}"] for k, v in h.importance.items()],
+        [groups_figure(h)],
+    )
 
 
 def abtest_page(test: Any) -> str:
