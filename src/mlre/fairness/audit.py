@@ -172,8 +172,6 @@ def audit_predictions(
 ) -> FairnessAudit:
     """Metrics per group and disparities of ``prediction`` (0/1 labels for binary, values for
     regression) against ``y_true`` (0/1 or values), for each column of ``groups``."""
-    from fairlearn import metrics as fm
-
     if task == "multiclass":
         raise InputError(
             "fairness metrics are defined here for binary classification and regression",
@@ -189,64 +187,106 @@ def audit_predictions(
     findings: list[Finding] = []
     for column in groups.columns:
         g = groups[column].to_numpy()
-        judged = []
-        for value in sorted(pd.unique(g), key=str):
-            mask = g == value
-            n = int(mask.sum())
-            small = n < MIN_GROUP
-            metrics = fn(y[mask], pred[mask])
-            intervals = _bootstrap(y[mask], pred[mask], fn, rng, samples) if n > 1 else {}
-            rows.append(GroupMetrics(column, str(value), n, metrics, intervals, small))
-            if small:
-                findings.append(
-                    Finding(
-                        severity=Severity.INFO,
-                        check="fairness_small_group",
-                        column=column,
-                        message=f"group {value!r} of {column} has {n} rows: shown, not judged",
-                    )
-                )
-            else:
-                judged.append(value)
-        if len(judged) < 2 or task != "binary":
-            if task == "regression" and len(judged) >= 2:
-                keep = np.isin(g, judged)
-                errors = pd.Series(np.abs(pred - y)[keep]).groupby(g[keep]).mean()
-                value = float(errors.max() - errors.min())
-                disparities.append(
-                    Disparity(column, "mae_difference", value, None, False, len(judged))
-                )
+        column_rows, judged, small = _group_metrics(column, g, y, pred, fn, rng, samples)
+        rows += column_rows
+        findings += small
+        if len(judged) < 2:
             continue
-        keep = np.isin(g, judged)
-        kwargs = {"y_true": y[keep], "y_pred": pred[keep], "sensitive_features": g[keep]}
-        values = {
-            "demographic_parity_difference": fm.demographic_parity_difference(**kwargs),
-            "demographic_parity_ratio": fm.demographic_parity_ratio(**kwargs),
-            "equalized_odds_difference": fm.equalized_odds_difference(**kwargs),
-            "equal_opportunity_difference": fm.equal_opportunity_difference(**kwargs),
-        }
-        for name, value in values.items():
-            limit = limits.get(name)
-            ratio = name.endswith("_ratio")
-            breached = limit is not None and (value < limit if ratio else value > limit)
-            disparities.append(
-                Disparity(column, name, float(value), limit, bool(breached), len(judged))
-            )
-            if breached:
-                rule = "the four-fifths rule" if name == "demographic_parity_ratio" else "its limit"
-                findings.append(
-                    Finding(
-                        severity=Severity.WARNING,
-                        check=f"fairness_{name}",
-                        column=column,
-                        message=f"{name.replace('_', ' ')} by {column} is {value:.3f}, beyond "
-                        f"{rule} ({'at least' if ratio else 'at most'} {limit:g})",
-                        evidence={"value": float(value), "limit": limit, "groups": len(judged)},
-                        fix="see `mlre mitigate` for models that trade a little accuracy for "
-                        "smaller disparities, and check the features that stand in for the column",
-                    )
-                )
+        if task == "binary":
+            found, breaches = _binary_disparities(column, g, judged, y, pred, limits)
+            disparities += found
+            findings += breaches
+        elif task == "regression":
+            disparities.append(_error_disparity(column, g, judged, y, pred))
     return FairnessAudit(task, rows, disparities, [], findings)
+
+
+def _group_metrics(
+    column: str,
+    g: np.ndarray,
+    y: np.ndarray,
+    pred: np.ndarray,
+    fn: Any,
+    rng: np.random.Generator,
+    samples: int,
+) -> tuple[list[GroupMetrics], list[Any], list[Finding]]:
+    """Each group's metrics with bootstrap intervals, the groups large enough to be judged, and
+    a finding for each group that is not."""
+    rows, judged, findings = [], [], []
+    for value in sorted(pd.unique(g), key=str):
+        mask = g == value
+        n = int(mask.sum())
+        small = n < MIN_GROUP
+        metrics = fn(y[mask], pred[mask])
+        intervals = _bootstrap(y[mask], pred[mask], fn, rng, samples) if n > 1 else {}
+        rows.append(GroupMetrics(column, str(value), n, metrics, intervals, small))
+        if small:
+            findings.append(
+                Finding(
+                    severity=Severity.INFO,
+                    check="fairness_small_group",
+                    column=column,
+                    message=f"group {value!r} of {column} has {n} rows: shown, not judged",
+                )
+            )
+        else:
+            judged.append(value)
+    return rows, judged, findings
+
+
+def _error_disparity(
+    column: str, g: np.ndarray, judged: list[Any], y: np.ndarray, pred: np.ndarray
+) -> Disparity:
+    """The gap between the judged groups' largest and smallest mean absolute error."""
+    keep = np.isin(g, judged)
+    errors = pd.Series(np.abs(pred - y)[keep]).groupby(g[keep]).mean()
+    value = float(errors.max() - errors.min())
+    return Disparity(column, "mae_difference", value, None, False, len(judged))
+
+
+def _binary_disparities(
+    column: str,
+    g: np.ndarray,
+    judged: list[Any],
+    y: np.ndarray,
+    pred: np.ndarray,
+    limits: dict[str, float],
+) -> tuple[list[Disparity], list[Finding]]:
+    """Fairlearn's disparities between the judged groups, and a finding for each that breaks
+    its limit."""
+    from fairlearn import metrics as fm
+
+    keep = np.isin(g, judged)
+    kwargs = {"y_true": y[keep], "y_pred": pred[keep], "sensitive_features": g[keep]}
+    values = {
+        "demographic_parity_difference": fm.demographic_parity_difference(**kwargs),
+        "demographic_parity_ratio": fm.demographic_parity_ratio(**kwargs),
+        "equalized_odds_difference": fm.equalized_odds_difference(**kwargs),
+        "equal_opportunity_difference": fm.equal_opportunity_difference(**kwargs),
+    }
+    disparities, findings = [], []
+    for name, value in values.items():
+        limit = limits.get(name)
+        ratio = name.endswith("_ratio")
+        breached = limit is not None and (value < limit if ratio else value > limit)
+        disparities.append(
+            Disparity(column, name, float(value), limit, bool(breached), len(judged))
+        )
+        if breached:
+            rule = "the four-fifths rule" if name == "demographic_parity_ratio" else "its limit"
+            findings.append(
+                Finding(
+                    severity=Severity.WARNING,
+                    check=f"fairness_{name}",
+                    column=column,
+                    message=f"{name.replace('_', ' ')} by {column} is {value:.3f}, beyond "
+                    f"{rule} ({'at least' if ratio else 'at most'} {limit:g})",
+                    evidence={"value": float(value), "limit": limit, "groups": len(judged)},
+                    fix="see `mlre mitigate` for models that trade a little accuracy for "
+                    "smaller disparities, and check the features that stand in for the column",
+                )
+            )
+    return disparities, findings
 
 
 def find_proxies(

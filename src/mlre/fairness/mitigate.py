@@ -152,9 +152,6 @@ def tradeoff(
 ) -> list[Option]:
     """The unmitigated model and each mitigation, scored on the same evaluation rows (half of the
     holdout; the other half tunes the post-processing thresholds)."""
-    from fairlearn.postprocessing import ThresholdOptimizer
-    from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
-
     if constraint not in CONSTRAINTS:
         raise InputError(
             f"unknown constraint {constraint!r}", hint="use demographic_parity or equalized_odds"
@@ -174,14 +171,9 @@ def tradeoff(
             False,
         )
     ]
-    post = ThresholdOptimizer(
-        estimator=_Prefit(model),
-        constraints=CONSTRAINTS[constraint],
-        objective="accuracy_score",
-        prefit=True,
-        predict_method="predict_proba",
+    post = _thresholds_per_group(
+        model, X_hold.iloc[tune], y_hold[tune], groups_hold[tune], constraint
     )
-    post.fit(X_hold.iloc[tune], y_hold[tune], sensitive_features=groups_hold[tune])
     options.append(
         _score(
             f"thresholds per group ({constraint.replace('_', ' ')})",
@@ -194,14 +186,10 @@ def tradeoff(
         )
     )
     if reductions:
-        moment = DemographicParity if constraint == "demographic_parity" else EqualizedOdds
         for eps in epsilons:
-            mitigator = ExponentiatedGradient(
-                FamilyClassifier(plan, family, params, seed),
-                constraints=moment(difference_bound=eps),
-                max_iter=20,
+            mitigator = _reweighted(
+                X_train, y_train, groups_train, constraint, eps, plan, family, params, seed
             )
-            mitigator.fit(X_train, y_train, sensitive_features=groups_train)
             options.append(
                 _score(
                     f"{family} reweighted (bound {eps:g})",
@@ -214,6 +202,49 @@ def tradeoff(
                 )
             )
     return options
+
+
+def _thresholds_per_group(
+    model: Any, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, constraint: str
+) -> Any:
+    """Fairlearn's post-processing of the fitted ``model``: a threshold per group, fitted on
+    the rows given, under which ``constraint`` holds."""
+    from fairlearn.postprocessing import ThresholdOptimizer
+
+    post = ThresholdOptimizer(
+        estimator=_Prefit(model),
+        constraints=CONSTRAINTS[constraint],
+        objective="accuracy_score",
+        prefit=True,
+        predict_method="predict_proba",
+    )
+    post.fit(X, y, sensitive_features=groups)
+    return post
+
+
+def _reweighted(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    constraint: str,
+    bound: float,
+    plan: FeaturePlan,
+    family: str,
+    params: dict[str, Any],
+    seed: int,
+) -> Any:
+    """Fairlearn's in-training reduction: a mixture of models of ``family`` refitted with
+    weights that keep the disparity of ``constraint`` within ``bound``."""
+    from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
+
+    moment = DemographicParity if constraint == "demographic_parity" else EqualizedOdds
+    mitigator = ExponentiatedGradient(
+        FamilyClassifier(plan, family, params, seed),
+        constraints=moment(difference_bound=bound),
+        max_iter=20,
+    )
+    mitigator.fit(X, y, sensitive_features=groups)
+    return mitigator
 
 
 class MitigatedModel(BaseEstimator):
