@@ -105,7 +105,19 @@ def test_init_writes_a_spec_and_never_overwrites_silently(store: Path):
 
 def test_version_and_help():
     assert mlre("--version").stdout.startswith("mlre ")
-    assert "audit" in mlre("--help").stdout
+    help_text = mlre("--help").stdout
+    assert "audit" in help_text
+    for panel in (
+        "Data",
+        "Models",
+        "Experiments",
+        "Fairness",
+        "Causal effects",
+        "Release",
+        "Monitoring",
+    ):
+        assert f"─ {panel} ─" in help_text, help_text
+    assert "compare-datasets" in help_text and "compare-runs" in help_text
 
 
 def _bad_inputs(folder: Path) -> list[tuple[list[str], str]]:

@@ -224,6 +224,42 @@ def test_bad_candidate_lists_are_clear_errors(store, tmp_path, args, message):
     assert message in done.output and "Traceback" not in done.output
 
 
+@pytest.mark.parametrize(
+    "args, command",
+    [
+        (
+            ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"],
+            "mlre compare-runs RUN_A RUN_B",
+        ),
+        (["--datasets", "sets", "--target-from-meta", "lightgbm", "linear"], "compare-datasets"),
+        (["--data", "d.csv", "--target", "y", "lightgbm", "linear", "-o", "p.html"], "--output"),
+    ],
+)
+def test_the_old_combined_forms_name_the_command_that_does_it_now(store, args, command):
+    done = CliRunner().invoke(app, ["compare", *args])
+    assert done.exit_code == 2, done.output
+    assert command in done.output and "Traceback" not in done.output
+    assert len(done.output.strip().splitlines()) == 1, done.output
+
+
+def test_the_command_across_data_sets_ranks_them_and_writes_the_page(store, tmp_path):
+    folder = tmp_path / "sets"
+    for seed in range(3):
+        (folder / f"set{seed}").mkdir(parents=True)
+        _synthetic(200, seed).to_csv(folder / f"set{seed}" / "data.csv", index=False)
+    page = tmp_path / "across.html"
+    done = CliRunner().invoke(
+        app,
+        ["compare-datasets", str(folder), "linear", "knn", "--target", "y",
+         "--repeats", "1", "--folds", "2", "-o", str(page), "--no-track"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "set0" in done.output and "mean rank (1 = best)" in done.output
+    assert "critical-difference diagram" in done.output
+    assert "Plotly.newPlot" in page.read_text()
+    assert not (store / "mlruns.db").exists()
+
+
 def test_across_data_sets_ranks_candidates_and_draws_the_critical_difference(store, tmp_path):
     import shutil
 

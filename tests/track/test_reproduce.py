@@ -98,6 +98,6 @@ def test_two_runs_are_compared_on_the_holdout_rows_neither_trained_on(tracked, m
     )
     partial = compare_runs(run.run_id, shifted.run_id, samples=200, track=False)
     assert 30 <= partial.rows < 200  # another seed, another holdout: only the shared rows
-    done = CliRunner().invoke(app, ["compare", run.run_id, other.run_id, "--no-track"])
+    done = CliRunner().invoke(app, ["compare-runs", run.run_id, other.run_id, "--no-track"])
     assert done.exit_code == 0, done.output
     assert c.verdict in done.output

@@ -1,4 +1,4 @@
-"""``mlre compare --datasets``: candidates compared on every data set of a folder, then across
+"""``mlre compare-datasets``: candidates compared on every data set of a folder, then across
 them (Friedman with Nemenyi's critical difference, the Bayesian signed-rank test)."""
 
 from __future__ import annotations
@@ -162,3 +162,13 @@ def markdown_across(across: Any) -> str:
     for name, reason in across.skipped.items():
         lines.append(f"- left out {name}: {reason}")
     return "\n".join(lines) + "\n"
+
+
+def write_across_page(across: Any, path: str | Path) -> Path:
+    """Write the scores, the ranks and the critical-difference diagram of ``across`` (what
+    ``compare_datasets`` returns) to ``path`` as one self-contained HTML page."""
+    from mlre.evaluate.across import across_html
+
+    path = Path(path)
+    path.write_text(across_html(across), encoding="utf-8")
+    return path

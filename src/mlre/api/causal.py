@@ -32,6 +32,14 @@ def _columns(value: list[str] | str | None) -> list[str]:
     return [c.strip() for v in value for c in str(v).split(",") if c.strip()]
 
 
+def format_number(v: float | None) -> str:
+    """An effect or a difference for people: thousands separated, four significant digits
+    below 1,000, "-" when there is none."""
+    from mlre.causal.estimators import number
+
+    return number(v)
+
+
 def causal_effect(
     data: str | Path | pd.DataFrame,
     *,

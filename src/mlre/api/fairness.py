@@ -194,6 +194,17 @@ def _record_mitigation(
             result.registered = _register(parent, result, register, prepared, contract, spec, run)
 
 
+def write_tradeoff_page(result: Mitigation, path: str | Path) -> Path:
+    """Write the trade-off table and plot of ``result`` (what ``mitigate`` returns) to ``path``
+    as one self-contained HTML page."""
+    from mlre.fairness.mitigate import tradeoff_html
+
+    path = Path(path)
+    page = tradeoff_html(result.options, result.front, result.constraint, result.sensitive)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
 class Mitigation:
     """The options of a mitigation and which of them are on the Pareto front."""
 

@@ -1,27 +1,28 @@
-"""The release commands of the ``mlre`` command line: serve, promote, rollback, deployments and
-audit-log verify. Parse, call the API, render with Rich."""
+"""The release commands: serve, promote, roll back, the release history, the audit log and the
+prediction log."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, SpecOpt, app, err, guarded, out
+from mlre.cli.options import JsonOpt, SpecOpt
+from mlre.cli.output import err, guarded, out, write_json
+
+PANEL = "Release"
+commands = typer.Typer()
+# groups of their own (`mlre audit-log verify`), shown in this panel
+audit_log = typer.Typer(help="The deployment audit log.", no_args_is_help=True)
+prediction_log = typer.Typer(help="The service's prediction log.", no_args_is_help=True)
 
 NameArg = Annotated[str, typer.Argument(help="The registered model's name (the project).")]
-audit_log_app = typer.Typer(help="The deployment audit log.", no_args_is_help=True)
-app.add_typer(audit_log_app, name="audit-log")
-prediction_log_app = typer.Typer(help="The service's prediction log.", no_args_is_help=True)
-app.add_typer(prediction_log_app, name="prediction-log")
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model to serve.")],
@@ -69,7 +70,7 @@ def serve(
     serve_model(config, host=host, port=port)
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def promote(
     name: NameArg,
@@ -89,7 +90,7 @@ def promote(
     as_json: JsonOpt = False,
 ) -> None:
     """Put a version on trial (--shadow, --canary PCT) or make it champion (--full)."""
-    from mlre.api.deploy import promote as do_promote
+    from mlre import api
     from mlre.errors import InputError
 
     chosen = [
@@ -97,19 +98,22 @@ def promote(
     ]
     if len(chosen) != 1:
         raise InputError("choose one of --shadow, --canary PCT or --full")
-    share = (canary or 0.0) / 100.0
-    result = do_promote(
+    result = api.promote(
         name,
         version,
         chosen[0],
-        share=share,
+        share=(canary or 0.0) / 100.0,
         reason=reason,
         spec=spec,
         prediction_log=prediction_log,
     )
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        write_json(result.to_dict())
         return
+    _render_promotion(name, result)
+
+
+def _render_promotion(name: str, result: Any) -> None:
     if result.mode == "full":
         out.print(f"version {result.version} of {escape(name)} is now the [bold]champion[/]")
         summary = result.evidence.get("summary")
@@ -125,16 +129,16 @@ def promote(
     out.print(f"[dim]audit record {result.audit_seq}[/]")
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def rollback(
     name: NameArg,
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
 ) -> None:
     """End the challenger's trial, or put back the previous champion when none is on trial."""
-    from mlre.api.deploy import rollback as do_rollback
+    from mlre import api
 
-    result = do_rollback(name, reason=reason)
+    result = api.rollback(name, reason=reason)
     if result.action == "challenger_removed":
         out.print(
             f"challenger version {result.versions.get('challenger')} of {escape(name)} rolled "
@@ -148,15 +152,15 @@ def rollback(
     out.print(f"[dim]audit record {result.audit_seq}[/]")
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def deployments(name: NameArg, as_json: JsonOpt = False) -> None:
     """Who serves what, since when and why: the current roles and the release history."""
-    from mlre.api.deploy import deployments as get
+    from mlre import api
 
-    data = get(name)
+    data = api.deployments(name)
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        write_json(data)
         return
     r = data["release"]
     trial = ""
@@ -186,7 +190,7 @@ def deployments(name: NameArg, as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-@audit_log_app.command("verify")
+@audit_log.command("verify")
 @guarded
 def verify(
     path: Annotated[
@@ -195,9 +199,9 @@ def verify(
     ] = None,
 ) -> None:
     """Prove the deployment history was not altered: exit 1 if any record was edited or removed."""
-    from mlre.api.deploy import verify_audit_log
+    from mlre import api
 
-    result = verify_audit_log(path)
+    result = api.verify_audit_log(path)
     if result.ok:
         out.print(
             f"[green]✔[/] the audit log is intact: {result.records} record(s), chain verified"
@@ -207,7 +211,7 @@ def verify(
     raise typer.Exit(1)
 
 
-@prediction_log_app.command("export")
+@prediction_log.command("export")
 @guarded
 def export(
     output: Annotated[Path, typer.Argument(help="The Parquet file to write.")],

@@ -1,5 +1,4 @@
-"""The causal commands of the ``mlre`` command line: causal and abtest. Parse, call the API,
-render with Rich."""
+"""The causal commands: the effect of a treatment from observational data, and A/B tests."""
 
 from __future__ import annotations
 
@@ -11,7 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, SeedOpt, app, guarded, out, print_findings
+from mlre.cli.options import JsonOpt, SeedOpt, numbers
+from mlre.cli.output import guarded, out, print_findings, print_recorded, steps
+
+PANEL = "Causal effects"
+commands = typer.Typer()
 
 ReportOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write the HTML report to this file.")
@@ -23,12 +26,12 @@ NaOpt = Annotated[
 
 
 def _num(v: float) -> str:
-    from mlre.causal.estimators import number
+    from mlre.api.causal import format_number
 
-    return number(v)
+    return format_number(v)
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def causal(
     data: Annotated[Path, typer.Argument(help="CSV/TSV/Parquet/JSON-lines file or folder.")],
@@ -68,12 +71,11 @@ def causal(
     Overlap and balance are checked, the estimate is put through placebo, random-common-cause
     and subset refutations and an E-value; with --effect-modifiers a causal forest shows how
     the effect varies."""
-    from mlre.api.causal import causal_effect as run_causal
-    from mlre.cli import steps
+    from mlre import api
 
     with steps(not as_json) as step:
         step("checking the causal model")
-        result = run_causal(
+        result = api.causal_effect(
             data,
             treatment=treatment,
             outcome=outcome,
@@ -98,8 +100,7 @@ def causal(
     _render_causal(result)
     if output is not None:
         out.print(f"report: [bold]{escape(str(output))}[/]")
-    if result.run_id:
-        out.print(f"[dim]recorded as MLflow run {result.run_id}[/]")
+    print_recorded(result.run_id)
 
 
 def _render_causal(result: Any) -> None:
@@ -142,7 +143,7 @@ def _render_causal(result: Any) -> None:
         )
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def abtest(
     data: Annotated[Path, typer.Argument(help="One row per unit of the experiment.")],
@@ -168,24 +169,15 @@ def abtest(
     """Did the variant win? Difference with interval, CUPED, sample-ratio check and power.
 
     Exit 1 on a sample-ratio mismatch (the experiment itself is broken)."""
-    from mlre.api.causal import abtest as run_abtest
-    from mlre.errors import InputError
+    from mlre import api
 
-    split = None
-    if expected_split:
-        try:
-            split = [float(v) for v in expected_split.split(",")]
-        except ValueError:
-            raise InputError(
-                f"--expected-split takes numbers, got {expected_split!r}", hint="e.g. 50,50"
-            ) from None
-    test = run_abtest(
+    test = api.abtest(
         data,
         variant=variant,
         metric=metric,
         covariate=covariate,
         control=control,
-        expected_split=split,
+        expected_split=numbers(expected_split, "--expected-split", "50,50"),
         alpha=alpha,
         power=power,
         target_effect=target_effect,
@@ -196,32 +188,36 @@ def abtest(
     if as_json:
         out.print_json(json.dumps(test.to_dict(), default=str))
     else:
-        table = Table(show_edge=False, title=f"{test.metric} by {test.variant_column}")
-        for c in ("comparison", "adjustment", "difference", "95% CI", "relative", "p"):
-            table.add_column(c, justify="left" if c in ("comparison", "adjustment") else "right")
-        for c in test.comparisons:
-            for kind, r in (("none", c.__dict__), ("CUPED", c.cuped)):
-                if r is not None:
-                    table.add_row(
-                        escape(f"{c.variant} vs {c.control}"),
-                        kind,
-                        _num(r["difference"]),
-                        f"[{_num(r['low'])}, {_num(r['high'])}]",
-                        f"{r['relative']:+.2%}",
-                        f"{r['p_value']:.3g}",
-                    )
-        out.print(table)
-        print_findings(test.findings, info=("ab_",))
-        out.print(
-            f"minimum detectable effect at {test.power:.0%} power: {_num(test.mde)} "
-            f"({test.mde_relative:.1%})"
-            + (
-                f"; rows per variant for {_num(test.target_effect)}: {test.rows_needed:,}"
-                if test.rows_needed
-                else ""
-            )
-        )
+        _render_abtest(test)
         if output is not None:
             out.print(f"report: [bold]{escape(str(output))}[/]")
     if any(f.check == "ab_sample_ratio_mismatch" for f in test.findings):
         raise typer.Exit(1)
+
+
+def _render_abtest(test: Any) -> None:
+    table = Table(show_edge=False, title=f"{test.metric} by {test.variant_column}")
+    for c in ("comparison", "adjustment", "difference", "95% CI", "relative", "p"):
+        table.add_column(c, justify="left" if c in ("comparison", "adjustment") else "right")
+    for c in test.comparisons:
+        for kind, r in (("none", c.__dict__), ("CUPED", c.cuped)):
+            if r is not None:
+                table.add_row(
+                    escape(f"{c.variant} vs {c.control}"),
+                    kind,
+                    _num(r["difference"]),
+                    f"[{_num(r['low'])}, {_num(r['high'])}]",
+                    f"{r['relative']:+.2%}",
+                    f"{r['p_value']:.3g}",
+                )
+    out.print(table)
+    print_findings(test.findings, info=("ab_",))
+    out.print(
+        f"minimum detectable effect at {test.power:.0%} power: {_num(test.mde)} "
+        f"({test.mde_relative:.1%})"
+        + (
+            f"; rows per variant for {_num(test.target_effect)}: {test.rows_needed:,}"
+            if test.rows_needed
+            else ""
+        )
+    )

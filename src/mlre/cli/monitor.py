@@ -1,19 +1,23 @@
-"""The monitoring command of the ``mlre`` command line. Parse, call the API, render with Rich."""
+"""The monitoring commands: is the model still good, and retrain it on fresh data."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlre.cli import JsonOpt, SpecOpt, app, guarded, out, print_findings
+from mlre.cli.options import JsonOpt, SpecOpt
+from mlre.cli.output import budget_bar, guarded, out, print_findings
+
+PANEL = "Monitoring"
+commands = typer.Typer()
 
 
-@app.command()
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def monitor(
     reference: Annotated[
@@ -51,9 +55,9 @@ def monitor(
     Each feature's drift by the test that suits its type and size, with PSI; the model's
     prediction drift; data quality against its contract; its score per window when labels
     exist, else estimated from its confidence (binary classifiers). For cron and CI."""
-    from mlre.api.monitor import watch
+    from mlre import api
 
-    result = watch(
+    result = api.watch(
         reference,
         current,
         model=model,
@@ -70,25 +74,29 @@ def monitor(
     if as_json:
         out.print_json(json.dumps(result.to_dict(), default=str))
     else:
-        d = result.drift
-        table = Table(show_edge=False, title="drift by column", title_justify="left")
-        for c in ("column", "test", "distance / p", "PSI", ""):
-            table.add_column(c, justify="right" if c in ("distance / p", "PSI") else "left")
-        for c in sorted(d.columns, key=lambda c: -c.psi)[:20]:
-            stat = c.p_value if c.test in ("ks", "chi2") else c.distance
-            mark = "[bold red]drifted[/]" if c.drifted else ""
-            table.add_row(escape(c.column), c.test, f"{stat:.3g}", f"{c.psi:.3f}", mark)
-        out.print(table)
-        print_findings(result.findings, info=("performance",))
-        verdict = "[bold red]ALERT[/]" if result.alert else "[green]no alert[/]"
-        out.print(f"{verdict}: {len(d.drifted)} of {len(d.columns)} columns drifted")
+        _render_monitor(result)
         if html is not None:
             out.print(f"report: [bold]{escape(str(html))}[/]")
     if result.alert:
         raise typer.Exit(1)
 
 
-@app.command()
+def _render_monitor(result: Any) -> None:
+    d = result.drift
+    table = Table(show_edge=False, title="drift by column", title_justify="left")
+    for c in ("column", "test", "distance / p", "PSI", ""):
+        table.add_column(c, justify="right" if c in ("distance / p", "PSI") else "left")
+    for c in sorted(d.columns, key=lambda c: -c.psi)[:20]:
+        stat = c.p_value if c.test in ("ks", "chi2") else c.distance
+        mark = "[bold red]drifted[/]" if c.drifted else ""
+        table.add_row(escape(c.column), c.test, f"{stat:.3g}", f"{c.psi:.3f}", mark)
+    out.print(table)
+    print_findings(result.findings, info=("performance",))
+    verdict = "[bold red]ALERT[/]" if result.alert else "[green]no alert[/]"
+    out.print(f"{verdict}: {len(d.drifted)} of {len(d.columns)} columns drifted")
+
+
+@commands.command(rich_help_panel=PANEL)
 @guarded
 def retrain(
     model: Annotated[str, typer.Argument(help="Registered name (or models:/...) to retrain.")],
@@ -110,7 +118,6 @@ def retrain(
     recent held-out rows with a paired bootstrap. Never promotes: `mlre promote` does, through
     its gate."""
     from mlre.api.retrain import retrain as run_retrain
-    from mlre.cli import budget_bar
 
     with budget_bar(not as_json, time_budget) as progress:
         result = run_retrain(
