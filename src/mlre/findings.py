@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel, Field
 
@@ -42,7 +42,13 @@ class Findings(Sequence[Finding]):
     def __init__(self, items: Iterable[Finding] = ()) -> None:
         self._items = sorted(items, key=lambda f: (f.severity.rank, f.check, f.column or ""))
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Finding: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Finding]: ...
+
+    def __getitem__(self, i: int | slice) -> Finding | list[Finding]:
         return self._items[i]
 
     def __len__(self) -> int:

@@ -29,7 +29,7 @@ METRICS: dict[str, tuple[frozenset[str], bool]] = {
     "mape": (frozenset({"regression"}), False),
 }
 
-DEFAULT_METRIC: dict[str, str] = {
+DEFAULT_METRIC: dict[Task, str] = {
     "binary": "roc_auc",
     "multiclass": "log_loss",
     "regression": "rmse",
@@ -266,14 +266,14 @@ class Spec(_Strict):
         """The project's name: given, or derived from the target."""
         return self.project or (self.target or "mlre")
 
-    def resolved_metric(self, task: str) -> str:
+    def resolved_metric(self, task: Task) -> str:
         """The metric to optimise for ``task``: the spec's, or the task's default."""
         metric = self.metric or DEFAULT_METRIC[task]
         check_metric_fits(metric, task)
         return metric
 
 
-def check_metric_fits(metric: str, task: str) -> None:
+def check_metric_fits(metric: str, task: Task) -> None:
     """Raise a SpecError when ``metric`` cannot judge ``task``."""
     tasks, _ = METRICS[metric]
     if task not in tasks:
