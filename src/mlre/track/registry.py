@@ -75,9 +75,9 @@ def predict_frame(model: Any, X: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pyfunc_class():
-    import mlflow.pyfunc
+    from mlflow.pyfunc import PythonModel
 
-    class MlrePyfunc(mlflow.pyfunc.PythonModel):
+    class MlrePyfunc(PythonModel):
         """MLflow's view of an mlre model: hash-checked loading, mlre's prediction table."""
 
         def load_context(self, context) -> None:
@@ -119,7 +119,8 @@ def _pointed_at_store():
     finally:
         for q, level in zip(quiet, levels, strict=True):
             q.setLevel(level)
-        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+        # None puts MLflow back to unset; both setters handle it though annotated as str only
+        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
         mlflow.set_registry_uri(env["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
         for key, value in env.items():
             if value is None:

@@ -147,10 +147,10 @@ def resolve_version(model: str) -> tuple[str, str]:
             except Exception:
                 raise InputError(f"{name!r} has no version with the alias {alias!r}") from None
         return name, version
-    version = read_release(model, client).serving
-    if version is None:
+    serving = read_release(model, client).serving
+    if serving is None:
         raise InputError(f"{model!r} has no champion or candidate version")
-    return model, str(version)
+    return model, str(serving)
 
 
 def start_trial(
