@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from mlre.data.profile import ColumnProfile, logical_dtype
 from mlre.data.roles import Role
 from mlre.errors import InputError
+from mlre.spec import Task
 
 CONTRACT_VERSION = 1
 #: Categorical columns with more distinct values than this are open (any value allowed).
@@ -51,7 +52,7 @@ class DataContract(BaseModel):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     mlre_version: str = ""
     target: str | None = None
-    task: str | None = None
+    task: Task | None = None
     n_rows: int = 0
     data_sha256: str | None = None
     columns: list[ColumnContract]
@@ -102,8 +103,9 @@ class DataContract(BaseModel):
         expected = self.columns if with_target else self.features
         names = {c.name for c in expected}
         small = len(df) <= SMALL_ROWS
+        table = None
         if small:  # every value in one pandas call, not one call per column
-            values = df.to_numpy(dtype=object) if values is None else values
+            table = df.to_numpy(dtype=object) if values is None else values
         # names looked up in a dict: a pandas Index's `in` costs microseconds a column
         position = {name: j for j, name in enumerate(df.columns)}
         for col in expected:
@@ -117,8 +119,8 @@ class DataContract(BaseModel):
                     )
                 )
                 continue
-            if small and col.dtype != "datetime":
-                out.extend(_check_small(col, values[:, position[col.name]].tolist()))
+            if table is not None and col.dtype != "datetime":
+                out.extend(_check_small(col, table[:, position[col.name]].tolist()))
             else:
                 out.extend(_check_column(col, df[col.name]))
         for extra in df.columns:
@@ -287,7 +289,7 @@ def build_contract(
     profiles: dict[str, ColumnProfile],
     *,
     target: str | None,
-    task: str | None,
+    task: Task | None,
     data_sha256: str | None,
 ) -> DataContract:
     """The contract of a training table, from its profile."""

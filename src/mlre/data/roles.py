@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlre.errors import InputError
+from mlre.spec import Task
 
 
 class Role(StrEnum):
@@ -118,7 +119,7 @@ def infer_role(s: pd.Series, name: str, n_unique: int, declared_id: bool = False
     return Role.CATEGORICAL
 
 
-def detect_task(y: pd.Series) -> str:
+def detect_task(y: pd.Series) -> Task:
     """'binary', 'multiclass' or 'regression' for a target column (missing values ignored)."""
     values = y.dropna()
     n_unique = values.nunique()

@@ -50,7 +50,7 @@ def open_decompressed(path: Path, compression: str | None) -> BinaryIO:
     if compression == "gzip":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
     return path.open("rb")
 
 

@@ -16,6 +16,7 @@ from sklearn.model_selection import (
 )
 
 from mlre.errors import InputError
+from mlre.spec import Task
 
 
 @dataclass
@@ -31,7 +32,7 @@ def outer_holdout(
     df: pd.DataFrame,
     y: np.ndarray,
     *,
-    task: str,
+    task: Task,
     fraction: float,
     seed: int,
     time_column: str | None = None,
@@ -87,7 +88,7 @@ def _label(value: object) -> str:
 def cv_folds(
     y: np.ndarray,
     *,
-    task: str,
+    task: Task,
     k: int,
     seed: int,
     groups: np.ndarray | None = None,
@@ -114,7 +115,7 @@ def cv_folds(
 
 
 def validation_split(
-    y: np.ndarray, *, task: str, fraction: float, seed: int
+    y: np.ndarray, *, task: Task, fraction: float, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """One train/validation split, for data too large for k-fold search."""
     positions = np.arange(len(y))

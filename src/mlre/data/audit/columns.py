@@ -293,6 +293,8 @@ def outliers(ctx: AuditContext) -> Iterator[Finding]:
         if (
             p.role is not Role.NUMERIC
             or p.q1 is None
+            or p.q3 is None
+            or p.median is None
             or p.n_unique <= 10
             or p.dtype not in ("integer", "float")
         ):

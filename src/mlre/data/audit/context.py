@@ -10,6 +10,7 @@ import pandas as pd
 
 from mlre.data.profile import ColumnProfile
 from mlre.data.roles import Role
+from mlre.spec import Task
 
 
 @dataclass
@@ -19,7 +20,7 @@ class AuditContext:
     df: pd.DataFrame
     profiles: dict[str, ColumnProfile]
     target: str | None = None
-    task: str | None = None
+    task: Task | None = None
     test: pd.DataFrame | None = None
     seed: int = 0
     declared_ids: tuple[str, ...] = ()

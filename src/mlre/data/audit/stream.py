@@ -70,7 +70,7 @@ def whole_file_stats(path: Path, target: str | None) -> dict[str, Any]:
         row = con.execute(f"SELECT {', '.join(parts)} FROM {src}").fetchone()
         # rows equal to an earlier one, by a 64-bit hash of every column (collisions: ~n²/2⁶⁵)
         distinct = con.execute(f"SELECT count(DISTINCT hash({all_cols})) FROM {src}").fetchone()
-        counts = None
+        counts: list[Any] = []
         if target is not None:
             counts = con.execute(
                 f"SELECT {_q(target)}, count(*) FROM {src} GROUP BY 1 ORDER BY 2 DESC LIMIT 1000"

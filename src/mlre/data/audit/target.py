@@ -108,7 +108,7 @@ def too_few_rows(ctx: AuditContext) -> Iterator[Finding]:
 
 
 def _encoded_target(ctx: AuditContext, idx: np.ndarray) -> np.ndarray:
-    y = ctx.df[ctx.target].iloc[idx]  # type: ignore[index]
+    y = ctx.df[ctx.target].iloc[idx]
     if _is_classification(ctx):
         return pd.factorize(y, sort=True)[0]
     return pd.to_numeric(y, errors="coerce").to_numpy(dtype=float)
