@@ -343,7 +343,7 @@ def test_a_one_hot_lookup_gives_the_encoder_output_for_known_rare_missing_and_un
 
     _, pipeline, _ = _fit("binary", "linear")
     stack = pipeline.named_steps["prep"].named_steps["columns"]
-    (part,) = [twin for twin in stack._array_parts() if OneHotLookup.of(twin) is not None]
+    (part,) = [twin for twin in stack.array_parts() if OneHotLookup.of(twin) is not None]
     encoder = part.steps[-1][1]
     # this data folds some levels into "infrequent": the lookup must know where they go
     assert any(c is not None for c in encoder.infrequent_categories_)

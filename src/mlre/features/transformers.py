@@ -211,7 +211,7 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
 
 #: scikit-learn steps a stack part may be made of for a few rows to go through it as numpy
-#: arrays (``ColumnStack._array_parts``): each reads its input column by column and keeps no
+#: arrays (``ColumnStack.array_parts``): each reads its input column by column and keeps no
 #: per-call state.
 ARRAY_STEPS = ("SimpleImputer", "StandardScaler", "OneHotEncoder")
 
@@ -267,7 +267,7 @@ class ColumnStack(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None): 
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        twins = self._array_parts() if len(X) <= SMALL_ROWS else [None] * len(self.parts_)
+        twins = self.array_parts() if len(X) <= SMALL_ROWS else [None] * len(self.parts_)
         frames = []
         for (_, fitted, columns), twin in zip(self.parts_, twins, strict=True):
             if twin is not None:  # a few rows: the part's own steps, on numpy arrays
@@ -286,7 +286,7 @@ class ColumnStack(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None): 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return self.feature_names_out_
 
-    def _array_parts(self) -> list[Any]:
+    def array_parts(self) -> list[Any]:
         """For each part, a copy of its fitted pipeline that takes and gives numpy arrays, when
         its steps are all of ``ARRAY_STEPS``; else None (the part keeps pandas). Built on first
         use, not pickled.

@@ -99,7 +99,7 @@ class CompiledPipeline:
         parts = self.__dict__.get("array_parts_")
         if parts is None:
             # the stack's own array copies of its parts (built once, not pickled)
-            twins = self.stack._array_parts()
+            twins = self.stack.array_parts()
             parts = self.array_parts_ = [
                 OneHotLookup.of(twin) or NumericSteps.of(twin) or twin or DatedPart.of(fitted)
                 for (_, fitted, _), twin in zip(self.stack.parts_, twins, strict=True)
