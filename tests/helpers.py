@@ -1,9 +1,8 @@
-"""Helpers shared by the tests: the real public data sets that sit beside the repository."""
+"""Helpers shared by the tests: the real public tables bundled in tests/data/tables."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,25 @@ import pandas as pd
 import mlre
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("MLRE_DATASETS", ROOT.parent / "shared" / "datasets"))
+DATASETS = ROOT / "tests" / "data" / "tables"
 ALL_DATASETS = sorted(d.name for d in DATASETS.iterdir() if (d / "meta.json").is_file())
 
 
 def meta(name: str) -> dict:
-    """The meta.json of a shared data set."""
+    """The meta.json of a bundled table."""
     return json.loads((DATASETS / name / "meta.json").read_text())
 
 
+def data_file(name: str) -> Path:
+    """The data file of a bundled table (meta.json's ``data_file`` where the repository already
+    holds it elsewhere)."""
+    elsewhere = meta(name).get("data_file")
+    return ROOT / elsewhere if elsewhere else DATASETS / name / "data.csv.gz"
+
+
 def dataset(name: str, rows: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """A shared data set read with pandas (independently of mlre's loader), optionally sampled."""
-    df = pd.read_csv(DATASETS / name / "data.csv.gz")
+    """A bundled table read with pandas (independently of mlre's loader), optionally sampled."""
+    df = pd.read_csv(data_file(name))
     if rows is not None and len(df) > rows:
         df = df.sample(rows, random_state=seed).reset_index(drop=True)
     return df
@@ -48,7 +54,7 @@ def tracked_credit_run(folder: Path, **kwargs):
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.chdir(folder)
-        result = mlre.run(DATASETS / "german_credit" / "data.csv.gz", target="credit", **kwargs)
+        result = mlre.run(data_file("german_credit"), target="credit", **kwargs)
         yield folder, result
 
 
@@ -63,7 +69,7 @@ def encoded(df: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray, np.nd
 def trial_data(
     name: str, target: str, task: str, metric: str, rows: int | None = None, k: int = 5
 ) -> tuple:
-    """The training data a search sees of shared data set ``name``: raw features, encoded
+    """The training data a search sees of bundled table ``name``: raw features, encoded
     target, folds; with its frame, classes and contract."""
     from mlre.data.split import cv_folds
     from mlre.evaluate.metrics import get_metric

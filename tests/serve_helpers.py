@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 
 import mlre
-from helpers import DATASETS
+from helpers import data_file
 from mlre.models.final import MlreModel
 
 NAME = "credit"
@@ -77,7 +77,7 @@ def build_registry(folder: Path) -> Registry:
     """Train once (linear, a few seconds) and register the variants, all in ``folder``."""
     from mlre.track.registry import log_and_register
 
-    df = pd.read_csv(DATASETS / "german_credit" / "data.csv.gz")
+    df = pd.read_csv(data_file("german_credit"))
     result = mlre.run(df, target="credit", time_budget=8, families=["linear"], report=False)
     X = df.drop(columns=["credit"])
     tags = {"mlre.metric": result.metric, "mlre.holdout_score": f"{result.holdout_score:.6f}"}

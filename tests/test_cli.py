@@ -13,11 +13,11 @@ import duckdb
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from helpers import DATASETS, dataset
+from helpers import data_file, dataset
 from mlre.cli import app
 
-ADULT = DATASETS / "adult" / "data.csv.gz"
-GERMAN = DATASETS / "german_credit" / "data.csv.gz"
+ADULT = data_file("adult")
+GERMAN = data_file("german_credit")
 runner = CliRunner()
 
 

@@ -13,12 +13,12 @@ from sklearn.base import clone
 from typer.testing import CliRunner
 
 import mlre
-from helpers import DATASETS, dataset, tracked_credit_run
+from helpers import data_file, dataset, tracked_credit_run
 from mlre.cli import app
 from mlre.errors import GateError, InputError, SpecError
 from mlre.track.store import store_client, tracking_uri
 
-GERMAN = DATASETS / "german_credit" / "data.csv.gz"
+GERMAN = data_file("german_credit")
 QUICK = ["lightgbm", "linear"]
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tests.helpers import dataset, tracked_credit_run
 from typer.testing import CliRunner
 
 import mlre
+from helpers import dataset, tracked_credit_run
 from mlre.cli import app
 
 MODEL = "models:/credit@candidate"

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 from statsmodels.stats.power import NormalIndPower
-from tests.helpers import dataset, meta
 
+from helpers import dataset, meta
 from mlre.causal.abtest import abtest
 from mlre.errors import InputError
 

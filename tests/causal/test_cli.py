@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.helpers import DATASETS, dataset, meta
 from typer.testing import CliRunner
 
+from helpers import data_file, dataset, meta
 from mlre.cli import app
 from mlre.track.store import store_client
 
@@ -28,7 +28,7 @@ def psid_run(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.chdir(folder)
         done = mlre(
-            "causal", DATASETS / "lalonde_dw_psid" / "data.csv.gz",
+            "causal", data_file("lalonde_dw_psid"),
             "--treatment", PSID["treatment"], "--outcome", PSID["outcome"],
             "--confounders", ",".join(PSID["covariates"]), "--estimand", "ATT",
             "-o", folder / "causal.html", "--json",
@@ -90,7 +90,7 @@ def test_the_report_shows_the_model_the_estimates_and_the_diagnostics(psid_run):
 def test_effect_modifiers_add_the_heterogeneous_effect(store: Path):
     m = meta("lalonde_nsw_dw")
     done = mlre(
-        "causal", DATASETS / "lalonde_nsw_dw" / "data.csv.gz", "--treatment", m["treatment"],
+        "causal", data_file("lalonde_nsw_dw"), "--treatment", m["treatment"],
         "--outcome", m["outcome"], "--confounders", ",".join(m["covariates"]),
         "--effect-modifiers", "age,educ", "--no-refute", "--nuisance", "linear", "--no-track",
     )  # fmt: skip

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from tests.helpers import dataset, meta
 
+from helpers import dataset, meta
 from mlre.causal import estimators as est
 from mlre.causal.analysis import analyse
 from mlre.causal.model import build_model

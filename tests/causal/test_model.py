@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.helpers import dataset, meta
 
+from helpers import dataset, meta
 from mlre.causal.analysis import analyse
 from mlre.causal.model import build_model
 from mlre.errors import InputError

@@ -1,7 +1,7 @@
 """load_table: every supported input, read from real public data, and every bad input.
 
-The data sets live beside the repository in ../shared/datasets/<name>/data.csv.gz. Files in other
-formats are written from samples of them into tmp_path, so each test stays well under a second.
+The tables are bundled in tests/data/tables (see helpers.data_file). Files in other formats are
+written from samples of them into tmp_path, so each test stays well under a second.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from helpers import data_file
 from mlre.data.load import Table, load_table
 from mlre.errors import InputError, MlreError
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-ADULT = DATASETS / "adult" / "data.csv.gz"
-GERMAN = DATASETS / "german_credit" / "data.csv.gz"
-FISHING = DATASETS / "fishing_mode" / "data.csv.gz"
+ADULT = data_file("adult")
+GERMAN = data_file("german_credit")
+FISHING = data_file("fishing_mode")
 
 ADULT_COLUMNS = [
     "age",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from helpers import DATASETS, dataset
+from helpers import DATASETS, data_file, dataset
 from mlre.api.compare import compare
 from mlre.cli import app
 
@@ -93,7 +93,7 @@ def test_an_informative_feature_helps_and_a_useless_one_does_not(tmp_path):
 def test_model_ideas_and_families_on_real_data_are_tracked(store, tmp_path):
     forest = _write(tmp_path, "forest.py", FOREST)
     result = compare(
-        DATASETS / "german_credit" / "data.csv.gz",
+        data_file("german_credit"),
         ["lightgbm", forest],
         target="credit",
         repeats=2,

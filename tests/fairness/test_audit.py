@@ -11,7 +11,7 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 from typer.testing import CliRunner
 
 import mlre
-from helpers import DATASETS, dataset
+from helpers import data_file, dataset
 from mlre.api.fairness import fairness
 from mlre.cli import app
 from mlre.errors import InputError
@@ -136,7 +136,7 @@ def test_the_command_prints_groups_and_gates_on_a_breach(adult, monkeypatch):
 def test_compas_is_audited_by_race(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    df = pd.read_csv(DATASETS / "compas_recidivism" / "data.csv.gz")
+    df = pd.read_csv(data_file("compas_recidivism"))
     run = mlre.run(
         df.iloc[:4000], target="two_year_recid", time_budget=10, families=["linear"], report=False
     )

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from tests.helpers import dataset, meta
 
+from helpers import dataset, meta
 from mlre.monitor.drift import Thresholds, column_drift, data_drift, drift_findings
 
 ADULT = meta("adult")

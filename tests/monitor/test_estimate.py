@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
-from tests.helpers import dataset
 
+from helpers import dataset
 from mlre.monitor.estimate import Calibrator, estimate_binary, expected_auc
 
 

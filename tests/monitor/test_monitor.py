@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pytest
-from tests.helpers import dataset, tracked_credit_run
 from typer.testing import CliRunner
 
+from helpers import dataset, tracked_credit_run
 from mlre.cli import app
 from mlre.track.store import store_client
 

@@ -12,13 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 import mlre
-from helpers import DATASETS, dataset, tracked_credit_run
+from helpers import data_file, dataset, tracked_credit_run
 from mlre.cli import app
 from mlre.errors import InputError
 from mlre.report.render import SECTIONS, _plotly_js, render_html, render_markdown
 from mlre.track.store import store_client
 
-GERMAN = DATASETS / "german_credit" / "data.csv.gz"
+GERMAN = data_file("german_credit")
 QUICK = ["lightgbm", "linear"]
 
 

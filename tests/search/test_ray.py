@@ -18,7 +18,7 @@ import ray
 from typer.testing import CliRunner
 
 import mlre
-from helpers import DATASETS, dataset, trial_data
+from helpers import data_file, dataset, trial_data
 from mlre.cli import app
 from mlre.errors import InputError
 from mlre.search.executor import RayExecutor
@@ -68,7 +68,7 @@ def _fit_processes() -> list[int]:
 
 
 def test_a_run_on_ray_is_recorded_as_a_local_run_is(local_ray, store: Path, monkeypatch):
-    data = DATASETS / "german_credit" / "data.csv.gz"
+    data = data_file("german_credit")
     local = mlre.run(data, target="credit", time_budget=20, families=FAMILIES, report=False)
     on_ray = mlre.run(
         data, target="credit", time_budget=20, families=FAMILIES, report=False, ray="auto"
@@ -120,7 +120,7 @@ def test_a_worker_killed_mid_run_leaves_a_finished_run_that_says_so(local_ray, s
     killer.start()
     started = time.monotonic()
     result = mlre.run(
-        DATASETS / "german_credit" / "data.csv.gz",
+        data_file("german_credit"),
         target="credit",
         time_budget=25,
         families=FAMILIES,
@@ -173,7 +173,7 @@ def test_an_unreachable_cluster_is_a_clear_error(store: Path):
         app,
         [
             "run",
-            str(DATASETS / "german_credit" / "data.csv.gz"),
+            str(data_file("german_credit")),
             "--target",
             "credit",
             "--time-budget",

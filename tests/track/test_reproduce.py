@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from helpers import DATASETS
+from helpers import data_file
 from mlre.api.reproduce import reproduce
 from mlre.cli import app
 
@@ -19,7 +19,7 @@ def tracked(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("reproduce")
     data = folder / "credit.csv"
-    pd.read_csv(DATASETS / "german_credit" / "data.csv.gz").to_csv(data, index=False)
+    pd.read_csv(data_file("german_credit")).to_csv(data, index=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.chdir(folder)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import mlre
-from helpers import DATASETS
+from helpers import data_file
 from mlre.errors import TrackingError
 from mlre.track import store_client, tracked_run
 
-GERMAN = DATASETS / "german_credit" / "data.csv.gz"
+GERMAN = data_file("german_credit")
 
 
 def test_an_audit_is_an_mlflow_run_with_its_artifacts(store: Path):
