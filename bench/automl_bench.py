@@ -6,7 +6,8 @@ Run with the project's interpreter (mlre must be importable)::
     .venv/bin/python bench/automl_bench.py --datasets adult,diamonds --folds 1 --budget 30
 
 What it does, for every data set (``meta.json`` + ``data.csv.gz`` under the shared data sets
-folder; the ``causal`` ones are skipped) and every fold seed 0..folds-1:
+folder, which is not part of the repository: ``../shared/datasets`` beside it, or ``--data-dir``
+or ``$MLRE_DATASETS``; the ``causal`` ones are skipped) and every fold seed 0..folds-1:
 
 1. Reads the table once (meta ``na_values`` such as ``'?'`` read as NaN, meta ``id_columns``
    dropped, rows without a target dropped), splits it 80/20 with that seed (stratified for
@@ -55,11 +56,11 @@ from pathlib import Path
 from typing import Any
 
 from machine import busy_cores, busy_ticks  # the module beside this script
+from suite import datasets_dir
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work" / "automl"
-DATA_CANDIDATES = (REPO_DIR / "shared" / "datasets", REPO_DIR.parent / "shared" / "datasets")
 
 SYSTEMS = ("mlre", "flaml", "autogluon", "lightgbm")
 #: Systems that run in a virtualenv of their own, made from bench/requirements-<name>.txt.
@@ -514,13 +515,8 @@ def environments(systems: list[str]) -> dict[str, Env]:
 
 
 def data_root(given: str | None) -> Path:
-    """The folder of data sets: ``--data-dir``, or shared/datasets next to or above the repo."""
-    if given:
-        return Path(given)
-    for candidate in DATA_CANDIDATES:
-        if candidate.is_dir():
-            return candidate
-    raise SystemExit("no shared/datasets folder found; pass --data-dir")
+    """The folder of data sets: ``--data-dir``, ``$MLRE_DATASETS`` or ../shared/datasets."""
+    return datasets_dir(given, option="--data-dir")
 
 
 def all_metas(root: Path) -> dict[str, dict[str, Any]]:

@@ -12,18 +12,19 @@ with the covariates of meta.json. Target: the doubly robust (AIPW) and double-ML
 inside the experimental estimate's 95% interval, and the naive difference is flagged as
 confounded. The experimental samples themselves are run too (every estimator should agree with
 the difference in means there).
+
+The tables are read from the shared suite, not part of the repository: ../shared/datasets beside
+it, or the folder that ``$MLRE_DATASETS`` names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("MLRE_DATASETS", REPO.parent / "shared" / "datasets"))
+from suite import datasets_dir  # the module beside this script
+
 OBSERVATIONAL = ["lalonde_dw_psid", "lalonde_dw_cps"]
 EXPERIMENTAL = ["lalonde_nsw_dw", "lalonde_nsw_original"]
 
@@ -33,6 +34,8 @@ def main() -> int:
     p.add_argument("--seeds", default="0", help="comma-separated cross-fit seeds")
     p.add_argument("--datasets", default=",".join(OBSERVATIONAL + EXPERIMENTAL))
     args = p.parse_args()
+    names = args.datasets.split(",")
+    datasets = datasets_dir(need=["lalonde_nsw_dw", *names])
 
     import pandas as pd
 
@@ -40,14 +43,14 @@ def main() -> int:
     from mlre.causal.estimators import number
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    reference = json.loads((DATASETS / "lalonde_nsw_dw" / "meta.json").read_text())
+    reference = json.loads((datasets / "lalonde_nsw_dw" / "meta.json").read_text())
     rows, verdicts = [], []
-    for name in args.datasets.split(","):
-        meta = json.loads((DATASETS / name / "meta.json").read_text())
+    for name in names:
+        meta = json.loads((datasets / name / "meta.json").read_text())
         known = meta["known_effect"]
         se = known.get("standard_error") or reference["known_effect"]["standard_error"]
         low, high = known["value"] - 1.96 * se, known["value"] + 1.96 * se
-        df = pd.read_csv(DATASETS / name / "data.csv.gz")
+        df = pd.read_csv(datasets / name / "data.csv.gz")
         for seed in seeds:
             started = time.monotonic()
             result = mlre.causal_effect(

@@ -3,7 +3,8 @@
     .venv/bin/python bench/fairness_bench.py                 # 60 s run on adult, then mitigate
     .venv/bin/python bench/fairness_bench.py --budget 30
 
-Trains an `mlre run` on adult (../shared/datasets/adult) naming sex and race as sensitive,
+Trains an `mlre run` on adult (the shared suite's, not part of the repository:
+../shared/datasets/adult, or $MLRE_DATASETS/adult) naming sex and race as sensitive,
 prints accuracy, AUC, demographic parity and equalized odds differences by sex on the holdout,
 then `mlre mitigate` for demographic parity by sex: the model as it is, thresholds per group and
 the best family refitted under the constraint, all on the same half of the holdout. Target: a
@@ -19,16 +20,15 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("MLRE_DATASETS", REPO.parent / "shared" / "datasets"))
+from suite import datasets_dir  # the module beside this script
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=60.0)
     args = p.parse_args()
+    datasets = datasets_dir(need=["adult", "compas_recidivism"])
 
     import mlre
     from mlre.api.fairness import fairness, mitigate
@@ -37,7 +37,7 @@ def main() -> int:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     started = time.monotonic()
     run = mlre.run(
-        DATASETS / "adult" / "data.csv.gz",
+        datasets / "adult" / "data.csv.gz",
         target="income-per-year",
         time_budget=args.budget,
         sensitive=["sex", "race"],
@@ -82,7 +82,7 @@ def main() -> int:
 
     import pandas as pd
 
-    compas = pd.read_csv(DATASETS / "compas_recidivism" / "data.csv.gz")
+    compas = pd.read_csv(datasets / "compas_recidivism" / "data.csv.gz")
     cut = int(len(compas) * 0.8)
     model = mlre.run(
         compas.iloc[:cut], target="two_year_recid", time_budget=args.budget / 2, report=False

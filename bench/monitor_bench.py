@@ -4,7 +4,8 @@ score without labels, and keep up with a large prediction log?
     .venv/bin/python bench/monitor_bench.py                    # 20 repetitions per strength
     .venv/bin/python bench/monitor_bench.py --repeats 50 --log-rows 1000000
 
-A model of adult (../shared/datasets/adult) is trained with `mlre run` (30 s) and registered in
+A model of adult (the shared suite's, not part of the repository: ../shared/datasets/adult, or
+$MLRE_DATASETS/adult) is trained with `mlre run` (30 s) and registered in
 a temporary MLflow store. Each repetition draws a reference and a current sample of 3,000 rows
 from the rows the model did not train on, then shifts the current one:
 
@@ -34,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from suite import datasets_dir  # the module beside this script
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("MLRE_DATASETS", REPO.parent / "shared" / "datasets"))
 TARGET = "income-per-year"
 NAME = "monitor_bench"
 
@@ -74,12 +74,13 @@ def main() -> int:
     p.add_argument("--budget", type=float, default=30.0)
     p.add_argument("--log-rows", type=int, default=1_000_000)
     args = p.parse_args()
+    datasets = datasets_dir(need=["adult"])
 
     from mlre.api.monitor import watch
 
     os.chdir(tempfile.mkdtemp(prefix="mlre-monitor-bench-"))
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    df = pd.read_csv(DATASETS / "adult" / "data.csv.gz", na_values=["?"])
+    df = pd.read_csv(datasets / "adult" / "data.csv.gz", na_values=["?"])
     df[TARGET] = df[TARGET].astype(str).str.strip()
     print(f"training the model ({args.budget:g} s)...", flush=True)
     rest = train(df, args.budget)

@@ -7,6 +7,9 @@ Each data set runs ``mlre.run(..., track=False, report=<tmp>/report.html)`` in a
 process (so imports count as they would for a user) and prints: the whole run's wall time, the
 report's share (diagnostics, importance, learning curve, rendering) and that share as a percent
 of the budget. The target is at most 20%. Nothing is asserted; the table is the result.
+
+The data sets are the shared suite, not part of the repository: ../shared/datasets beside it, or
+the folder that ``$MLRE_DATASETS`` names.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from suite import datasets_dir  # the module beside this script
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -42,19 +47,12 @@ print(json.dumps({
 """
 
 
-def data_root() -> Path:
-    for base in (REPO_DIR.parent, REPO_DIR):
-        if (base / "shared" / "datasets").is_dir():
-            return base / "shared" / "datasets"
-    raise SystemExit("shared/datasets not found beside or above the repository")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default=",".join(DEFAULT))
     p.add_argument("--budget", type=float, default=60.0)
     args = p.parse_args()
-    root = data_root()
+    root = datasets_dir(need=args.datasets.split(","))
     rows = []
     for name in args.datasets.split(","):
         meta = json.loads((root / name / "meta.json").read_text())

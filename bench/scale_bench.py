@@ -8,7 +8,8 @@ the memory they are given.
 
 Throughput: the search's own scheduler (``mlre.search.schedule.run_trials``) fits an endless
 cycle of portfolio configurations (LightGBM, XGBoost, extremely randomised trees, linear) on
-adult (../shared/datasets/adult, 48,842 rows, 4 fixed folds) for --seconds on each backend in
+adult (48,842 rows, 4 fixed folds; read from the shared suite, not part of the repository:
+../shared/datasets/adult, or $MLRE_DATASETS/adult) for --seconds on each backend in
 turn: the local executor with one worker thread, then Ray started with two CPUs (its start is
 timed apart; its workers' first imports count). Trials a minute = finished trials / time to
 the last one. Target: Ray with 2 workers at least 1.7x the local backend with 1.
@@ -38,7 +39,6 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-DATASETS = Path(os.environ.get("MLRE_DATASETS", REPO.parent / "shared" / "datasets"))
 MIX = [("lightgbm", 0), ("xgboost", 0), ("extra_trees", 0), ("linear", 0), ("lightgbm", 1)]
 
 
@@ -47,14 +47,17 @@ MIX = [("lightgbm", 0), ("xgboost", 0), ("extra_trees", 0), ("linear", 0), ("lig
 
 def adult_trials():
     """adult as the search sees it: raw features, encoded target, 4 folds."""
+    from suite import datasets_dir
+
     import mlre
     from mlre.data.split import cv_folds
     from mlre.evaluate.metrics import get_metric
     from mlre.features.pipeline import FeaturePlan
     from mlre.search.trial import TrialData
 
-    df = pd.read_csv(DATASETS / "adult" / "data.csv.gz")
-    target = json.loads((DATASETS / "adult" / "meta.json").read_text())["target"]
+    datasets = datasets_dir(need=["adult"])
+    df = pd.read_csv(datasets / "adult" / "data.csv.gz")
+    target = json.loads((datasets / "adult" / "meta.json").read_text())["target"]
     contract = mlre.audit(df, target=target, track=False).contract
     plan = FeaturePlan.from_contract(contract)
     classes = sorted(df[target].astype(str).unique())
@@ -273,6 +276,8 @@ def run_memory(rows: int, cap: str, family: str) -> list[dict]:
 
 
 def main() -> None:
+    from suite import datasets_dir
+
     from mlre.data.load import parse_size
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -285,6 +290,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict = {}
     if args.part in ("throughput", "both"):
+        datasets_dir(need=["adult"])  # before the memory part spends its minutes
         rows = run_throughput(args.seconds)
         results["throughput"] = rows
         base = rows[0]["per_minute"]
