@@ -24,13 +24,23 @@ class SearchEstimator(BaseEstimator):
     """What the three estimators share: ``fit`` runs ``mlre.run`` on ``X`` and ``y`` (untracked
     unless ``track=True``), prediction checks its input against what ``fit`` saw."""
 
-    time_budget: float
-    metric: str | None
-    seed: int
-    holdout: float
-    families: list[str] | None
-    force: bool
-    track: bool
+    def __init__(
+        self,
+        time_budget: float = 60,
+        metric: str | None = None,
+        seed: int = 0,
+        holdout: float = 0.2,
+        families: list[str] | None = None,
+        force: bool = False,
+        track: bool = False,
+    ) -> None:
+        self.time_budget = time_budget
+        self.metric = metric
+        self.seed = seed
+        self.holdout = holdout
+        self.families = families
+        self.force = force
+        self.track = track
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -177,24 +187,6 @@ class AutoClassifier(ClassifierMixin, SearchEstimator):
     """``AutoModel`` for classification: binary or multiclass, by the number of classes in ``y``;
     ``score`` is accuracy, ``predict_proba`` gives calibrated class probabilities."""
 
-    def __init__(
-        self,
-        time_budget: float = 60,
-        metric: str | None = None,
-        seed: int = 0,
-        holdout: float = 0.2,
-        families: list[str] | None = None,
-        force: bool = False,
-        track: bool = False,
-    ) -> None:
-        self.time_budget = time_budget
-        self.metric = metric
-        self.seed = seed
-        self.holdout = holdout
-        self.families = families
-        self.force = force
-        self.track = track
-
     def _task(self, y: np.ndarray) -> Task:
         check_classification_targets(y)
         n_classes = len(pd.unique(pd.Series(y).dropna()))
@@ -211,24 +203,6 @@ class AutoClassifier(ClassifierMixin, SearchEstimator):
 
 class AutoRegressor(RegressorMixin, SearchEstimator):
     """``AutoModel`` for regression; ``score`` is R²."""
-
-    def __init__(
-        self,
-        time_budget: float = 60,
-        metric: str | None = None,
-        seed: int = 0,
-        holdout: float = 0.2,
-        families: list[str] | None = None,
-        force: bool = False,
-        track: bool = False,
-    ) -> None:
-        self.time_budget = time_budget
-        self.metric = metric
-        self.seed = seed
-        self.holdout = holdout
-        self.families = families
-        self.force = force
-        self.track = track
 
     def _task(self, y: np.ndarray) -> Task:
         return "regression"
