@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from mlre.api.compare import Progress, paired_comparison, record_comparison, to_dict
-from mlre.api.runs import run_inputs
+from mlre.api.recorded import run_inputs
 
 
 def ablate(

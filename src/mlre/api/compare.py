@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlre.api.runs import run_inputs, run_model_uri
+from mlre.api.recorded import run_inputs, run_model_uri
 from mlre.errors import InputError, SpecError
 from mlre.spec import Spec
 

@@ -92,7 +92,7 @@ def mitigate(
     ``candidate``); it then serves like any other. One that reads the sensitive column to
     predict says so in its data contract (``sensitive_inputs``)."""
     from mlre.api.inputs import contract_of
-    from mlre.api.runs import run_model_uri
+    from mlre.api.recorded import run_model_uri
     from mlre.fairness.audit import sensitive_frame
     from mlre.fairness.mitigate import CONSTRAINTS, pareto, tradeoff
     from mlre.search.job import prepare
@@ -138,7 +138,7 @@ def _mitigation_inputs(
     """A binary classification run, its spec, its leaderboard and its data, checked to have
     ``sensitive`` as a column of groups."""
     from mlre.api.inputs import load_run_inputs
-    from mlre.api.runs import run_inputs
+    from mlre.api.recorded import run_inputs
 
     run, spec, (board, source) = run_inputs(run_id, data)
     task = run.data.params.get("task")

@@ -84,7 +84,7 @@ def _reference(
     if loaded is None:
         raise InputError("--reference training needs --model")
     from mlre.api.inputs import contract_of, load_run_inputs
-    from mlre.api.runs import run_inputs
+    from mlre.api.recorded import run_inputs
     from mlre.search.job import prepare
     from mlre.track.releases import resolve_version
     from mlre.track.store import store_client

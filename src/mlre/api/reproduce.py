@@ -115,7 +115,7 @@ def reproduce(
 ) -> ReproduceResult:
     """Replay run ``run_id`` and compare its holdout scores with the recorded ones."""
     from mlre.api.inputs import contract_of, load_run_inputs
-    from mlre.api.runs import finished_run
+    from mlre.api.recorded import finished_run
     from mlre.search.job import holdout_scores, prepare
     from mlre.spec import build_spec
     from mlre.track.registry import load_model
@@ -153,7 +153,7 @@ def reproduce(
         pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
         return holdout_scores(task, prepared.y_hold, np.asarray(pred))
 
-    from mlre.api.runs import run_model_uri
+    from mlre.api.recorded import run_model_uri
 
     uri = run_model_uri(run)
     if uri:

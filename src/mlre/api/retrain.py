@@ -78,7 +78,7 @@ def retrain(
     is better beyond the practical margin, make it the challenger in shadow. The champion is
     never replaced here: promotion goes through ``mlre promote`` and its gate."""
     import mlre
-    from mlre.api.runs import run_inputs
+    from mlre.api.recorded import run_inputs
     from mlre.data.load import load_table
     from mlre.evaluate.metrics import get_metric
     from mlre.track.registry import load_model

@@ -124,7 +124,7 @@ def _refuse_moved_forms(
     output: Path | None,
 ) -> None:
     """Name the command that now does what an old form of ``mlre compare`` asked for."""
-    from mlre.api.runs import looks_like_run_id
+    from mlre.api.recorded import looks_like_run_id
 
     moved = {
         "--datasets": datasets is not None,
