@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from mlre.models.families.base import n_threads
+from mlre.spec import Task
 
 
 class CategoryCodes(TransformerMixin, BaseEstimator):
@@ -46,7 +47,7 @@ def _prepare_catboost(rows: int) -> None:
 class CatBoostModel(BaseEstimator):
     """CatBoost with pandas categoricals passed as its own categorical features."""
 
-    def __init__(self, task: str = "binary", params: dict | None = None, seed: int = 0):
+    def __init__(self, task: Task = "binary", params: dict | None = None, seed: int = 0):
         self.task = task
         self.params = params
         self.seed = seed

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from mlre.data.contract import DataContract
+from mlre.spec import Task
 
 if TYPE_CHECKING:
     from mlre.models.compiled import CompiledPipeline
@@ -35,7 +36,7 @@ def align_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarr
     return full
 
 
-def member_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+def member_predict(pipeline: Any, X: pd.DataFrame, task: Task, n_classes: int) -> np.ndarray:
     """Probabilities (classification) or values (regression) of one fitted pipeline."""
     if task == "regression":
         return np.asarray(pipeline.predict(X), dtype=float).ravel()
@@ -63,7 +64,7 @@ def _threadpools() -> Any:
         return _controller
 
 
-def _limited_predict(pipeline: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+def _limited_predict(pipeline: Any, X: pd.DataFrame, task: Task, n_classes: int) -> np.ndarray:
     from mlre.models.families.base import n_threads
 
     # OpenMP estimators (HistGradientBoosting) would otherwise spin on every core; the limit
@@ -81,7 +82,7 @@ class MlreModel(BaseEstimator):
 
     def __init__(
         self,
-        task: str,
+        task: Task,
         members: list[Member],
         classes: np.ndarray | None,
         contract: DataContract,
@@ -160,6 +161,8 @@ class MlreModel(BaseEstimator):
         for m in self.members:
             mean = np.mean([preds.pop(0) for _ in m.pipelines], axis=0)
             total = m.weight * mean if total is None else total + m.weight * mean
+        if total is None:
+            raise ValueError("the model has no member pipelines to predict with")
         return total
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from mlre.spec import Task
 from mlre.values import plain
 
 
-def describe(pipeline: Any, task: str, classes: list[str] | None) -> dict[str, Any] | None:
+def describe(pipeline: Any, task: Task, classes: list[str] | None) -> dict[str, Any] | None:
     """The whole fitted glass-box model in readable form, or None for another kind of model.
 
     sparse linear: the non-zero coefficients (per standard deviation of each input);
@@ -24,11 +25,13 @@ def describe(pipeline: Any, task: str, classes: list[str] | None) -> dict[str, A
     if kind in ("LogisticRegression", "Lasso"):
         coef = np.atleast_2d(est.coef_)
         intercept = np.atleast_1d(est.intercept_)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for k in range(coef.shape[0]):
-            label = (
-                None if task == "regression" else (classes[1] if coef.shape[0] == 1 else classes[k])
-            )
+            label = None
+            if task != "regression":
+                if classes is None:
+                    raise ValueError("a classifier's coefficients are labelled by its classes")
+                label = classes[1] if coef.shape[0] == 1 else classes[k]
             for name, w in zip(names, coef[k], strict=True):
                 if w != 0:
                     rows.append({"feature": name, "coefficient": float(w), "class": label})
@@ -55,7 +58,7 @@ def describe(pipeline: Any, task: str, classes: list[str] | None) -> dict[str, A
     if kind.startswith("ExplainableBoosting"):
         explanation = est.explain_global()
         overall = explanation.data()
-        terms = []
+        terms: list[dict[str, Any]] = []
         for i, (name, importance) in enumerate(
             zip(overall["names"], overall["scores"], strict=True)
         ):

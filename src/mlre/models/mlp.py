@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from mlre.models.families.base import n_threads
+from mlre.spec import Task
 
 
 def _torch():
@@ -67,7 +68,7 @@ class TabularMLP(BaseEstimator):
 
     def __init__(
         self,
-        task: str = "binary",
+        task: Task = "binary",
         hidden: int = 128,
         layers: int = 2,
         dropout: float = 0.1,
@@ -128,7 +129,8 @@ class TabularMLP(BaseEstimator):
         running at the same time in several threads stay reproducible.
         """
         torch = _torch()
-        nn = torch.nn
+        from torch import nn
+
         embed_dims = [min(16, (c + 1) // 2) for c in self.cardinality_]
 
         class Dropout(nn.Module):

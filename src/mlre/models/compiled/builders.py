@@ -23,9 +23,10 @@ from mlre.models.compiled import (
 )
 from mlre.models.compiled.pipeline import CompiledPipeline
 from mlre.models.compiled.predictor import Built
+from mlre.spec import Task
 
 #: A library's builder: (fitted estimator, fitted column stack, task) -> its compiled form.
-Builder = Callable[[Any, ColumnStack, str], Built | None]
+Builder = Callable[[Any, ColumnStack, Task], Built | None]
 
 #: The builder for each kind of fitted estimator, by where its class lives.
 BUILDERS: dict[str, Builder] = {
@@ -51,7 +52,7 @@ def builder_for(est: Any) -> Builder | None:
     return next((BUILDERS[key] for key in estimator_keys(est) if key in BUILDERS), None)
 
 
-def compile_pipeline(pipeline: Any, task: str) -> CompiledPipeline | None:
+def compile_pipeline(pipeline: Any, task: Task) -> CompiledPipeline | None:
     """The compiled form of a fitted pipeline, or None when its member keeps the pipeline."""
     steps = getattr(pipeline, "named_steps", {})
     prep, est = steps.get("prep"), steps.get("model")

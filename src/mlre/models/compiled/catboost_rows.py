@@ -15,9 +15,10 @@ import numpy as np
 from mlre.features.transformers import ColumnStack
 from mlre.models.compiled.matrix import category_columns, matrix_codes, trees_style
 from mlre.models.compiled.predictor import Built, guarded
+from mlre.spec import Task
 
 
-def internals_problem(est: Any, task: str) -> str | None:
+def internals_problem(est: Any, task: Task) -> str | None:
     """What in mlre's CatBoost adapter ``est`` or its fitted CatBoost model is not as the
     compiled path reads it; None when all is."""
     model = getattr(est, "model_", None)
@@ -35,7 +36,7 @@ def internals_problem(est: Any, task: str) -> str | None:
     return None
 
 
-def guard(est: Any, task: str) -> bool:
+def guard(est: Any, task: Task) -> bool:
     """Whether ``est``'s CatBoost model has what the compiled path reads; says what is wrong (a
     warning naming CatBoost and its version) when not."""
     return guarded("catboost", internals_problem(est, task))
@@ -49,12 +50,12 @@ class CatRows:
 
     kind = "catboost"
 
-    def __init__(self, model: Any, task: str, positions: list[int], levels: list[np.ndarray]):
+    def __init__(self, model: Any, task: Task, positions: list[int], levels: list[np.ndarray]):
         self.model, self.task = model, task
         self.positions, self.levels = positions, levels
 
     @classmethod
-    def of(cls, est: Any, stack: ColumnStack, task: str) -> CatRows | None:
+    def of(cls, est: Any, stack: ColumnStack, task: Task) -> CatRows | None:
         """The compiled form, or None where the columns CatBoost reads as categories are not
         those of the stack's category encoder (a trees-style stack: numbers passed through,
         dates, categories)."""
@@ -79,7 +80,7 @@ class CatRows:
         return np.asarray(self.model.predict_proba(table, thread_count=threads), np.float64)
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of mlre's fitted CatBoost adapter behind a trees-style stack, else
     None."""
     if not trees_style(stack) or not guard(est, task):

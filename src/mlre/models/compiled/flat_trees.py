@@ -70,7 +70,8 @@ class FlatTrees:
         by level (``by_level``) about 12 us per level; the cheaper estimate walks."""
         if len(X) * (len(self.feature) / 400 + 10) <= self.depth * 12:
             found = [self.row(x) for x in X]
-            return None if any(f is None for f in found) else np.vstack(found)
+            walked = [f for f in found if f is not None]
+            return None if len(walked) < len(found) else np.vstack(walked)
         return self.by_level(X)
 
     def by_level(self, X: np.ndarray) -> np.ndarray | None:
@@ -90,7 +91,7 @@ class FlatTrees:
             threshold = self.threshold[here]
             left = x < threshold if self.strict else x <= threshold
             missing = np.isnan(x)
-            if self.table is not None:
+            if self.table is not None and self.table_row is not None:
                 cat = np.flatnonzero(self.categorical[here] & ~missing)
                 if len(cat):
                     left[cat] = self.table[self.table_row[here[cat]], self._columns(x[cat])]

@@ -16,6 +16,7 @@ from mlre.features.transformers import ColumnStack
 from mlre.models.compiled.flat_trees import FlatTrees, add_linked, linked_parts
 from mlre.models.compiled.matrix import trees_style
 from mlre.models.compiled.predictor import FEW_ROWS, Built, fall_back, guarded
+from mlre.spec import Task
 
 #: The forests compiled, by class name.
 FORESTS = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
@@ -37,10 +38,11 @@ def internals_problem(forest: Any) -> str | None:
         if not isinstance(n, int):
             return "a fitted tree has no tree_ with a node_count"
         for name in TREE_ARRAYS:
-            if np.shape(getattr(t, name, None)) != (n,):
+            array = getattr(t, name, None)
+            if array is None or np.shape(array) != (n,):
                 return f"a fitted tree's tree_.{name} is not one value per node"
         value = getattr(t, "value", None)
-        if np.ndim(value) != 3 or np.shape(value)[0] != n:
+        if value is None or np.ndim(value) != 3 or np.shape(value)[0] != n:
             return "a fitted tree's tree_.value is not (nodes, outputs, classes)"
         if not isinstance(getattr(t, "max_depth", None), int):
             return "a fitted tree's tree_ has no max_depth"
@@ -122,7 +124,7 @@ class Forest:
         X = M.astype(np.float32)
         flat = self.flat_trees() if len(X) <= FEW_ROWS else None
         nodes = None if flat is None else flat.nodes(X)
-        if nodes is None or self.values is None:
+        if flat is None or nodes is None or self.values is None:
             est = self.single if small else self.est
             return est.predict_proba(X) if self.classify else est.predict(X)
         leaves = self.values[nodes]  # (rows, trees, outputs)
@@ -131,7 +133,7 @@ class Forest:
         return out if self.classify else out[:, 0]
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of a scikit-learn forest behind its category-codes step (``est``, a
     two-step pipeline) and a trees-style stack, else None."""
     from mlre.models.adapters import CategoryCodes

@@ -17,6 +17,7 @@ from mlre.features.transformers import CategoryEncoder, ColumnStack
 from mlre.models.compiled.flat_trees import FlatTrees, add_linked, category_rows, linked_parts
 from mlre.models.compiled.matrix import trees_style
 from mlre.models.compiled.predictor import FEW_ROWS, Built, Recode, fall_back, guarded
+from mlre.spec import Task
 
 #: The private parts of a fitted HistGradientBoosting model the compiled path reads.
 PRIVATE = ("_predictors", "_baseline_prediction", "_loss", "_bin_mapper", "_preprocessor")
@@ -204,7 +205,7 @@ class HistGbPredictor:
 
     kind = "hist_gb"
 
-    def __init__(self, est: Any, task: str) -> None:
+    def __init__(self, est: Any, task: Task) -> None:
         self.est, self.task = est, task
         self.forest = HistForest(est)
 
@@ -258,15 +259,15 @@ def recode(stack: ColumnStack, est: Any) -> Recode | None:
     categorical = np.flatnonzero(mask)
     if position != len(names) or set(categorical) != set(levels):
         return None
-    luts = {}
-    for j, known in zip(categorical, encoder.categories_, strict=True):
+    luts: dict[int, np.ndarray] = {}
+    for j, known in zip(categorical.tolist(), encoder.categories_, strict=True):
         index = {v: float(i) for i, v in enumerate(known) if isinstance(v, str)}
-        luts[int(j)] = np.array([index.get(v, np.nan) for v in levels[j]] + [np.nan])
+        luts[j] = np.array([index.get(v, np.nan) for v in levels[j]] + [np.nan])
     order = np.concatenate([categorical, np.flatnonzero(~mask)])
     return luts, order
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of a fitted HistGradientBoosting model behind a trees-style stack, else
     None."""
     if not trees_style(stack) or not guard(est):

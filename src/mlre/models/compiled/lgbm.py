@@ -18,6 +18,7 @@ import numpy as np
 from mlre.features.transformers import ColumnStack
 from mlre.models.compiled.matrix import trees_style
 from mlre.models.compiled.predictor import Built, guarded, two_columns
+from mlre.spec import Task
 
 #: The private names of ``lightgbm.basic`` the prepared call uses.
 PRIVATE = ("_LIB", "_safe_call", "_c_str", "_C_API_DTYPE_FLOAT64", "_C_API_PREDICT_NORMAL",
@@ -149,7 +150,7 @@ def _free_config(free: Any, handle: ctypes.c_void_p, booster: Any) -> None:
     free(handle)
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of a fitted LightGBM model behind a trees-style stack, else None."""
     if not trees_style(stack) or not hasattr(est, "booster_"):
         return None

@@ -17,6 +17,7 @@ import numpy as np
 from mlre.features.transformers import ColumnStack
 from mlre.models.compiled.matrix import dense_style
 from mlre.models.compiled.predictor import Built
+from mlre.spec import Task
 
 
 class DensePredictor:
@@ -24,7 +25,7 @@ class DensePredictor:
 
     kind = "dense"
 
-    def __init__(self, est: Any, task: str) -> None:
+    def __init__(self, est: Any, task: Task) -> None:
         # a copy that predicts arrays without warning that it was fitted on a table with
         # column names (the copy's values are the estimator's own)
         self.est = copy.deepcopy(est)
@@ -47,7 +48,7 @@ def linear_model(est: Any) -> bool:
     return type(est).__module__.startswith("sklearn.linear_model.") and hasattr(est, "coef_")
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of a fitted linear model behind a dense-style stack, else None."""
     if not linear_model(est) or not dense_style(stack):
         return None

@@ -41,7 +41,8 @@ def matrix_codes(M: np.ndarray, columns: list[int]) -> np.ndarray:
 def category_columns(stack: ColumnStack) -> list[tuple[int, CategoryEncoder, str]]:
     """Each column a category encoder of ``stack`` gives: its position in the stack's output, the
     encoder and the column."""
-    found, start = [], 0
+    found: list[tuple[int, CategoryEncoder, str]] = []
+    start = 0
     for _, fitted, columns in stack.parts_:
         if isinstance(fitted, CategoryEncoder):
             found += [(start + j, fitted, c) for j, c in enumerate(fitted.levels_)]
@@ -69,7 +70,8 @@ class OneHotLookup:
         while any(unknown in c for c in levels):
             unknown += "\x00"
         base = [c[0] for c in levels]
-        probes, starts = [], []
+        probes: list[list[Any]] = []
+        starts: list[int] = []
         for j, known in enumerate(levels):
             starts.append(len(probes))
             for value in [*known, np.nan, unknown]:
@@ -147,12 +149,14 @@ class NumericSteps:
         ):
             return None
         try:
-            steps = cls(imputer, scaler)
-            probe = steps._probe()
-            same = np.array_equal(steps.transform(probe), part.transform(probe), equal_nan=True)
+            arithmetic = cls(imputer, scaler)
+            probe = arithmetic._probe()
+            same = np.array_equal(
+                arithmetic.transform(probe), part.transform(probe), equal_nan=True
+            )
         except (AttributeError, TypeError, ValueError):
             return None
-        return steps if same else None
+        return arithmetic if same else None
 
     def _probe(self) -> np.ndarray:
         """Rows to hold the arithmetic to the fitted steps: holes, the fill values, large and

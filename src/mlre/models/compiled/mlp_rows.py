@@ -14,6 +14,7 @@ import numpy as np
 from mlre.features.transformers import ColumnStack
 from mlre.models.compiled.matrix import category_columns, matrix_codes, trees_style
 from mlre.models.compiled.predictor import Built, guarded
+from mlre.spec import Task
 
 
 def internals_problem(est: Any) -> str | None:
@@ -74,7 +75,7 @@ class MlpRows:
         return np.asarray(self.est.predict_arrays(M[:, self.numeric], codes), dtype=np.float64)
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of mlre's fitted MLP behind a trees-style stack, else None."""
     if not trees_style(stack) or not guard(est):
         return None

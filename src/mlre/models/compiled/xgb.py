@@ -24,6 +24,7 @@ from mlre.models.compiled.flat_trees import (
 )
 from mlre.models.compiled.matrix import trees_style
 from mlre.models.compiled.predictor import FEW_ROWS, Built, guarded, two_columns
+from mlre.spec import Task
 
 #: The objectives whose booster output is what the scikit-learn wrapper returns.
 OBJECTIVES = {"binary:logistic", "multi:softprob", "reg:squarederror", "reg:absoluteerror"}
@@ -222,7 +223,7 @@ def _libm() -> Any:
     return libm
 
 
-def build(est: Any, stack: ColumnStack, task: str) -> Built | None:
+def build(est: Any, stack: ColumnStack, task: Task) -> Built | None:
     """The compiled form of a fitted XGBoost model behind a trees-style stack, else None."""
     if not trees_style(stack) or not hasattr(est, "get_booster"):
         return None

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 
 from mlre.features.pipeline import Style
+from mlre.spec import Task
 
 Params = dict[str, Any]
 #: Builds a family's estimator from the task, a configuration and a seed.
-Builder = Callable[[str, Params, int], Any]
+Builder = Callable[[Task, Params, int], Any]
 #: Draws a configuration from an Optuna trial for the task.
-Space = Callable[[Any, str], Params]
+Space = Callable[[Any, Task], Params]
 #: Fits an estimator on training rows, stopping early on the validation rows and at the deadline.
 EarlyFit = Callable[[Any, pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, float], Any]
 
@@ -84,6 +85,6 @@ class Family:
         # scikit-learn's OpenMP estimators (HistGradientBoosting) take no thread count: cap them
         # at n_threads() like the others, or they spin-wait for busy cores (80x slower seen)
         with threadpool_limits(limits=n_threads(), user_api="openmp"):
-            if self.fit_early is None or X_val is None:
+            if self.fit_early is None or X_val is None or y_val is None:
                 return est.fit(X, y)
             return self.fit_early(est, X, y, X_val, y_val, deadline)

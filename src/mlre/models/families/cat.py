@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from mlre.models.families.base import MAX_ROUNDS, Family, Params, n_threads, n_workers
+from mlre.spec import Task
 
 
-def _build(task: str, p: Params, seed: int) -> Any:
+def _build(task: Task, p: Params, seed: int) -> Any:
     from mlre.models.adapters import CatBoostModel
 
     # one fold at a time on all the search's threads: as fast as parallel folds of one thread
@@ -28,7 +29,7 @@ def _fit(est, X, y, X_val, y_val, deadline):
     return est.fit(X, y, eval_set=(X_val, y_val), callbacks=[StopAtDeadline()])
 
 
-def _space(trial, task: str) -> Params:
+def _space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
         "depth": trial.suggest_int("depth", 4, 8),

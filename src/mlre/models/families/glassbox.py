@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 from mlre.models.families.base import Family, Params, n_threads
+from mlre.spec import Task
 
 
-def _sparse_linear_build(task: str, p: Params, seed: int) -> Any:
+def _sparse_linear_build(task: Task, p: Params, seed: int) -> Any:
     from sklearn.linear_model import Lasso, LogisticRegression
 
     if task == "regression":
@@ -25,13 +26,13 @@ def _sparse_linear_build(task: str, p: Params, seed: int) -> Any:
     )
 
 
-def _sparse_linear_space(trial, task: str) -> Params:
+def _sparse_linear_space(trial, task: Task) -> Params:
     if task == "regression":
         return {"alpha": trial.suggest_float("alpha", 1e-4, 10.0, log=True)}
     return {"C": trial.suggest_float("C", 1e-3, 10.0, log=True)}
 
 
-def _tree_build(task: str, p: Params, seed: int) -> Any:
+def _tree_build(task: Task, p: Params, seed: int) -> Any:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     cls = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
@@ -42,14 +43,14 @@ def _tree_build(task: str, p: Params, seed: int) -> Any:
     )
 
 
-def _tree_space(trial, task: str) -> Params:
+def _tree_space(trial, task: Task) -> Params:
     return {
         "max_depth": trial.suggest_int("max_depth", 2, 4),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 200, log=True),
     }
 
 
-def _ebm_build(task: str, p: Params, seed: int) -> Any:
+def _ebm_build(task: Task, p: Params, seed: int) -> Any:
     from interpret.glassbox import ExplainableBoostingClassifier, ExplainableBoostingRegressor
 
     cls = ExplainableBoostingRegressor if task == "regression" else ExplainableBoostingClassifier
@@ -71,7 +72,7 @@ def _ebm_fit(est, X, y, X_val, y_val, deadline):
     return est
 
 
-def _ebm_space(trial, task: str) -> Params:
+def _ebm_space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.1, log=True),
         "interactions": trial.suggest_int("interactions", 0, 5),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlre.models.families.base import Family, Params, n_threads
+from mlre.spec import Task
 
 
-def _build(task: str, p: Params, seed: int) -> Any:
+def _build(task: Task, p: Params, seed: int) -> Any:
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
     cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
@@ -18,7 +19,7 @@ def _build(task: str, p: Params, seed: int) -> Any:
     )
 
 
-def _space(trial, task: str) -> Params:
+def _space(trial, task: Task) -> Params:
     return {
         "n_neighbors": trial.suggest_int("n_neighbors", 3, 100, log=True),
         "weights": trial.suggest_categorical("weights", ["uniform", "distance"]),

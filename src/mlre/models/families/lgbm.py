@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 from mlre.models.families.base import EARLY_STOP, MAX_ROUNDS, Family, Params, n_threads
+from mlre.spec import Task
 
 
-def _build(task: str, p: Params, seed: int) -> Any:
+def _build(task: Task, p: Params, seed: int) -> Any:
     import lightgbm as lgb
 
     cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
-    params = {
+    params: Params = {
         "n_estimators": MAX_ROUNDS,
         "subsample_freq": 1,
         "verbose": -1,
@@ -39,7 +40,7 @@ def _fit(est, X, y, X_val, y_val, deadline):
     )
 
 
-def _space(trial, task: str) -> Params:
+def _space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlre.models.families.base import Family, Params
+from mlre.spec import Task
 
 
-def _build(task: str, p: Params, seed: int) -> Any:
+def _build(task: Task, p: Params, seed: int) -> Any:
     from mlre.models.mlp import TabularMLP
 
     return TabularMLP(task=task, seed=seed, **p)
@@ -18,7 +19,7 @@ def _fit(est, X, y, X_val, y_val, deadline):
     return est.fit(X, y, X_val, y_val, deadline=deadline)
 
 
-def _space(trial, task: str) -> Params:
+def _space(trial, task: Task) -> Params:
     return {
         "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
         "layers": trial.suggest_int("layers", 1, 3),

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlre.models.families.base import Builder, Family, Params, n_threads
+from mlre.spec import Task
 
 
-def _hgb_build(task: str, p: Params, seed: int) -> Any:
+def _hgb_build(task: Task, p: Params, seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
@@ -23,7 +24,7 @@ def _hgb_build(task: str, p: Params, seed: int) -> Any:
     return cls(**(params | p))
 
 
-def _hgb_space(trial, task: str) -> Params:
+def _hgb_space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
         "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 128, log=True),
@@ -33,7 +34,7 @@ def _hgb_space(trial, task: str) -> Params:
 
 
 def _forest_build(kind: str) -> Builder:
-    def build(task: str, p: Params, seed: int) -> Any:
+    def build(task: Task, p: Params, seed: int) -> Any:
         from sklearn import ensemble
         from sklearn.pipeline import make_pipeline
 
@@ -57,7 +58,7 @@ def _forest_build(kind: str) -> Builder:
     return build
 
 
-def _forest_space(trial, task: str) -> Params:
+def _forest_space(trial, task: Task) -> Params:
     return {
         "max_features": trial.suggest_float("max_features", 0.1, 1.0),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from mlre.models.families.base import EARLY_STOP, MAX_ROUNDS, Family, Params, n_threads
+from mlre.spec import Task
 
 
-def _build(task: str, p: Params, seed: int) -> Any:
+def _build(task: Task, p: Params, seed: int) -> Any:
     import xgboost as xgb
 
     cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
@@ -37,7 +38,7 @@ def _fit(est, X, y, X_val, y_val, deadline):
     return est
 
 
-def _space(trial, task: str) -> Params:
+def _space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
         "max_depth": trial.suggest_int("max_depth", 2, 10),
