@@ -37,6 +37,7 @@ from mlre.search.ensemble import caruana
 from mlre.search.executor import Executor, LocalExecutor
 from mlre.search.schedule import Launch, run_trials
 from mlre.search.trial import TrialData, TrialResult
+from mlre.spec import Task
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,8 @@ class Search:
     def _spill(self, result: TrialResult) -> None:
         """Have a candidate's pipelines moved to the scratch folder (they stay in memory if they
         cannot be written: a full disk costs memory, not the run)."""
-        self._writer.submit(self._write, result, result.pipelines)
+        if result.pipelines is not None:
+            self._writer.submit(self._write, result, result.pipelines)
 
     def _write(self, result: TrialResult, pipelines: list[Any]) -> None:
         path = os.path.join(self.scratch, f"trial-{result.id}.pkl")
@@ -265,6 +267,7 @@ class Search:
             spilled = None
         with self._held:
             if spilled is not None and result.pipelines is pipelines:
+                # the file stands in for the list until the ensemble loads it back (_loaded)
                 result.pipelines = spilled  # type: ignore[assignment]
                 log.debug("trial %d's pipelines written out in %.2fs (%.1f MB)", result.id,
                           time.monotonic() - started, os.path.getsize(path) / 1e6)  # fmt: skip
@@ -287,7 +290,10 @@ class Search:
         """Ensemble weights over ``kept`` (best first) and the ensemble's loss."""
         if self.interpretable:  # a blend of readable models is not readable: the best one alone
             return np.eye(len(kept))[0], kept[0].loss
-        return caruana([t.oof for t in kept], self.data.y, self.data.metric)
+        oof = [t.oof for t in kept if t.oof is not None]
+        if len(oof) < len(kept):  # _forget drops both together
+            raise RuntimeError("a candidate kept for the ensemble lost its predictions")
+        return caruana(oof, self.data.y, self.data.metric)
 
     # ------------------------------------------------------------------ phases
 
@@ -327,7 +333,7 @@ class Search:
         for t in self.trials:
             if t.status == "ok":
                 best_by_family[t.family] = min(best_by_family.get(t.family, np.inf), t.loss)
-        ranked = sorted(best_by_family, key=best_by_family.get)[:TUNED_FAMILIES]
+        ranked = sorted(best_by_family, key=best_by_family.__getitem__)[:TUNED_FAMILIES]
         if not ranked:
             return
         studies = {}
@@ -431,10 +437,10 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _distributions(family: Family, task: str, params: dict[str, Any]) -> dict[str, Any]:
+def _distributions(family: Family, task: Task, params: dict[str, Any]) -> dict[str, Any]:
     """The Optuna distributions of ``family``'s space for the keys of ``params`` it can hold."""
     import optuna
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     probe = optuna.create_study().ask()
     family.space(probe, task)
@@ -445,8 +451,10 @@ def _distributions(family: Family, task: str, params: dict[str, Any]) -> dict[st
         value = params[key]
         if isinstance(dist, CategoricalDistribution):
             fits = value in dist.choices
-        else:
+        elif isinstance(dist, FloatDistribution | IntDistribution):
             fits = isinstance(value, (int, float)) and dist.low <= value <= dist.high
+        else:  # a kind of distribution the spaces do not use
+            fits = False
         if fits:
             out[key] = dist
     return out

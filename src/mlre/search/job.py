@@ -23,7 +23,7 @@ from mlre.search.clock import share_of_time_left
 from mlre.search.engine import OnTrial, SearchResult, run_search
 from mlre.search.executor import Executor
 from mlre.search.trial import TrialData, TrialResult, fit_fold
-from mlre.spec import METRICS, Spec
+from mlre.spec import METRICS, Spec, Task
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Target:
         return 0 if self.classes is None else len(self.classes)
 
 
-def encode_target(y: pd.Series, task: str, classes: np.ndarray | None = None) -> Target:
+def encode_target(y: pd.Series, task: Task, classes: np.ndarray | None = None) -> Target:
     """Encode labels as 0..k-1 in sorted order (or with ``classes``); regression as floats."""
     if task == "regression":
         return Target(pd.to_numeric(y, errors="coerce").to_numpy(dtype=float), None)
@@ -103,7 +103,7 @@ def fold_count(n: int, workers: int) -> int:
 
 
 def folds_for(
-    y: np.ndarray, task: str, seed: int, groups: np.ndarray | None, workers: int | None = None
+    y: np.ndarray, task: Task, seed: int, groups: np.ndarray | None, workers: int | None = None
 ) -> tuple[list, str]:
     """k-fold cross-validation on small and medium data, one validation split on large data."""
     n = len(y)
@@ -116,7 +116,7 @@ def folds_for(
     )
 
 
-def holdout_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def holdout_scores(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Every metric that fits the task, on the holdout."""
     out = {}
     for name, (tasks, _) in METRICS.items():
@@ -161,7 +161,7 @@ class Prepared:
 def prepare(
     df: pd.DataFrame,
     spec: Spec,
-    task: str,
+    task: Task,
     contract: DataContract,
     test: pd.DataFrame | None,
     search_rows: int = SEARCH_ROWS,
@@ -205,7 +205,7 @@ def prepare(
             )
         method = "the given test table"
         hold_rows = None
-    if task != "regression":
+    if enc.classes is not None:  # classification
         check_classes(y_train, y_hold, enc.classes)
     plan = feature_plan(contract, spec)
     rows = _search_sample(y_train, task, search_rows, spec.seed)
@@ -222,7 +222,7 @@ def prepare(
 def run_job(
     df: pd.DataFrame,
     spec: Spec,
-    task: str,
+    task: Task,
     contract: DataContract,
     *,
     test: pd.DataFrame | None,
@@ -326,7 +326,7 @@ def worker_findings(trials: list[TrialResult]) -> list[Finding]:
     ]
 
 
-def _search_sample(y: np.ndarray, task: str, limit: int, seed: int) -> np.ndarray:
+def _search_sample(y: np.ndarray, task: Task, limit: int, seed: int) -> np.ndarray:
     """Positions of at most ``limit`` training rows (stratified for classification)."""
     if len(y) <= limit:
         return np.arange(len(y))

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from mlre.evaluate.metrics import Metric
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
 from mlre.models.final import member_predict
+from mlre.spec import Task
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class TrialData:
     X: pd.DataFrame
     y: np.ndarray
     folds: list[tuple[np.ndarray, np.ndarray]]
-    task: str
+    task: Task
     n_classes: int
     plan: FeaturePlan
     metric: Metric
@@ -78,7 +79,7 @@ def fit_family(
     family_name: str,
     params: dict[str, Any],
     plan: FeaturePlan,
-    task: str,
+    task: Task,
     X_train: pd.DataFrame,
     y_train: np.ndarray,
     X_valid: pd.DataFrame | None,
@@ -105,7 +106,7 @@ def fit_family_stopped(
     family_name: str,
     params: dict[str, Any],
     plan: FeaturePlan,
-    task: str,
+    task: Task,
     X: pd.DataFrame,
     y: np.ndarray,
     seed: int,
