@@ -165,7 +165,7 @@ def critical_difference_figure(ranks: RankTest) -> dict[str, Any]:
         }
     ]
     # maximal groups of systems that cannot be told apart
-    groups = []
+    groups: list[tuple[int, int]] = []
     for i in range(k):
         j = max(m for m in range(i, k) if values[m] - values[i] <= ranks.critical_difference)
         if j > i and not any(a <= i and j <= b for a, b in groups):

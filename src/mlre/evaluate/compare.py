@@ -26,6 +26,7 @@ from mlre.evaluate.stats import (
 )
 from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
+from mlre.spec import Task
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class CompareResult:
 
 
 def repeated_folds(
-    y: np.ndarray, task: str, repeats: int, folds: int, seed: int
+    y: np.ndarray, task: Task, repeats: int, folds: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``repeats`` different shuffles of ``folds``-fold cross-validation (stratified for
     classification), every candidate sees the same ones."""
@@ -164,7 +165,7 @@ def evaluate_candidates(
     X: pd.DataFrame,
     y: np.ndarray,
     *,
-    task: str,
+    task: Task,
     n_classes: int,
     contract: DataContract,
     plan: FeaturePlan,

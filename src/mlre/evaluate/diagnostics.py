@@ -207,7 +207,7 @@ def classification_curves(y: np.ndarray, proba: np.ndarray, classes: list[str]) 
                 "pr": {"recall": rec_t, "precision": prec_t},
             }
         )
-    per_class = []
+    per_class: list[dict[str, Any]] = []
     for c in range(k):
         support = int(confusion[c].sum())
         tp = int(confusion[c, c])

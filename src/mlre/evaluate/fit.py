@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def fit_diagnosis(
     train_lift = sign * (train_score - baseline_score)
     room = abs(baseline_score - (1.0 if metric.greater_is_better else 0.0)) or 1.0
     scale = max(abs(holdout_score), 1e-9)
-    data = {
+    data: dict[str, Any] = {
         "train": train_score,
         "holdout": holdout_score,
         "baseline": baseline_score,
@@ -97,8 +98,8 @@ def learning_curve_verdict(
     noise of the holdout estimate (``noise``: a standard error of the metric) and more than 0.5%.
     """
     sign = 1 if metric.greater_is_better else -1
-    data = {"sizes": sizes, "scores": scores, "noise": noise}
-    findings = []
+    data: dict[str, Any] = {"sizes": sizes, "scores": scores, "noise": noise}
+    findings: list[Finding] = []
     if len(scores) < 2:
         data["verdict"] = "unknown"
         return Diagnostic("learning_curve", "Learning curve", data, findings)
@@ -157,7 +158,9 @@ def learning_curve(
     part the model cannot be fitted on (e.g. one class only) is skipped.
     """
     order = np.random.default_rng(seed).permutation(n_train)
-    sizes, scores, last_pred = [], [], None
+    sizes: list[int] = []
+    scores: list[float] = []
+    last_pred = None
     started = time.monotonic()
     for f in fractions:
         size = max(20, round(f * n_train))

@@ -34,6 +34,7 @@ import pandas as pd
 from mlre.data.contract import DataContract
 from mlre.errors import InputError
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
+from mlre.spec import Task
 
 PREPROCESSING = ("dense", "trees", "plain", "raw")
 
@@ -50,7 +51,7 @@ class FoldData:
     X_train: pd.DataFrame
     y_train: np.ndarray
     X_test: pd.DataFrame
-    task: str
+    task: Task
     n_classes: int
     plan: FeaturePlan
     contract: DataContract

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlre.spec import METRICS
+from mlre.spec import METRICS, Task
 
 EPS = 1e-15
 
@@ -149,7 +149,7 @@ def get_metric(name: str) -> Metric:
     return Metric(name, greater, _FUNCTIONS[name])
 
 
-def naive_prediction(task: str, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
+def naive_prediction(task: Task, y_train: np.ndarray, n: int, n_classes: int = 0) -> np.ndarray:
     """The baseline a model must beat: class frequencies (classification) or the mean."""
     if task == "regression":
         return np.full(n, float(np.mean(y_train)))

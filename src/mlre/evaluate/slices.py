@@ -11,9 +11,10 @@ from mlre.evaluate.diagnostics import Diagnostic
 from mlre.evaluate.groups import slice_groups
 from mlre.evaluate.metrics import EPS
 from mlre.findings import Finding, Severity
+from mlre.spec import Task
 
 
-def row_losses(task: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def row_losses(task: Task, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Each row's loss: log loss of the true class (classification), squared error (regression)."""
     if task == "regression":
         return (np.asarray(y, dtype=float) - np.asarray(pred, dtype=float)) ** 2
@@ -25,7 +26,7 @@ def error_slices(
     X: pd.DataFrame,
     y: np.ndarray,
     pred: np.ndarray,
-    task: str,
+    task: Task,
     *,
     min_rows: int | None = None,
     alpha: float = 0.05,
