@@ -274,7 +274,8 @@ def sampled_shapley(
 
 
 def _chunked_output(model: Any, frame: pd.DataFrame, limit: int) -> tuple[np.ndarray, list[str]]:
-    parts, outputs = [], []
+    parts: list[np.ndarray] = []
+    outputs: list[str] = []
     for start in range(0, len(frame), limit):
         out, outputs = _output(model, frame.iloc[start : start + limit].reset_index(drop=True))
         parts.append(out)
