@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlre.errors import InputError
 from mlre.findings import Finding, Severity
+from mlre.spec import Task
 
 #: Groups smaller than this are shown but not judged: their rates are too uncertain.
 MIN_GROUP = 30
@@ -71,7 +72,7 @@ class Proxy:
 class FairnessAudit:
     """Group metrics, disparities, proxies and the findings they give."""
 
-    task: str
+    task: Task
     groups: list[GroupMetrics]
     disparities: list[Disparity]
     proxies: list[Proxy] = field(default_factory=list)
@@ -165,7 +166,7 @@ def audit_predictions(
     prediction: np.ndarray,
     groups: pd.DataFrame,
     *,
-    task: str,
+    task: Task,
     limits: dict[str, float] | None = None,
     samples: int = 200,
     seed: int = 0,

@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from mlre.errors import InputError
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
+from mlre.spec import Task
 
 CONSTRAINTS = {
     "demographic_parity": "demographic_parity",
@@ -70,6 +71,8 @@ class FamilyClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None):
         from mlre.models.families import FAMILIES
 
+        if self.plan is None:
+            raise ValueError("FamilyClassifier needs the feature plan of the table it fits")
         fam = FAMILIES[self.family]
         params = dict(self.params or {})
         if fam.early_stopping:  # no validation rows here: a fixed, moderate number of rounds
@@ -274,7 +277,7 @@ class MitigatedModel(BaseEstimator):
         self.contract = contract
         self.metric = metric
 
-    task = "binary"
+    task: Task = "binary"
 
     @property
     def classes_(self) -> np.ndarray:
