@@ -248,7 +248,18 @@ def _compare_variants(
         r = compare_arms(y_v, y_c, alpha)
         comparisons.append(
             Comparison(
-                name, control, (len(y_v), len(y_c)), (float(y_v.mean()), float(y_c.mean())), **r
+                name,
+                control,
+                (len(y_v), len(y_c)),
+                (float(y_v.mean()), float(y_c.mean())),
+                difference=r["difference"],
+                se=r["se"],
+                low=r["low"],
+                high=r["high"],
+                p_value=r["p_value"],
+                relative=r["relative"],
+                relative_low=r["relative_low"],
+                relative_high=r["relative_high"],
             )
         )
     return comparisons

@@ -309,6 +309,8 @@ def _refute(
         return est.aipw(yr[keep], tr[keep], er[keep], nu.mu0[keep], nu.mu1[keep], estimand)
 
     primary = result.primary
+    if primary is None:
+        raise ValueError("there is no primary estimate to refute")
     step("refutation: placebo treatment")
     result.refutations.append(ref.placebo(X, t, y, again, seed + 7))
     step("refutation: random common cause")

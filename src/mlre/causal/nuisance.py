@@ -17,6 +17,7 @@ from sklearn.utils.metaestimators import available_if
 from mlre.data.profile import ColumnProfile
 from mlre.data.roles import Role
 from mlre.features.pipeline import FeaturePlan
+from mlre.spec import Task
 
 #: Propensities are kept this far from 0 and 1 so that no weight is infinite.
 CLIP = 1e-3
@@ -48,7 +49,7 @@ class ZooModel(BaseEstimator):
     def __init__(
         self,
         family: str = "lightgbm",
-        task: str = "regression",
+        task: Task = "regression",
         plan: FeaturePlan | None = None,
         seed: int = 0,
     ):
