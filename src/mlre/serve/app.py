@@ -9,7 +9,7 @@ Bad input never becomes a 500; only a model that fails on valid input does.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
@@ -63,7 +63,9 @@ def create_app(service: Service, *, start: bool = True, freeze: bool = False) ->
     return app
 
 
-def _lifespan(service: Service, *, start: bool, freeze: bool) -> Callable[[FastAPI], object]:
+def _lifespan(
+    service: Service, *, start: bool, freeze: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if start:

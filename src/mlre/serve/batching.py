@@ -98,6 +98,11 @@ def take_batch(
     return batch, False
 
 
+#: One table's output (or None), its error (or None), its call's seconds, and whether it is the
+#: first table of its call.
+Outcome = tuple[np.ndarray | None, Exception | None, float, bool]
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
@@ -107,12 +112,13 @@ def predict_each(
     frames: list[Any],
     clock: Callable[[], float] = time.perf_counter,
     combine: Callable[[list[Any]], Any] = _concat,
-) -> list[tuple[np.ndarray | None, Exception | None, float, bool]]:
+) -> list[Outcome]:
     """Each table's output (or error), the seconds its call took by ``clock``, and whether it
     is the first table of that call: one call for them all (``combine`` makes one input of
     them), or, when that fails, one call each, so one bad request fails alone. A call's time
     counts once where calls are timed (the tables of one call share it; counted for each, one
     slow call would weigh as many)."""
+    results: list[Outcome] = []
     if len(frames) > 1:
         t0 = clock()
         try:
@@ -120,12 +126,11 @@ def predict_each(
         except Exception:
             pass
         else:
-            seconds, results, start = clock() - t0, [], 0
+            seconds, start = clock() - t0, 0
             for i, frame in enumerate(frames):
                 results.append((out[start : start + len(frame)], None, seconds, i == 0))
                 start += len(frame)
             return results
-    results = []
     for frame in frames:
         t0 = clock()
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlre.spec import RollbackPolicy
+from mlre.spec import RollbackPolicy, Task
 
 #: Significance a distribution shift must also reach before it counts.
 SHIFT_ALPHA = 0.001
@@ -37,7 +37,7 @@ class Verdict:
 class TrialGuard:
     """Observations of one challenger version (and of the champion beside it), thread-safe."""
 
-    def __init__(self, policy: RollbackPolicy, task: str, version: str) -> None:
+    def __init__(self, policy: RollbackPolicy, task: Task, version: str) -> None:
         self.policy = policy
         self.task = task
         self.version = version
@@ -92,7 +92,9 @@ class TrialGuard:
 
     def _trim(self, now: float) -> None:
         start = now - self.policy.window_seconds
-        for q in (self._challenger, self._champion, self._pairs, *self._answers.values()):
+        queues: list[deque[Any]] = [self._challenger, self._champion, self._pairs]
+        queues += self._answers.values()
+        for q in queues:
             while q and q[0][0] < start:
                 q.popleft()
 

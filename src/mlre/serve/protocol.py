@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlre.data.contract import SMALL_ROWS
+from mlre.spec import Task
 from mlre.values import plain
 
 #: v2 datatypes and the numpy types their binary data is read as.
@@ -274,7 +275,9 @@ def _binary_tensor(
 # --------------------------------------------------------------------------- responses
 
 
-def records_response(task: str, classes: list[Any] | None, out: np.ndarray) -> list[dict[str, Any]]:
+def records_response(
+    task: Task, classes: list[Any] | None, out: np.ndarray
+) -> list[dict[str, Any]]:
     """One object per row: the prediction and, for classification, each class's probability."""
     if task == "regression":
         return [{"prediction": float(v)} for v in out]
@@ -289,7 +292,7 @@ def records_response(task: str, classes: list[Any] | None, out: np.ndarray) -> l
     ]
 
 
-def mlflow_response(task: str, classes: list[Any] | None, out: np.ndarray) -> dict[str, Any]:
+def mlflow_response(task: Task, classes: list[Any] | None, out: np.ndarray) -> dict[str, Any]:
     """MLflow's answer for a table output: ``{"predictions": [records]}`` with mlre's columns."""
     if task == "regression":
         return {"predictions": [{"prediction": float(v)} for v in out]}
@@ -307,13 +310,14 @@ def v2_response(
     name: str,
     version: str,
     request_id: str | None,
-    task: str,
+    task: Task,
     classes: list[Any] | None,
     out: np.ndarray,
 ) -> dict[str, Any]:
     """A v2 answer: ``predict`` (labels or values) and, for classification, ``probabilities``
     (rows x classes, the class order in the parameters)."""
     n = len(out)
+    outputs: list[dict[str, Any]]
     if task == "regression":
         outputs = [
             {"name": "predict", "shape": [n], "datatype": "FP64", "data": [float(v) for v in out]}

@@ -38,7 +38,7 @@ from mlre.serve.slots import (
     retire,
 )
 from mlre.serve.validation import validated
-from mlre.spec import DeployPolicy
+from mlre.spec import DeployPolicy, Task
 from mlre.track.audit_log import AuditLog
 
 log = logging.getLogger(__name__)
@@ -463,7 +463,7 @@ def _version(slot: Any) -> str | None:
     return None if slot is None else slot.version
 
 
-def _task(challenger: Any) -> str:
+def _task(challenger: Any) -> Task:
     if isinstance(challenger, ShadowWorker):
         challenger.ready.wait(timeout=120)  # its task is known once its model is loaded
     return challenger.task

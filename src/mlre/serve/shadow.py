@@ -28,6 +28,7 @@ import numpy as np
 
 from mlre.serve.batching import predict_each
 from mlre.serve.protocol import SMALL_ROWS
+from mlre.spec import Task
 from mlre.values import plain
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class ShadowWorker:
         on_failure: Callable[[str], None],
     ) -> None:
         self.name, self.version = name, version
-        self.task: str = "binary"
+        self.task: Task = "binary"
         self.classes: list[Any] | None = None
         self.features: list[str] = []
         self.failed: str | None = None

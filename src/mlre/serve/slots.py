@@ -14,6 +14,7 @@ import pandas as pd
 from mlre.errors import MlreError
 from mlre.serve.batching import Batcher, warm_up
 from mlre.serve.guard import TrialGuard
+from mlre.spec import Task
 from mlre.values import plain
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Slot:
         return slot
 
     @property
-    def task(self) -> str:
+    def task(self) -> Task:
         return self.model.task
 
     @property
