@@ -37,7 +37,7 @@ from mlre.report.explanations import (
 )
 from mlre.report.model import fit_diagnostic, learning_curve_diagnostic, whole_model
 from mlre.report.summary import executive_summary
-from mlre.spec import METRICS
+from mlre.spec import METRICS, Task
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def collect(
 
 
 def _holdout_interval(
-    timed: _Timed, ev: Any, task: str, metric: Metric, seed: int
+    timed: _Timed, ev: Any, task: Task, metric: Metric, seed: int
 ) -> tuple[float, float] | None:
     """Measure the holdout score of every metric of the task with its 95% interval (the
     optimised metric first); return the optimised metric's interval."""
@@ -155,7 +155,7 @@ def _holdout_interval(
 def _diagnose(
     timed: _Timed,
     job: Any,
-    task: str,
+    task: Task,
     metric: Metric,
     classes: list[str] | None,
     interval: tuple[float, float] | None,
@@ -168,6 +168,8 @@ def _diagnose(
     if task == "regression":
         timed("residuals", lambda: residuals(ev.y_hold, ev.pred_hold, ev.X_hold, seed=seed))
     else:
+        if classes is None:
+            raise ValueError("a classifier's curves are drawn per class: its classes are needed")
         timed("calibration", lambda: calibration(ev.y_hold, ev.pred_hold))
         timed("curves", lambda: classification_curves(ev.y_hold, ev.pred_hold, classes))
     timed("slices", lambda: error_slices(ev.X_hold, ev.y_hold, ev.pred_hold, task))
@@ -176,7 +178,7 @@ def _diagnose(
 def _explain(
     timed: _Timed,
     job: Any,
-    task: str,
+    task: Task,
     metric: Metric,
     shapley: dict[str, Any] | None,
     per_row: float,

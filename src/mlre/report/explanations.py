@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mlre.evaluate.metrics import Metric
+from mlre.spec import Task
 
 #: Holdout rows shuffled per feature for permutation importance (fewer when time is short).
 IMPORTANCE_ROWS = 1_000
@@ -26,11 +27,12 @@ SHAPLEY_BACKGROUND = 20
 SHAPLEY_CELLS = 400_000
 
 
-def _predict(model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+def _predict(model: Any, frame: pd.DataFrame, task: Task | None) -> np.ndarray:
+    # a model that does not say its task (None) is read as a classifier, as explanations read it
     return model.predict(frame) if task == "regression" else model.predict_proba(frame)
 
 
-def seconds_per_row(model: Any, X: pd.DataFrame, task: str) -> float:
+def seconds_per_row(model: Any, X: pd.DataFrame, task: Task | None) -> float:
     """The model's prediction time per row in calls of a few thousand rows, from timed calls on
     10 and 300 rows of ``X``: an ensemble's fixed cost per call (each pipeline's pandas work) is
     most of a small call's time, so one small call would overestimate large ones severalfold."""
@@ -58,7 +60,7 @@ def permutation_importance(
     X: pd.DataFrame,
     y: np.ndarray,
     metric: Metric,
-    task: str,
+    task: Task,
     *,
     deadline: float = float("inf"),
     seed: int = 0,
@@ -182,7 +184,7 @@ def shapley_importance(
 def partial_dependence(
     model: Any,
     X: pd.DataFrame,
-    task: str,
+    task: Task,
     ranked: list[str],
     *,
     top: int = 3,
@@ -248,7 +250,7 @@ def partial_dependence(
 
 
 def example_explanations(
-    job: Any, task: str, deadline: float, seed: int, per_row: float
+    job: Any, task: Task, deadline: float, seed: int, per_row: float
 ) -> list[dict[str, Any]]:
     """Shapley explanations of three telling holdout predictions, if they fit before ``deadline``:
     the most confident of each side and the least sure (regression: lowest, median, highest)."""

@@ -11,12 +11,13 @@ import numpy as np
 from mlre.evaluate.diagnostics import Diagnostic
 from mlre.evaluate.fit import fit_diagnosis, learning_curve
 from mlre.evaluate.metrics import Metric
+from mlre.spec import Task
 
 #: Rows of the training part scored to compare training and holdout scores.
 TRAIN_SAMPLE = 2_000
 
 
-def fit_diagnostic(job: Any, metric: Metric, task: str, interval: Any, seed: int) -> Diagnostic:
+def fit_diagnostic(job: Any, metric: Metric, task: Task, interval: Any, seed: int) -> Diagnostic:
     """Under- or overfitting: the score on a sample of training rows against the holdout's
     (with its ``interval``) and the naive baseline's."""
     from mlre.evaluate.metrics import naive_prediction
@@ -38,7 +39,7 @@ def fit_diagnostic(job: Any, metric: Metric, task: str, interval: Any, seed: int
 
 
 def learning_curve_diagnostic(
-    job: Any, metric: Metric, task: str, seed: int, deadline: float
+    job: Any, metric: Metric, task: Task, seed: int, deadline: float
 ) -> Diagnostic:
     """Refit the ensemble's leading configuration on growing parts of the training rows."""
     from mlre.models.final import member_predict
@@ -85,7 +86,7 @@ def _fit_cost(job: Any, lead: Any) -> float | None:
     return trial.fit_seconds / k / max(1.0, rows_per_fit)
 
 
-def whole_model(job: Any, task: str, classes: list[str] | None) -> dict[str, Any] | None:
+def whole_model(job: Any, task: Task, classes: list[str] | None) -> dict[str, Any] | None:
     """A single glass-box model, shown whole (coefficients, tree, shape functions)."""
     from mlre.models.families import FAMILIES
     from mlre.models.glassbox import describe
