@@ -53,10 +53,10 @@ def score_with_interval(
             draws.append(_score(metric, y[rows], pred[rows]))
         except ValueError:  # a resample with one class for a ranking metric
             continue
-    draws = np.asarray([d for d in draws if np.isfinite(d)])
-    if not len(draws):
+    finite = np.asarray([d for d in draws if np.isfinite(d)])
+    if not len(finite):
         return value, float("nan"), float("nan")
-    low, high = np.quantile(draws, [0.025, 0.975])
+    low, high = np.quantile(finite, [0.025, 0.975])
     return value, float(low), float(high)
 
 
