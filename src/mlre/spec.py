@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlre.errors import SpecError, did_you_mean
 
 Task = Literal["binary", "multiclass", "regression"]
+#: Every task, in the order the spec's description names them.
+TASKS: tuple[Task, ...] = get_args(Task)
 
 #: Every metric mlre knows, with the tasks it fits and whether larger is better.
 METRICS: dict[str, tuple[frozenset[str], bool]] = {
@@ -271,6 +273,15 @@ class Spec(_Strict):
         metric = self.metric or DEFAULT_METRIC[task]
         check_metric_fits(metric, task)
         return metric
+
+
+def as_task(name: str) -> Task:
+    """``name`` (a task as text, e.g. recorded with a run) as a Task; a SpecError when it names
+    none."""
+    for task in TASKS:
+        if name == task:
+            return task
+    raise SpecError(f"unknown task {name!r}", hint="the tasks are " + ", ".join(TASKS))
 
 
 def check_metric_fits(metric: str, task: Task) -> None:
