@@ -9,7 +9,7 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -179,12 +179,13 @@ def log_child_run(
     name: str,
     *,
     params: dict[str, Any],
-    metrics: dict[str, float],
+    metrics: Mapping[str, float | None],
     tags: dict[str, Any],
     steps: dict[str, list[float]],
     status: str = "FINISHED",
 ) -> str:
-    """A finished child run under ``parent`` (one per search trial)."""
+    """A finished child run under ``parent`` (one per search trial); a metric that is None is
+    not logged."""
     from mlflow.entities import Metric, Param, RunTag
 
     client = parent.client
