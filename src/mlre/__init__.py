@@ -100,35 +100,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads on use
-    from mlre import api
-
-    ablate = api.ablate
-    abtest = api.abtest
-    audit = api.audit
-    build_report = api.build_report
-    causal_effect = api.causal_effect
-    compare = api.compare
-    compare_datasets = api.compare_datasets
-    compare_runs = api.compare_runs
-    deployments = api.deployments
-    explain_predictions = api.explain_predictions
-    fairness = api.fairness
-    init = api.init
-    leaderboard = api.leaderboard
-    mitigate = api.mitigate
-    predict = api.predict
-    promote = api.promote
-    reproduce = api.reproduce
-    rollback = api.rollback
-    run = api.run
-    run_seeds = api.run_seeds
-    runs = api.runs
-    serve_model = api.serve_model
-    verify_audit_log = api.verify_audit_log
-    watch = api.watch
-    from mlre.api.audit import AuditReport
+    # from the defining modules: ``api.run`` can be read as the module mlre.api.run
+    from mlre.api.ablate import ablate
+    from mlre.api.across import compare_datasets
+    from mlre.api.audit import AuditReport, audit, init
     from mlre.api.automodel import AutoClassifier, AutoModel, AutoRegressor
-    from mlre.api.run import RunResult
+    from mlre.api.causal import abtest, causal_effect
+    from mlre.api.compare import compare, compare_runs
+    from mlre.api.deploy import deployments, promote, rollback, serve_model, verify_audit_log
+    from mlre.api.explain import explain_predictions
+    from mlre.api.fairness import fairness, mitigate
+    from mlre.api.history import build_report, leaderboard, runs
+    from mlre.api.monitor import watch
+    from mlre.api.prediction import predict
+    from mlre.api.reproduce import reproduce
+    from mlre.api.run import RunResult, run
+    from mlre.api.seeds import run_seeds
     from mlre.data.contract import DataContract
     from mlre.data.load import load_table
     from mlre.errors import InputError, MlreError, SpecError, TrackingError

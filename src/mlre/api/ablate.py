@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlre.api.compare import Progress, paired_comparison, record_comparison, to_dict
-from mlre.api.recorded import run_inputs
+from mlre.api.recorded import recorded_task, run_inputs
+
+if TYPE_CHECKING:
+    from mlre.evaluate.ablation import GroupWorth
+    from mlre.evaluate.compare import CompareResult
 
 
 def ablate(
@@ -21,7 +25,7 @@ def ablate(
     rope: float | None = None,
     track: bool = True,
     progress: Progress | None = None,
-) -> Any:
+) -> AblationResult:
     """What each feature group is worth to run ``run_id``'s best configuration: the model refitted
     without each group on the same repeated folds, the loss tested (Holm over the groups).
 
@@ -47,7 +51,7 @@ def ablate(
             f"recorded {recorded[:12]}…)",
             hint="pass --data with the table the run used",
         )
-    task = run.data.params.get("task") or inputs.task
+    task = recorded_task(run, inputs)
     contract = contract_of(inputs)
     plan = feature_plan(contract, spec)
     parsed = parse_groups(groups, plan.columns)
@@ -73,7 +77,9 @@ def ablate(
 class AblationResult:
     """The ablation of one run: the model it refitted, the comparison, each group's worth."""
 
-    def __init__(self, run_id: str, family: str, comparison: Any, groups: list[Any]) -> None:
+    def __init__(
+        self, run_id: str, family: str, comparison: CompareResult, groups: list[GroupWorth]
+    ) -> None:
         self.run_id = run_id
         self.family = family
         self.comparison = comparison

@@ -24,7 +24,7 @@ from mlre.data.load import Table
 from mlre.data.profile import ColumnProfile, profile_frame
 from mlre.errors import InputError
 from mlre.findings import Findings
-from mlre.spec import SPEC_FILE, Spec, render_template
+from mlre.spec import SPEC_FILE, Spec, Task, render_template
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class AuditReport:
     profiles: dict[str, ColumnProfile]
     contract: DataContract
     spec: Spec
-    task: str | None
+    task: Task | None
     source: str
     data_sha256: str
     n_rows: int

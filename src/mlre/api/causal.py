@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlre.errors import InputError
+
+if TYPE_CHECKING:
+    from mlre.causal.abtest import ABTest
+    from mlre.causal.analysis import CausalResult
+    from mlre.causal.model import CausalModel
 
 
 def _table(
@@ -62,7 +67,7 @@ def causal_effect(
     report: str | Path | None = None,
     known_effect: float | None = None,
     step: Callable[[str], None] | None = None,
-) -> Any:
+) -> CausalResult:
     """The effect of a binary ``treatment`` on a numeric ``outcome``, adjusted for
     ``confounders`` (a list, or "auto" for every other usable column): regression adjustment,
     IPW, doubly robust, double ML and matching estimates of the ATE and the ATT with 95%
@@ -111,8 +116,8 @@ def causal_effect(
         from mlre.causal.page import causal_page
 
         page = causal_page(result, known_effect)
-    if report is not None:
-        Path(report).write_text(page, encoding="utf-8")
+        if report is not None:
+            Path(report).write_text(page, encoding="utf-8")
     if track:
         settings = {"estimand": estimand, "trim": trim, "seed": seed}
         result.run_id = _record_effect(
@@ -134,8 +139,8 @@ def _nuisance_families(families: list[str] | str | None) -> list[str]:
 
 
 def _record_effect(
-    result: Any,
-    model: Any,
+    result: CausalResult,
+    model: CausalModel,
     sha: str,
     project: str,
     settings: dict[str, Any],
@@ -146,7 +151,7 @@ def _record_effect(
     and the ``settings`` (estimand, trim, seed) it was answered with; returns the run's id."""
     from mlre.track.store import record
 
-    metrics = {}
+    metrics: dict[str, float] = {}
     for k, items in result.estimates.items():
         for e in [result.naive[k], *items]:
             metrics |= {
@@ -188,7 +193,7 @@ def abtest(
     project: str | None = None,
     track: bool = True,
     report: str | Path | None = None,
-) -> Any:
+) -> ABTest:
     """An experiment's result: difference in ``metric`` between the variants with 95%
     intervals (CUPED-adjusted by ``covariate`` when given), the sample-ratio check, power and
     the minimum detectable effect. Returns an ``ABTest``."""
@@ -211,8 +216,8 @@ def abtest(
         from mlre.causal.page import abtest_page
 
         page = abtest_page(test)
-    if report is not None:
-        Path(report).write_text(page, encoding="utf-8")
+        if report is not None:
+            Path(report).write_text(page, encoding="utf-8")
     if track:
         from mlre.track.store import record
 

@@ -7,14 +7,17 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mlre.api.recorded import run_inputs, run_model_uri
+from mlre.api.recorded import recorded_task, run_inputs, run_model_uri
 from mlre.errors import InputError, SpecError
-from mlre.spec import Spec
+from mlre.spec import Spec, Task
+
+if TYPE_CHECKING:
+    from mlre.evaluate.compare import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ def comparison_executor(ray: str | None) -> Iterator[Any]:
 def paired_comparison(
     df: pd.DataFrame,
     spec: Spec,
-    task: str,
+    task: Task,
     contract: Any,
     plan: Any,
     candidates: list[Any],
@@ -264,7 +267,7 @@ def markdown(result: Any) -> str:
 class RunsComparison:
     """Two finished runs on the holdout rows neither of them trained on."""
 
-    def __init__(self, run_a: str, run_b: str, rows: int, comparison: Any) -> None:
+    def __init__(self, run_a: str, run_b: str, rows: int, comparison: Comparison) -> None:
         self.run_a, self.run_b, self.rows, self.comparison = run_a, run_b, rows, comparison
         self.run_id: str | None = None
 
@@ -298,7 +301,7 @@ def compare_runs(
 
     (ra, spec_a, source), (rb, spec_b) = _pairable_runs(run_a, run_b, data)
     inputs = load_run_inputs(source, spec_a)
-    task = ra.data.params.get("task") or inputs.task
+    task = recorded_task(ra, inputs)
     if (rb.data.params.get("task") or task) != task:
         raise InputError("the runs solve different tasks")
     metric = get_metric(ra.data.params.get("metric") or spec_a.resolved_metric(task))
@@ -352,7 +355,7 @@ def _pairable_runs(
 
 
 def _common_holdout(
-    df: pd.DataFrame, specs: tuple[Spec, Spec], task: str, contract: Any
+    df: pd.DataFrame, specs: tuple[Spec, Spec], task: Task, contract: Any
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """The rows both runs held out (each run's holdout re-derived from its spec and seed), as
     positions in the labelled rows, and the labelled rows."""
@@ -361,6 +364,8 @@ def _common_holdout(
     holds = []
     for spec in specs:
         prepared = prepare(df, spec, task, contract, None)
+        if prepared.hold_rows is None:  # scored on a test table, which _pairable_runs refuses
+            raise InputError("a run scored on a separate test table cannot be paired this way")
         holds.append(prepared.hold_rows)
     common = np.intersect1d(holds[0], holds[1])
     if len(common) < 30:
@@ -371,7 +376,7 @@ def _common_holdout(
     return common, prepared.labelled
 
 
-def _predictions(runs: tuple[Any, Any], rows: pd.DataFrame, task: str) -> list[np.ndarray]:
+def _predictions(runs: tuple[Any, Any], rows: pd.DataFrame, task: Task) -> list[np.ndarray]:
     """What the model each run registered answers for ``rows`` (probabilities or values)."""
     from mlre.track.registry import load_model
 

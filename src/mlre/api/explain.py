@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlre.errors import InputError
+
+if TYPE_CHECKING:
+    from mlre.explain.shapley import RowExplanation
 
 #: Rows explained when the caller does not say: each costs a few hundred model evaluations.
 DEFAULT_ROWS = 10
@@ -20,7 +23,7 @@ class Explanations:
 
     model_uri: str
     model_version: str | None
-    rows: list[Any]
+    rows: list[RowExplanation]
     total_rows: int
     warnings: list[str] = field(default_factory=list)
 

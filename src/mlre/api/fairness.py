@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mlre.errors import InputError
+
+if TYPE_CHECKING:
+    from mlre.fairness.audit import FairnessAudit
+    from mlre.fairness.mitigate import Option
+    from mlre.track.registry import RegisteredModel
 
 
 def fairness(
@@ -21,7 +26,7 @@ def fairness(
     proxies: bool = True,
     samples: int = 200,
     seed: int = 0,
-) -> Any:
+) -> FairnessAudit:
     """Group metrics (with 95% bootstrap intervals), disparities against the spec's limits (or
     the defaults) and proxy features for model ``model`` on the labelled table ``data``.
 
@@ -82,7 +87,7 @@ def mitigate(
     reductions: bool = True,
     register: str | None = None,
     track: bool = True,
-) -> Any:
+) -> Mitigation:
     """The trade-off between accuracy and disparity for run ``run_id``'s binary classifier: the
     model as it is, thresholds per group of ``sensitive`` (post-processing) and the run's best
     family refitted under the constraint at several bounds (reductions), all scored on the same
@@ -107,7 +112,10 @@ def mitigate(
         raise InputError("registering a mitigated model needs tracking (drop --no-track)")
     contract = contract_of(inputs)
     prepared = prepare(inputs.df, spec, "binary", contract, None)
-    model = load_model(run_model_uri(run)).model
+    uri = run_model_uri(run)
+    if uri is None:
+        raise InputError(f"run {run_id} registered no model to mitigate")
+    model = load_model(uri).model
     groups_train = sensitive_frame(prepared.train, [sensitive], intersections=False)[sensitive]
     groups_hold = sensitive_frame(prepared.hold, [sensitive], intersections=False)[sensitive]
     family, params = _refitted_family(board)
@@ -209,12 +217,12 @@ class Mitigation:
     """The options of a mitigation and which of them are on the Pareto front."""
 
     def __init__(
-        self, run_id: str, sensitive: str, constraint: str, options: list, front: list[str]
-    ):
+        self, run_id: str, sensitive: str, constraint: str, options: list[Option], front: list[str]
+    ) -> None:
         self.run_id, self.sensitive, self.constraint = run_id, sensitive, constraint
         self.options, self.front = options, front
         self.run_id_recorded: str | None = None
-        self.registered: Any = None
+        self.registered: RegisteredModel | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,7 +239,7 @@ class Mitigation:
 
 def _register(
     parent: Any, result: Mitigation, name: str, prepared: Any, contract: Any, spec: Any, run: Any
-) -> Any:
+) -> RegisteredModel:
     """Register the option called ``name`` as a version of the run's model."""
     from mlre.fairness.mitigate import MitigatedModel
     from mlre.track.registry import log_and_register

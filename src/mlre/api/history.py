@@ -59,7 +59,7 @@ def runs(max_results: int = 20) -> list[dict[str, Any]]:
     """Recent mlre runs in the store, newest first."""
     from mlre.track.store import find_runs
 
-    out = []
+    out: list[dict[str, Any]] = []
     for r in find_runs(None, max_results=5 * max_results):
         if r.data.tags.get("mlre.kind") not in ("audit", "run") or len(out) >= max_results:
             continue

@@ -19,7 +19,7 @@ from mlre.data.load import Table, load_table
 from mlre.data.profile import ColumnProfile, profile_frame
 from mlre.data.roles import detect_task
 from mlre.errors import InputError, SpecError, did_you_mean
-from mlre.spec import Spec, load_spec
+from mlre.spec import Spec, Task, load_spec
 
 Progress = Callable[[str], None]
 
@@ -31,8 +31,17 @@ class Inputs:
     spec: Spec
     table: Table
     df: pd.DataFrame
-    task: str | None
+    task: Task | None
     test: Table | None
+
+    def require_task(self, command: str) -> Task:
+        """The task of inputs with a target; a SpecError saying that ``command`` needs one
+        when the spec names none."""
+        if self.spec.target is None or self.task is None:
+            raise SpecError(
+                f"{command} needs a target", hint="pass --target COLUMN or set target: in mlre.yaml"
+            )
+        return self.task
 
 
 def resolve_spec(spec: Spec | str | Path | None, overrides: dict[str, Any]) -> Spec:
@@ -157,7 +166,7 @@ def _prepare(table: Table, spec: Spec) -> pd.DataFrame:
     return df
 
 
-def _task_of(df: pd.DataFrame, spec: Spec) -> str | None:
+def _task_of(df: pd.DataFrame, spec: Spec) -> Task | None:
     if spec.target is None:
         return None
     y = df[spec.target]

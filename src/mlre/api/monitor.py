@@ -6,26 +6,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mlre.errors import InputError
 from mlre.findings import Finding, Findings, Severity
+from mlre.spec import Task
+
+if TYPE_CHECKING:
+    from mlre.monitor.drift import DataDrift
+    from mlre.monitor.estimate import Estimated
+    from mlre.monitor.performance import Window
 
 #: The score each task is watched by.
-WATCHED = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+WATCHED: dict[Task, str] = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
 
 
 @dataclass
 class MonitorResult:
     """What the monitor saw."""
 
-    drift: Any
-    reference_score: Any = None
-    windows: list[Any] = field(default_factory=list)
-    estimated: dict[str, Any] = field(default_factory=dict)
+    drift: DataDrift
+    reference_score: Window | None = None
+    windows: list[Window] = field(default_factory=list)
+    estimated: dict[str, Estimated] = field(default_factory=dict)
     metric: str | None = None
     findings: Findings = field(default_factory=Findings)
     webhook: dict[str, Any] | None = None
@@ -81,10 +87,10 @@ def _reference(
     rows the run held out (the model's score on rows it learnt from would flatter it)."""
     if not (isinstance(reference, str) and reference == "training"):
         return _frame(reference, "reference"), None
-    if loaded is None:
+    if loaded is None or model is None:
         raise InputError("--reference training needs --model")
     from mlre.api.inputs import contract_of, load_run_inputs
-    from mlre.api.recorded import run_inputs
+    from mlre.api.recorded import recorded_task, run_inputs
     from mlre.search.job import prepare
     from mlre.track.releases import resolve_version
     from mlre.track.store import store_client
@@ -93,7 +99,7 @@ def _reference(
     run_id = store_client().get_model_version(name, version).run_id
     run, spec, (_, source) = run_inputs(run_id, None)
     inputs = load_run_inputs(source, spec)
-    task = run.data.params.get("task") or inputs.task
+    task = recorded_task(run, inputs)
     prepared = prepare(inputs.df, spec, task, contract_of(inputs), None)
     if prepared.hold_rows is None:  # the run was scored on a separate test table
         return prepared.labelled.reset_index(drop=True), None
@@ -111,7 +117,7 @@ def _current(
     from mlre.monitor.log import read_log, since_of
 
     since = since_of(str(current))
-    if loaded is None:
+    if loaded is None or model is None:
         raise InputError("reading the prediction log needs --model")
     from mlre.serve.predlog import default_path
     from mlre.track.releases import resolve_version
@@ -125,6 +131,11 @@ def _current(
     if loaded.task == "regression":
         values = pd.to_numeric(logged.predictions, errors="coerce").to_numpy(dtype=float)
         return frame, (values, values)
+    if logged.probabilities is None:
+        raise InputError(
+            f"the prediction log of {name!r} holds no class probabilities to monitor",
+            hint="the log must come from the classifier given with --model",
+        )
     classes = [str(c) for c in loaded.classes_]
     proba = logged.probabilities.reindex(columns=classes).to_numpy(dtype=float)
     watched = proba[:, 1] if loaded.task == "binary" else proba.max(axis=1)
@@ -213,9 +224,11 @@ def watch(
     result.findings = Findings(findings)
     if webhook and result.alert:
         result.webhook = _post(webhook, result.to_dict())
-    page = _page(result) if (report is not None or track) else None
-    if report is not None:
-        Path(report).write_text(page, encoding="utf-8")
+    page = None
+    if report is not None or track:
+        page = _page(result)
+        if report is not None:
+            Path(report).write_text(page, encoding="utf-8")
     if track:
         params = {
             "model": model or "",
@@ -353,7 +366,7 @@ def _score_findings(result: MonitorResult) -> list[Finding]:
     from mlre.evaluate.metrics import get_metric
     from mlre.monitor.performance import performance_findings
 
-    if result.reference_score is None:
+    if result.reference_score is None or result.metric is None:  # both set by _score
         return []
     better = get_metric(result.metric).greater_is_better
     out = performance_findings(result.metric, result.reference_score, result.windows, better)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mlre.api.inputs import Inputs
+    from mlre.spec import Task
 
 
 def finished_run(run_id: str) -> tuple[Any, Any]:
@@ -47,6 +51,19 @@ def run_inputs(run_id: str, data: str | Path | pd.DataFrame | None) -> tuple[Any
             hint="pass --data with the same table",
         )
     return run, build_spec(spec_values, source=f"the spec of run {run_id}"), (board, source)
+
+
+def recorded_task(run: Any, inputs: Inputs) -> Task:
+    """The task a finished run learnt: the one it recorded, else the one its data asks for."""
+    from mlre.errors import InputError
+    from mlre.spec import as_task
+
+    recorded = run.data.params.get("task")
+    if recorded:
+        return as_task(recorded)
+    if inputs.task is None:
+        raise InputError(f"run {run.info.run_id} recorded no task and its spec has no target")
+    return inputs.task
 
 
 RUN_ID_LENGTH = 32

@@ -115,7 +115,7 @@ def reproduce(
 ) -> ReproduceResult:
     """Replay run ``run_id`` and compare its holdout scores with the recorded ones."""
     from mlre.api.inputs import contract_of, load_run_inputs
-    from mlre.api.recorded import finished_run
+    from mlre.api.recorded import finished_run, recorded_task
     from mlre.search.job import holdout_scores, prepare
     from mlre.spec import build_spec
     from mlre.track.registry import load_model
@@ -136,7 +136,8 @@ def reproduce(
     if source is None:
         raise InputError(f"run {run_id} recorded no data location", hint="pass --data")
     inputs = load_run_inputs(source, spec, test_source)
-    metric = params.get("metric") or spec.resolved_metric(inputs.task)
+    task = recorded_task(run, inputs)
+    metric = params.get("metric") or spec.resolved_metric(task)
     recorded = {
         k.removeprefix("holdout_"): v
         for k, v in run.data.metrics.items()
@@ -145,7 +146,6 @@ def reproduce(
     result = ReproduceResult(run_id, metric, recorded, {}, None)
     result.differences = _differences(tags, params, inputs.table.sha256)
     contract = contract_of(inputs)
-    task = params.get("task") or inputs.task
     prepared = prepare(inputs.df, spec, task, contract, inputs.test.frame if inputs.test else None)
     X_hold = prepared.hold[prepared.plan.columns]
 

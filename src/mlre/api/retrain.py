@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mlre.errors import InputError
+from mlre.errors import InputError, TrackingError
+from mlre.spec import Task
+
+if TYPE_CHECKING:
+    from mlre.evaluate.compare import Comparison
 
 
 @dataclass
@@ -21,7 +25,7 @@ class RetrainResult:
     champion_version: str
     new_version: str | None
     holdout_rows: int
-    comparison: Any
+    comparison: Comparison
     challenger: bool
     reason: str
     run_id: str | None = None
@@ -43,7 +47,7 @@ class RetrainResult:
 
 
 def _recent_split(
-    df: pd.DataFrame, spec: Any, task: str, fraction: float
+    df: pd.DataFrame, spec: Any, task: Task, fraction: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The most recent ``fraction`` of the rows when the spec names a time column, else a
     seeded (stratified) random share: the rows both models are judged on."""
@@ -81,6 +85,7 @@ def retrain(
     from mlre.api.recorded import run_inputs
     from mlre.data.load import load_table
     from mlre.evaluate.metrics import get_metric
+    from mlre.spec import as_task
     from mlre.track.registry import load_model
     from mlre.track.releases import resolve_version, start_trial
     from mlre.track.store import store_client
@@ -92,7 +97,7 @@ def retrain(
     df = data if isinstance(data, pd.DataFrame) else load_table(data).frame
     run, spec, _ = run_inputs(champion_run, df)
     df = _labelled_rows(df, spec.target)
-    task = run.data.params.get("task") or "binary"
+    task = as_task(run.data.params.get("task") or "binary")
     metric = get_metric(run.data.params.get("metric") or spec.resolved_metric(task))
     train, hold = _recent_split(df, spec, task, holdout)
     champion = load_model(f"models:/{name}/{version}").model
@@ -110,6 +115,8 @@ def retrain(
         report=False,
         force=True,
     )
+    if result.model_uri is None:  # a tracked run registers its model
+        raise TrackingError("the retrained model was not registered", hint="see `mlre runs`")
     new = load_model(result.model_uri).model
     names = (f"champion v{version}", f"retrained v{result.model_version}")
     comparison, judged = _judge(champion, new, hold, spec, task, metric, names)
@@ -152,10 +159,10 @@ def _judge(
     new: Any,
     hold: pd.DataFrame,
     spec: Any,
-    task: str,
+    task: Task,
     metric: Any,
     names: tuple[str, str],
-) -> tuple[Any, int]:
+) -> tuple[Comparison, int]:
     """The champion against the retrained model on the held-out rows whose label the champion
     knows (paired bootstrap, as ``mlre compare`` does), and how many rows that was."""
     from mlre.evaluate.compare import default_rope, paired_bootstrap

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,12 @@ import pandas as pd
 from mlre.api.audit import AuditReport, audit_inputs
 from mlre.api.inputs import Inputs, load_inputs
 from mlre.api.run_tracking import record_run, trial_logger
-from mlre.errors import GateError, InputError, SpecError
+from mlre.errors import GateError, InputError
 from mlre.findings import Finding, Findings, Severity
-from mlre.spec import Spec
+from mlre.spec import Spec, Task
+
+if TYPE_CHECKING:
+    from mlre.models.final import MlreModel
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +35,9 @@ class RunResult:
     """The outcome of ``mlre run``: the model, its honest score, the leaderboard and where it lives."""
 
     project: str
-    task: str
+    task: Task
     metric: str
-    model: Any
+    model: MlreModel
     search_score: float
     holdout: dict[str, float]
     baseline: dict[str, float]
@@ -182,14 +185,16 @@ def _build(
     write its report."""
     report_path, want_report = _report_destination(report, track)
     spec, budget = inputs.spec, inputs.spec.time_budget
+    task = inputs.require_task("mlre run")
     deadline = started + budget
-    metric_name = spec.resolved_metric(inputs.task)
+    metric_name = spec.resolved_metric(task)
     noted = [*audit_report.findings, *_budget_findings(budget), *_sample_findings(inputs)]
     reserve = _reserve(budget, track) + (_report_reserve(budget) if want_report else 0.0)
     with _tracking(track, spec.project_name) as parent:
         on_trial = trial_logger(parent, metric_name, step)
         job = _search(
             inputs,
+            task,
             audit_report.contract,
             on_trial,
             step,
@@ -199,7 +204,7 @@ def _build(
             search_rows=search_rows,
             ray=ray,
         )
-        result = _result(job, inputs, metric_name, budget, noted)
+        result = _result(job, inputs, task, metric_name, budget, noted)
         if parent is not None:
             step("registering the model")
             record_run(parent, result, audit_report, inputs)
@@ -258,11 +263,8 @@ def _run_inputs(
         overrides=overrides,
         sample_large=True,
     )
+    inputs.require_task("mlre run")
     target = inputs.spec.target
-    if target is None or inputs.task is None:
-        raise SpecError(
-            "mlre run needs a target", hint="pass --target COLUMN or set target: in mlre.yaml"
-        )
     if test is not None and inputs.test is not None and target not in inputs.test.frame.columns:
         raise InputError(
             f"the test table has no {target!r} column",
@@ -319,6 +321,7 @@ def _sample_findings(inputs: Inputs) -> list[Finding]:
 
 def _search(
     inputs: Inputs,
+    task: Task,
     contract: Any,
     on_trial: Callable[[Any], None],
     step: Progress,
@@ -340,7 +343,7 @@ def _search(
         return run_job(
             inputs.df,
             inputs.spec,
-            inputs.task,
+            task,
             contract,
             test=inputs.test.frame if inputs.test else None,
             deadline=deadline,
@@ -353,13 +356,18 @@ def _search(
 
 
 def _result(
-    job: Any, inputs: Inputs, metric_name: str, budget: float, findings: list[Finding]
+    job: Any,
+    inputs: Inputs,
+    task: Task,
+    metric_name: str,
+    budget: float,
+    findings: list[Finding],
 ) -> RunResult:
     """The run's result from its finished job: the leaderboard best first, the fairness audit
     when the spec names sensitive columns, and every finding (``findings`` first)."""
     from mlre.evaluate.metrics import get_metric
 
-    spec, task = inputs.spec, inputs.task
+    spec = inputs.spec
     m = get_metric(metric_name)
     board = sorted(
         (t.row(m) for t in job.search.trials),
@@ -386,7 +394,7 @@ def _result(
     )
 
 
-def _fairness(job: Any, spec: Spec, task: str) -> tuple[Any, list[Finding]]:
+def _fairness(job: Any, spec: Spec, task: Task) -> tuple[Any, list[Finding]]:
     """The fairness audit of the holdout predictions by the spec's sensitive columns, and its
     findings; a breach is an error (the run's gate) when the spec sets a fairness constraint.
     An audit that cannot be made says why in a finding instead of failing the finished run."""

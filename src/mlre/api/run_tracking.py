@@ -26,7 +26,7 @@ def trial_logger(parent: Any | None, metric: str, step: Progress) -> Callable[[A
             f"trial {t.id}: {t.family} "
             + (f"{metric}={score:.4f}" if score is not None else t.status)
         )
-        if parent is None:
+        if parent is None or experiment is None:
             return
         log_child_run(
             parent,

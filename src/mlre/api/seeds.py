@@ -7,13 +7,16 @@ holdout score over seeds is the noise any claimed improvement must beat.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
 from mlre.errors import InputError
 from mlre.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from mlre.api.run import RunResult
 
 
 @dataclass
@@ -22,7 +25,7 @@ class SeedsResult:
 
     metric: str
     seeds: list[int]
-    runs: list[Any]
+    runs: list[RunResult]
     run_id: str | None = None
     findings: list[Finding] = field(default_factory=list)
 
@@ -90,7 +93,7 @@ def run_seeds(
     first = 0 if seed is None else seed
     progress = kwargs.pop("progress", None)
     report = kwargs.pop("report", None)
-    runs = []
+    runs: list[RunResult] = []
     chosen = list(range(first, first + seeds))
     for i, s in enumerate(chosen):
         step = None if progress is None else (lambda label, s=s: progress(f"seed {s}: {label}"))
