@@ -320,10 +320,10 @@ def predict(
         raise InputError("--batch-rows writes to a file: add -o predictions.parquet")
     result = api.predict(model, data, output=output, batch_rows=batch_rows)
     print_warnings(result.warnings)
-    if output is None:
-        sys.stdout.write(result.frame.to_csv(index=False))
-    else:
+    if output is not None:
         out.print(f"wrote {result.rows:,} predictions to {escape(str(output))}")
+    elif result.frame is not None:  # always, without a file to stream to
+        sys.stdout.write(result.frame.to_csv(index=False))
 
 
 @commands.command(rich_help_panel=PANEL)
