@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,10 @@ from mlre.data.profile import ColumnProfile
 from mlre.errors import InputError
 from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Findings, Severity
+
+if TYPE_CHECKING:
+    from mlre.causal.heterogeneity import Heterogeneity
+    from mlre.causal.refute import Refutation
 
 ESTIMANDS = ("ATE", "ATT")
 
@@ -50,8 +54,8 @@ class CausalResult:
     overlaps: dict[str, Overlap]
     balance: Balance
     nuisance: Nuisance
-    refutations: list[Any] = field(default_factory=list)
-    heterogeneity: Any = None
+    refutations: list[Refutation] = field(default_factory=list)
+    heterogeneity: Heterogeneity | None = None
     findings: Findings = field(default_factory=Findings)
     propensity: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
