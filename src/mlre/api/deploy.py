@@ -7,10 +7,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlre.errors import InputError
 from mlre.spec import DeployPolicy, load_spec
+
+if TYPE_CHECKING:
+    from mlre.serve.service import ServeConfig
+    from mlre.track.audit_log import Verification
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def service_config(
     log_sample: float = 1.0,
     log_inputs: bool = True,
     retention_days: float | None = None,
-) -> Any:
+) -> ServeConfig:
     """A checked ``ServeConfig`` for ``model``."""
     from mlre.serve.service import ServeConfig
 
@@ -158,7 +162,7 @@ def deployments(name: str) -> dict[str, Any]:
     return {"release": release.to_dict(), "history": history}
 
 
-def verify_audit_log(path: str | Path | None = None) -> Any:
+def verify_audit_log(path: str | Path | None = None) -> Verification:
     """Check the audit log's hash chain, and its newest records against the registry's copies."""
     from mlre.track.audit_log import AuditLog, Verification, default_path
     from mlre.track.releases import anchors
