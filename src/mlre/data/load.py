@@ -397,8 +397,8 @@ def _load_sql(sql: str, db: Path | None) -> Table:
     if db is not None and not db.exists():
         raise InputError(f"database {db} does not exist", hint="check the --db path")
     kind = "duckdb" if db is None else sniff.detect_format(db)
-    if kind == "sqlite":
-        frame = _sqlite_query(sql, db)  # type: ignore[arg-type]
+    if kind == "sqlite" and db is not None:  # only a file is sniffed as SQLite
+        frame = _sqlite_query(sql, db)
         table = pa.Table.from_pandas(frame, preserve_index=False)
     elif kind == "duckdb" or (db is not None and db.stat().st_size == 0):
         table = _duckdb_query(sql, db)

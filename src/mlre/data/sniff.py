@@ -48,6 +48,7 @@ def compression_of(path: Path) -> str | None:
 def open_decompressed(path: Path, compression: str | None) -> BinaryIO:
     """A binary stream of the file's content, decompressed."""
     if compression == "gzip":
+        # a GzipFile reads like any binary stream, though typeshed does not derive it from BinaryIO
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if compression == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
