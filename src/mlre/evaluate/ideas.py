@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,9 @@ from mlre.errors import InputError
 from mlre.features.pipeline import FeaturePlan, make_preprocessor
 from mlre.spec import Task
 
-PREPROCESSING = ("dense", "trees", "plain", "raw")
+#: How a model idea's rows are prepared: a family's style, or "raw" (the table as it is).
+Preprocessing = Literal["dense", "trees", "plain", "raw"]
+PREPROCESSING: tuple[Preprocessing, ...] = get_args(Preprocessing)
 
 
 class IdeaError(InputError):
@@ -181,10 +183,11 @@ def load_idea(path: str | Path, baseline_family: str | None) -> Candidate:
     name = path.stem
     portable = IdeaCode(str(path), path.read_text(), baseline_family)
     if hasattr(module, "make_estimator") or hasattr(module, "estimator"):
-        style = getattr(module, "PREPROCESSING", "dense")
-        if style not in PREPROCESSING:
+        asked = getattr(module, "PREPROCESSING", "dense")
+        style = next((p for p in PREPROCESSING if p == asked), None)
+        if style is None:
             raise IdeaError(
-                f"{path}: PREPROCESSING is {style!r}; use one of {', '.join(PREPROCESSING)}"
+                f"{path}: PREPROCESSING is {asked!r}; use one of {', '.join(PREPROCESSING)}"
             )
         return Candidate(
             name,
@@ -239,7 +242,7 @@ def _reason(err: BaseException, path: Path) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
-def _fit_estimator(path: Path, module: Any, style: str, fold: FoldData) -> np.ndarray:
+def _fit_estimator(path: Path, module: Any, style: Preprocessing, fold: FoldData) -> np.ndarray:
     from sklearn.base import clone
 
     try:
@@ -260,7 +263,7 @@ def _fit_estimator(path: Path, module: Any, style: str, fold: FoldData) -> np.nd
     if style == "raw":
         X_train, X_test = fold.X_train[fold.plan.columns], fold.X_test[fold.plan.columns]
     else:
-        prep = make_preprocessor(fold.plan, style)  # type: ignore[arg-type]
+        prep = make_preprocessor(fold.plan, style)
         X_train = prep.fit_transform(fold.X_train)
         X_test = prep.transform(fold.X_test)
     try:
