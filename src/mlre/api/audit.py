@@ -148,11 +148,11 @@ def audit(
     started = time.perf_counter()
     step = progress or (lambda _: None)
     overrides = {"target": target, **spec_overrides}
-    if _streams(data, test, sql, stream):
+    if _streams(data, test, sql, stream) and isinstance(data, str | Path):
         the_spec = resolve_spec(spec, overrides)
 
         def checked() -> AuditReport:
-            return _audit_streamed(Path(data), the_spec, step)  # type: ignore[arg-type]
+            return _audit_streamed(Path(data), the_spec, step)
 
         test_table = None
     else:
