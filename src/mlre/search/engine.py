@@ -36,7 +36,7 @@ from mlre.search.clock import share_of_time_left
 from mlre.search.ensemble import caruana
 from mlre.search.executor import Executor, LocalExecutor
 from mlre.search.schedule import Launch, run_trials
-from mlre.search.trial import TrialData, TrialResult
+from mlre.search.trial import StoredPipelines, TrialData, TrialResult
 from mlre.spec import Task
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ class Search:
     def _spill(self, result: TrialResult) -> None:
         """Have a candidate's pipelines moved to the scratch folder (they stay in memory if they
         cannot be written: a full disk costs memory, not the run)."""
-        if result.pipelines is not None:
+        if isinstance(result.pipelines, list):  # not written out already
             self._writer.submit(self._write, result, result.pipelines)
 
     def _write(self, result: TrialResult, pipelines: list[Any]) -> None:
@@ -267,8 +267,7 @@ class Search:
             spilled = None
         with self._held:
             if spilled is not None and result.pipelines is pipelines:
-                # the file stands in for the list until the ensemble loads it back (_loaded)
-                result.pipelines = spilled  # type: ignore[assignment]
+                result.pipelines = spilled
                 log.debug("trial %d's pipelines written out in %.2fs (%.1f MB)", result.id,
                           time.monotonic() - started, os.path.getsize(path) / 1e6)  # fmt: skip
                 return
@@ -422,8 +421,10 @@ def _teller(study: Any, trial: Any) -> Callable[[TrialResult], None]:
     return tell
 
 
-def _loaded(pipelines: Any) -> list[Any]:
-    return pipelines.load() if isinstance(pipelines, Spilled) else pipelines
+def _loaded(pipelines: list[Any] | StoredPipelines | None) -> list[Any]:
+    if pipelines is None:  # _kept returns only the candidates that have them
+        raise RuntimeError("a candidate kept for the ensemble lost its pipelines")
+    return pipelines if isinstance(pipelines, list) else pipelines.load()
 
 
 def _release_memory() -> None:

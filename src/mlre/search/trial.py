@@ -9,7 +9,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,18 @@ from mlre.models.final import member_predict
 from mlre.spec import Task
 
 log = logging.getLogger(__name__)
+
+
+class StoredPipelines(Protocol):
+    """A candidate's fitted pipelines kept out of memory (the search's ``Spilled``)."""
+
+    def load(self) -> list[Any]:
+        """The pipelines, read back."""
+        ...
+
+    def remove(self) -> None:
+        """Delete what holds them."""
+        ...
 
 
 @dataclass
@@ -41,7 +53,7 @@ class TrialResult:
     worker_lost: bool = False  # failed because a fold's worker died twice
     wall_seconds: float = 0.0  # from its start to its last fold, folds in parallel
     oof: np.ndarray | None = None
-    pipelines: list[Any] | None = None
+    pipelines: list[Any] | StoredPipelines | None = None
 
     def row(self, metric: Metric) -> dict[str, Any]:
         """A leaderboard row."""
