@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlre.cli.options import JsonOpt, SeedOpt, numbers
-from mlre.cli.output import guarded, out, print_findings, print_recorded, steps
+from mlre.cli.output import guarded, out, print_findings, print_recorded, show, steps
 
 PANEL = "Causal effects"
 commands = typer.Typer()
@@ -94,12 +93,8 @@ def causal(
             report=output,
             step=step,
         )
-    if as_json:
-        out.print_json(json.dumps(result.to_dict(), default=str))
+    if show(result, _render_causal, as_json=as_json, page=output):
         return
-    _render_causal(result)
-    if output is not None:
-        out.print(f"report: [bold]{escape(str(output))}[/]")
     print_recorded(result.run_id)
 
 
@@ -185,12 +180,7 @@ def abtest(
         track=track,
         report=output,
     )
-    if as_json:
-        out.print_json(json.dumps(test.to_dict(), default=str))
-    else:
-        _render_abtest(test)
-        if output is not None:
-            out.print(f"report: [bold]{escape(str(output))}[/]")
+    show(test, _render_abtest, as_json=as_json, page=output)
     if any(f.check == "ab_sample_ratio_mismatch" for f in test.findings):
         raise typer.Exit(1)
 

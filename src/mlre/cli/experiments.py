@@ -21,7 +21,7 @@ from mlre.cli.options import (
     SpecOpt,
     TargetOpt,
 )
-from mlre.cli.output import VERDICT_STYLE, err, fold_bar, guarded, out, print_recorded, steps
+from mlre.cli.output import VERDICT_STYLE, err, fold_bar, guarded, out, print_recorded, show, steps
 from mlre.errors import InputError
 
 PANEL = "Experiments"
@@ -107,10 +107,12 @@ def compare(
             progress=step,
             ray=ray,
         )
-    if as_json:
-        out.print_json(json.dumps(to_dict(result) | {"run_id": result.run_id}))
-    else:
-        _render_compare(result)
+    show(
+        result,
+        _render_compare,
+        as_json=as_json,
+        payload=to_dict(result) | {"run_id": result.run_id},
+    )
     if result.failures:
         raise typer.Exit(2)
 
@@ -228,12 +230,9 @@ def compare_datasets(
         )
     if output is not None:
         write_across_page(across, output)
-    if as_json:
-        out.print_json(json.dumps(across.to_dict() | {"run_id": across.run_id}))
-        return
-    _render_across(across)
-    if output is not None:
-        out.print(f"critical-difference diagram: [bold]{escape(str(output))}[/]")
+    payload = across.to_dict() | {"run_id": across.run_id}
+    show(across, _render_across, as_json=as_json, payload=payload, page=output,
+         page_name="critical-difference diagram")  # fmt: skip
 
 
 def _render_across(across: Any) -> None:
@@ -326,10 +325,7 @@ def ablate(
             track=track,
             progress=step,
         )
-    if as_json:
-        out.print_json(json.dumps(result.to_dict()))
-        return
-    _render_ablation(result)
+    show(result, _render_ablation, as_json=as_json)
 
 
 def _render_ablation(result: Any) -> None:
@@ -387,10 +383,7 @@ def reproduce(
     with steps(not as_json) as step:
         step(f"replaying run {run_id}")
         result = api.reproduce(run_id, data=data, test=test, track=track)
-    if as_json:
-        out.print_json(json.dumps(result.to_dict()))
-    else:
-        _render_replay(result)
+    show(result, _render_replay, as_json=as_json)
     if not result.reproduced:
         raise typer.Exit(1)
 

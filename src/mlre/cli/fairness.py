@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlre.cli.options import JsonOpt, RunDataOpt, SpecOpt, TargetOpt, split
-from mlre.cli.output import guarded, out, print_recorded, steps
+from mlre.cli.output import guarded, out, print_recorded, show, steps
 
 PANEL = "Fairness"
 commands = typer.Typer()
@@ -49,10 +48,7 @@ def fairness(
             spec=spec,
             proxies=proxies,
         )
-    if as_json:
-        out.print_json(json.dumps(audit.to_dict(), default=str))
-    else:
-        _render_fairness(audit)
+    show(audit, _render_fairness, as_json=as_json)
     if gate and audit.breached:
         raise typer.Exit(1)
 
@@ -135,12 +131,9 @@ def mitigate(
         )
     if output is not None:
         write_tradeoff_page(result, output)
-    if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+    if show(result, lambda r: _render_mitigation(r, register), as_json=as_json, page=output,
+            page_name="trade-off table and plot"):  # fmt: skip
         return
-    _render_mitigation(result, register)
-    if output is not None:
-        out.print(f"trade-off table and plot: [bold]{escape(str(output))}[/]")
     print_recorded(result.run_id_recorded)
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlre.cli.options import JsonOpt, SpecOpt
-from mlre.cli.output import budget_bar, guarded, out, print_findings
+from mlre.cli.output import budget_bar, guarded, out, print_findings, show
 
 PANEL = "Monitoring"
 commands = typer.Typer()
@@ -71,12 +71,7 @@ def monitor(
         report=html,
         track=track,
     )
-    if as_json:
-        out.print_json(json.dumps(result.to_dict(), default=str))
-    else:
-        _render_monitor(result)
-        if html is not None:
-            out.print(f"report: [bold]{escape(str(html))}[/]")
+    show(result, _render_monitor, as_json=as_json, page=html)
     if result.alert:
         raise typer.Exit(1)
 

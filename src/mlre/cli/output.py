@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -69,6 +70,27 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(3) from None
 
     return wrapper
+
+
+def show(
+    result: Any,
+    render: Callable[[Any], None],
+    *,
+    as_json: bool,
+    payload: dict[str, Any] | None = None,
+    page: Path | None = None,
+    page_name: str = "report",
+) -> bool:
+    """A command's result for its reader: JSON on stdout (``payload``, else ``result.to_dict()``)
+    with ``--json``, else rendered for a person, with where its page was written. True when it was
+    JSON, so that a command can stop there."""
+    if as_json:
+        out.print_json(json.dumps(result.to_dict() if payload is None else payload, default=str))
+        return True
+    render(result)
+    if page is not None:
+        out.print(f"{page_name}: [bold]{escape(str(page))}[/]")
+    return False
 
 
 def write_json(payload: Any) -> None:
