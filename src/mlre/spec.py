@@ -408,6 +408,5 @@ def _template_block(model: BaseModel, indent: str) -> list[str]:
 def render_template(target: str | None = None, project: str | None = None) -> str:
     """The commented mlre.yaml that ``mlre init`` writes: every key of the spec with its default
     and its description, generated from the model so that it can never disagree with it."""
-    spec = Spec.model_construct(**Spec().__dict__)
-    spec.__dict__.update(target=target, project=project)
+    spec = Spec(target=target, project=project)
     return TEMPLATE_HEADER + "\n".join(_template_block(spec, "")) + "\n"

@@ -53,8 +53,8 @@ class SearchEstimator(BaseEstimator):
         return tags
 
     def _task(self, y: np.ndarray) -> Task | None:
-        """The task to search for ``y``: None lets mlre detect it."""
-        raise NotImplementedError
+        """The task to search for ``y``: None lets mlre detect it from ``y``."""
+        return None
 
     def fit(self, X: Any, y: Any) -> SearchEstimator:
         """Search for the best model of ``y`` given ``X``."""
@@ -165,14 +165,8 @@ class AutoModel(SearchEstimator):
         force: bool = False,
         track: bool = False,
     ) -> None:
-        self.time_budget = time_budget
-        self.metric = metric
+        super().__init__(time_budget, metric, seed, holdout, families, force, track)
         self.task = task
-        self.seed = seed
-        self.holdout = holdout
-        self.families = families
-        self.force = force
-        self.track = track
 
     def _task(self, y: np.ndarray) -> Task | None:
         return self.task

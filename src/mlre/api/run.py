@@ -144,7 +144,7 @@ def run(
         "interpretable": interpretable or None,
         **spec_overrides,
     }
-    inputs = _run_inputs(
+    inputs = load_inputs(
         data,
         test=test,
         sql=sql,
@@ -154,7 +154,9 @@ def run(
         delimiter=delimiter,
         step=step,
         overrides=overrides,
+        sample_large=True,
     )
+    _check_labels(inputs)
     audit_report = _audit_gate(inputs, force, step)
     return _build(
         inputs,
@@ -238,39 +240,15 @@ def _report_destination(report: str | Path | bool | None, track: bool) -> tuple[
     return path, bool(report) or track
 
 
-def _run_inputs(
-    data: str | Path | pd.DataFrame | None,
-    *,
-    test: str | Path | pd.DataFrame | None,
-    sql: str | None,
-    db: str | Path | None,
-    spec: Spec | str | Path | None,
-    encoding: str | None,
-    delimiter: str | None,
-    step: Progress,
-    overrides: dict[str, Any],
-) -> Inputs:
-    """The run's tables shaped by its spec, with a target and, for a test table, its labels."""
-    inputs = load_inputs(
-        data,
-        test=test,
-        sql=sql,
-        db=db,
-        spec=spec,
-        encoding=encoding,
-        delimiter=delimiter,
-        step=step,
-        overrides=overrides,
-        sample_large=True,
-    )
+def _check_labels(inputs: Inputs) -> None:
+    """A run needs a target, and a given test table needs its labels to score the holdout."""
     inputs.require_task("mlre run")
     target = inputs.spec.target
-    if test is not None and inputs.test is not None and target not in inputs.test.frame.columns:
+    if inputs.test is not None and target not in inputs.test.frame.columns:
         raise InputError(
             f"the test table has no {target!r} column",
             hint="the holdout needs labels to score the model",
         )
-    return inputs
 
 
 def _audit_gate(inputs: Inputs, force: bool, step: Progress) -> AuditReport:
