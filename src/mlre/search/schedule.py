@@ -226,10 +226,11 @@ def _collect(
     trial.result.predict_seconds += pred_s
     trial.fold_seconds.append(fit_s + pred_s)
     trial.losses[k] = data.metric.loss(data.y[va], pred)
-    if len(trial.preds) == len(data.folds) or trial.stopped:
+    if trial.stopped:
         return
     # the pruner sees the folds in order (the mean of folds 0..j once all of them are in), so
-    # that its decisions do not depend on which fold happened to finish first
+    # that its decisions do not depend on which fold happened to finish first: a trial whose
+    # last fold to arrive is its first is judged at every step all the same
     should_prune = trial.launch.should_prune
     while should_prune and trial.reported + 1 in trial.losses:
         trial.reported += 1
