@@ -236,3 +236,35 @@ def test_the_installed_command_and_python_m(store: Path):
         [sys.executable, "-m", "mlre", "--version"], capture_output=True, text=True
     )
     assert version.returncode == 0 and version.stdout.startswith("mlre ")
+
+
+def test_tables_too_small_to_learn_from_are_refused_even_when_forced(store: Path):
+    good = mlre("audit", GERMAN, "--target", "credit")
+    assert good.exit_code == 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns.db'}")
+    [before] = client.search_runs([client.get_experiment_by_name("credit").experiment_id])
+    folder = store / "small"
+    folder.mkdir()
+    (folder / "three.csv").write_text("a,b,y\n1,3,0\n2,1,1\n3,2,0\n")
+    (folder / "twelve.csv").write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(12)))
+    lone = "".join(f"{i},x\n" for i in range(199)) + "199,z\n"
+    (folder / "lone.csv").write_text("a,y\n" + lone)
+    cases = [
+        ("three.csv", 1, ["only 3 labelled row(s)", "single row"]),  # the audit refuses it
+        ("three.csv", 2, ["single labelled row"]),
+        ("twelve.csv", 2, ["only 12 labelled row(s)", "2 row(s)", "at least 20"]),
+        ("lone.csv", 2, ["'z'", "single labelled row"]),
+    ]
+    for name, code, words in cases:
+        forced = ["--force"] if code == 2 else []
+        result = mlre("run", folder / name, "--target", "y", "--time-budget", "5", *forced)
+        assert result.exit_code == code, (name, result.output)
+        assert "error:" in result.output and "hint:" in result.output, result.output
+        assert "internal error" not in result.output and "Traceback" not in result.output
+        for word in words:
+            assert word in result.output, (name, result.output)
+    # the refusals leave what was stored as it was, and register no model
+    [after] = client.search_runs([before.info.experiment_id])
+    assert after.info.run_id == before.info.run_id
+    assert (after.data.params, after.data.metrics) == (before.data.params, before.data.metrics)
+    assert not client.search_registered_models()

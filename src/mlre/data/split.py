@@ -62,6 +62,41 @@ def outer_holdout(
     )
 
 
+#: The fewest rows an outer holdout may score on, and a training part may be searched on.
+MIN_HOLDOUT_ROWS = 4
+MIN_TRAIN_ROWS = 8
+
+
+def check_enough_rows(y: np.ndarray, classes: np.ndarray | None, *, fraction: float | None) -> None:
+    """Refuse a labelled table too small to train on and score honestly, even when forced.
+
+    ``fraction``: the share held out (None: a test table is given). Every class needs two rows,
+    so that each fold of the search and the holdout can hold it."""
+    n = len(y)
+    held = 0 if fraction is None else max(1, round(n * fraction))
+    if classes is not None:
+        counts = np.bincount(y, minlength=len(classes))
+        lone = [_label(classes[c]) for c in np.flatnonzero(counts == 1)]
+        if lone:
+            raise InputError(
+                f"class(es) {', '.join(lone[:5])} have a single labelled row: they can be "
+                "neither learned nor tested",
+                hint="drop those rows or merge the class into a related one",
+            )
+    if fraction is not None and held < MIN_HOLDOUT_ROWS:
+        raise InputError(
+            f"only {n} labelled row(s): a {fraction:.0%} holdout would score the model on "
+            f"{held} row(s), too few for an honest score",
+            hint=f"give at least {int(np.ceil(MIN_HOLDOUT_ROWS / fraction))} labelled rows, "
+            "or pass a separate test table",
+        )
+    if n - held < MIN_TRAIN_ROWS:
+        raise InputError(
+            f"only {n - held} training row(s): too few to cross-validate a search",
+            hint=f"give at least {MIN_TRAIN_ROWS} training rows",
+        )
+
+
 def check_classes(y_train: np.ndarray, y_test: np.ndarray | None, classes: np.ndarray) -> None:
     """Refuse a training part with one class, and test labels never seen in training."""
     present = np.unique(y_train)

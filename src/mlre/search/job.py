@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 from mlre.data.contract import DataContract
-from mlre.data.split import check_classes, cv_folds, outer_holdout, validation_split
+from mlre.data.split import (
+    check_classes,
+    check_enough_rows,
+    cv_folds,
+    outer_holdout,
+    validation_split,
+)
 from mlre.errors import InputError
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features.pipeline import FeaturePlan
@@ -176,7 +182,9 @@ def prepare(
     enc = encode_target(labelled[target], task)
     if test is not None:
         test = test[test[target].notna()].reset_index(drop=True) if target in test.columns else None
-    if test is None or len(test) == 0:
+    auto_holdout = test is None or len(test) == 0
+    check_enough_rows(enc.y, enc.classes, fraction=spec.holdout if auto_holdout else None)
+    if auto_holdout:
         split = outer_holdout(
             labelled,
             enc.y,

@@ -195,11 +195,12 @@ def _leakage_rows(
     y = _encoded_target(ctx, idx)
     n_classes = int(y.max()) + 1 if classification else None
     if classification and np.bincount(y).min() < 3:
-        keep = np.isin(y, np.flatnonzero(np.bincount(y) >= 3))
-        idx, y = idx[keep], pd.factorize(y[keep], sort=True)[0]
-        n_classes = int(y.max()) + 1
-        if n_classes < 2:
+        kept = np.flatnonzero(np.bincount(y) >= 3)
+        if len(kept) < 2:
             return None
+        keep = np.isin(y, kept)
+        idx, y = idx[keep], pd.factorize(y[keep], sort=True)[0]
+        n_classes = len(kept)
     return idx, y, n_classes
 
 
