@@ -191,6 +191,12 @@ class Spec(_Strict):
         lt=0.9,
         description="Fraction of rows kept aside, never seen by the search, for the honest score.",
     )
+    refit: bool = Field(
+        True,
+        description="Once the holdout has scored the chosen recipe, fit it again on every "
+        "labelled row (training and holdout together) and register that model; false "
+        "registers the scored model.",
+    )
     id_columns: list[str] = Field(
         default_factory=list, description="Columns that identify a row (never used as features)."
     )

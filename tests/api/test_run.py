@@ -264,7 +264,7 @@ def test_labels_the_training_part_never_saw(store: Path):
     with pytest.raises(InputError, match="never seen in training"):
         mlre.run(train, target="credit", test=test, time_budget=10, track=False)
     one_class = df.assign(credit=np.where(np.arange(len(df)) < 999, 1, 2))
-    with pytest.raises(InputError, match=r"single class|single row|two classes"):
+    with pytest.raises(InputError, match=r"single class|single (labelled )?row|two classes"):
         mlre.run(one_class, target="credit", time_budget=10, track=False, force=True)
 
 
@@ -275,9 +275,45 @@ def test_cli_run_json_and_leaderboard(store: Path):
     assert done.exit_code == 0, done.output
     payload = json.loads(done.stdout)
     assert payload["summary"]["model_uri"] == "models:/credit@candidate"
+    assert payload["summary"]["refit"]["rows"] == 1000
+    kept = runner.invoke(app, ["run", str(GERMAN), "--target", "credit", "--time-budget", "8",
+                               "--family", "linear", "--json", "--no-refit"])  # fmt: skip
+    assert kept.exit_code == 0 and json.loads(kept.stdout)["summary"]["refit"] is None
     board = runner.invoke(app, ["leaderboard"])
     assert board.exit_code == 0 and "linear" in board.stdout
     listed = runner.invoke(app, ["runs"])
     assert listed.exit_code == 0 and "run" in listed.stdout
     bad = runner.invoke(app, ["run", str(GERMAN), "--target", "credit", "--time-budget", "0"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_the_registered_model_is_the_recipe_refitted_on_every_labelled_row(store: Path):
+    from mlre.models.families import FAMILIES
+
+    df = dataset("german_credit")
+    result = mlre.run(df, target="credit", time_budget=15, families=["lightgbm", "linear"],
+                      track=False, report=False)  # fmt: skip
+    refit, scored = result.refit, result.scored_model
+    assert refit is not None and refit["rows"] == 1000 and refit["includes_holdout"]
+    assert "refitted on all 1,000 labelled" in result.scheme["model"]
+    # the holdout scored fold models; the registered model has one model per member, the same
+    # families and weights
+    assert all(len(m.pipelines) > 1 for m in scored.members)
+    assert all(len(m.pipelines) == 1 for m in result.model.members)
+    assert [(m.family, m.weight) for m in result.model.members] == [
+        (m.family, m.weight) for m in scored.members
+    ]
+    # boosted trees fit the rounds early stopping kept on the folds, grown with the rows
+    for served, fold in zip(result.model.members, scored.members, strict=True):
+        if served.family == "lightgbm":
+            kept = np.mean([FAMILIES["lightgbm"].rounds(p.named_steps["model"])
+                            for p in fold.pipelines])  # fmt: skip
+            fitted = served.pipelines[0].named_steps["model"].n_estimators_
+            assert kept < fitted <= 2 * kept + 1
+    # a refit learnt from the holdout rows: it fits them at least as well as the scored model
+    assert refit["holdout"]["roc_auc"] >= result.holdout["roc_auc"]
+    # asked not to, the run registers the scored model itself
+    kept = mlre.run(df, target="credit", time_budget=10, families=["linear"], track=False,
+                    report=False, refit=False)  # fmt: skip
+    assert kept.refit is None and kept.scored_model is None and "model" not in kept.scheme
+    assert all(len(m.pipelines) > 1 for m in kept.model.members)

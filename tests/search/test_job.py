@@ -67,9 +67,15 @@ def test_fold_count_keeps_every_worker_busy():
     assert fold_count(1_000, 16) == 5
 
 
-def test_folds_for_gives_every_row_one_validation_fold():
-    y = np.arange(1_000) % 2
+def test_folds_for_gives_every_row_one_validation_fold_per_round():
+    y = np.arange(5_000) % 2
     folds, scheme = folds_for(y, "binary", 0, None, workers=2)
     assert scheme == "4-fold cross-validation" and len(folds) == 4
     seen = np.concatenate([va for _, va in folds])
-    assert sorted(seen) == list(range(1_000))
+    assert sorted(seen) == list(range(5_000))
+    # few rows: the cross-validation is repeated, each round shuffled its own way
+    small, scheme = folds_for(y[:1_000], "binary", 0, None, workers=2)
+    assert scheme == "2x4-fold cross-validation" and len(small) == 8
+    for round_ in (small[:4], small[4:]):
+        assert sorted(np.concatenate([va for _, va in round_])) == list(range(1_000))
+    assert not np.array_equal(small[0][1], small[4][1])

@@ -32,10 +32,16 @@ def tracked(tmp_path_factory):
 def test_a_run_is_reproduced_exactly_from_its_model_and_its_recipe(tracked, monkeypatch):
     folder, _, run = tracked
     monkeypatch.chdir(folder)
-    assert sum(m["bagged_models"] for m in run.ensemble) > 1, "an ensemble of fold models"
+    # the holdout scored an ensemble of fold models; the registered model is its recipe
+    # refitted on all 1,000 labelled rows, one model per member
+    assert sum(len(m.pipelines) for m in run.scored_model.members) > len(run.model.members)
+    assert run.refit["rows"] == 1000 and all(len(m.pipelines) == 1 for m in run.model.members)
     result = reproduce(run.run_id)
     assert result.evaluation_matches and result.training_matches and result.reproduced
     assert result.refitted[run.metric] == pytest.approx(run.holdout_score, rel=1e-12)
+    # the refit replayed: the same predictions on the holdout as the registered model's
+    assert result.served_refitted == pytest.approx(result.served_recorded, rel=1e-12)
+    assert result.served_reevaluated == pytest.approx(result.served_recorded, rel=1e-12)
     assert result.differences == []
     assert result.verdict().startswith("reproduced exactly")
     from mlre.track.store import store_client

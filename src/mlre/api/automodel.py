@@ -33,11 +33,13 @@ class SearchEstimator(BaseEstimator):
         families: list[str] | None = None,
         force: bool = False,
         track: bool = False,
+        refit: bool = True,
     ) -> None:
         self.time_budget = time_budget
         self.metric = metric
         self.seed = seed
         self.holdout = holdout
+        self.refit = refit
         self.families = families
         self.force = force
         self.track = track
@@ -82,6 +84,7 @@ class SearchEstimator(BaseEstimator):
             task=task,
             seed=self.seed,
             holdout=self.holdout,
+            refit=self.refit,
             families=self.families,
             force=self.force,
             track=self.track,
@@ -149,7 +152,9 @@ class AutoModel(SearchEstimator):
     """Find the best honest model for ``X, y`` within ``time_budget`` seconds.
 
     ``fit`` audits the data, holds out ``holdout`` of the rows for an honest score
-    (``result_.holdout``), searches, ensembles, and keeps the final model. Nothing is written to
+    (``result_.holdout``), searches, ensembles, and keeps the final model: with ``refit`` (the
+    default) the chosen recipe refitted on every row once the holdout has scored it, so no row
+    is given up for the score (``result_.scored_model`` is the one scored). Nothing is written to
     disk unless ``track=True``. The task is detected from ``y`` unless ``task`` is given;
     ``AutoClassifier`` and ``AutoRegressor`` fix it and add ``score``.
     """
@@ -164,8 +169,9 @@ class AutoModel(SearchEstimator):
         families: list[str] | None = None,
         force: bool = False,
         track: bool = False,
+        refit: bool = True,
     ) -> None:
-        super().__init__(time_budget, metric, seed, holdout, families, force, track)
+        super().__init__(time_budget, metric, seed, holdout, families, force, track, refit)
         self.task = task
 
     def _task(self, y: np.ndarray) -> Task | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlre.api.recorded import recorded_task, run_inputs, run_model_uri
+from mlre.api.recorded import recorded_task, run_inputs, scored_model
 from mlre.errors import InputError, SpecError
 from mlre.spec import Spec, Task
 
@@ -377,15 +377,13 @@ def _common_holdout(
 
 
 def _predictions(runs: tuple[Any, Any], rows: pd.DataFrame, task: Task) -> list[np.ndarray]:
-    """What the model each run registered answers for ``rows`` (probabilities or values)."""
-    from mlre.track.registry import load_model
-
+    """What the model each run's holdout scored answers for ``rows`` (probabilities or values):
+    a registered model refitted on every labelled row learnt from them."""
     preds = []
     for r in runs:
-        uri = run_model_uri(r)
-        if not uri:
+        model = scored_model(r)
+        if model is None:
             raise InputError(f"run {r.info.run_id} registered no model")
-        model = load_model(uri).model
         preds.append(
             np.asarray(model.predict_proba(rows) if task != "regression" else model.predict(rows))
         )

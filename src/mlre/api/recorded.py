@@ -78,6 +78,21 @@ def run_model_uri(run: Any) -> str | None:
     return f"{uri.split('@')[0]}/{version}" if version and "@" in uri else uri
 
 
+def scored_model(run: Any) -> Any | None:
+    """The model run ``run``'s holdout scored (hash-checked): the one it kept beside a refitted
+    registered model, else the registered model itself; None when it registered none.
+
+    Whatever judges a run on its holdout rows must use this one: a refit learnt from them."""
+    from mlre.api.run_tracking import SCORED_MODEL
+    from mlre.track.registry import load_hashed_model, load_model
+
+    sha = run.data.tags.get("mlre.scored_model_sha256")
+    if sha:
+        return load_hashed_model(run.info.run_id, SCORED_MODEL, sha)
+    uri = run_model_uri(run)
+    return load_model(uri).model if uri else None
+
+
 def looks_like_run_id(name: str) -> bool:
     """An MLflow run id (32 hexadecimal characters), not a family or a file."""
     return len(name) == RUN_ID_LENGTH and all(c in "0123456789abcdef" for c in name.lower())

@@ -4,7 +4,10 @@ Two replays. The recorded model (hash-checked) scores the holdout again, re-deri
 and the spec's seed: this checks the data, the split and the libraries' predictions. Then the
 model is built again from its recipe (every member's family and parameters, fitted on the same
 folds with the same seeds, or refitted on every training row as the run did) and scored: this
-checks training. The search itself is not rerun (it is paced by the clock, so the trials it
+checks training. A run that registered its recipe refitted on every labelled row kept the
+scored model beside it: the scored model is what the holdout checks, and the refit is replayed
+too, its predictions on the holdout set against the ones recorded (a fingerprint, not a score:
+it learnt from those rows). The search itself is not rerun (it is paced by the clock, so the trials it
 reaches depend on the machine); what it chose is refitted. When scores differ, the data hash,
 package versions, Python and the git commit recorded by the run are set against today's.
 """
@@ -38,6 +41,11 @@ class ReproduceResult:
     reevaluated: dict[str, float]  # the recorded model on the re-derived holdout
     refitted: dict[str, float] | None  # the model rebuilt from its recipe
     differences: list[str] = field(default_factory=list)
+    # a run that registered its recipe refitted on every labelled row: that model on the
+    # holdout as recorded, as registered today, and as refitted again (a fingerprint each)
+    served_recorded: dict[str, float] = field(default_factory=dict)
+    served_reevaluated: dict[str, float] = field(default_factory=dict)
+    served_refitted: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
     replay_run_id: str | None = None
 
@@ -50,13 +58,17 @@ class ReproduceResult:
 
     @property
     def evaluation_matches(self) -> bool:
-        """The recorded model scores the re-derived holdout as recorded."""
-        return self._same(self.recorded, self.reevaluated)
+        """The recorded models score the re-derived holdout as recorded."""
+        served = not self.served_recorded or self._same(
+            self.served_recorded, self.served_reevaluated
+        )
+        return self._same(self.recorded, self.reevaluated) and served
 
     @property
     def training_matches(self) -> bool:
-        """The model rebuilt from its recipe scores as recorded."""
-        return self._same(self.recorded, self.refitted)
+        """The models rebuilt from the recipe score as recorded (the refit too, if any)."""
+        served = not self.served_recorded or self._same(self.served_recorded, self.served_refitted)
+        return self._same(self.recorded, self.refitted) and served
 
     @property
     def reproduced(self) -> bool:
@@ -76,10 +88,16 @@ class ReproduceResult:
             )
         if self.refitted is None:
             parts.append("the model could not be rebuilt from its recipe")
-        elif not self.training_matches:
+        elif not self._same(self.recorded, self.refitted):
             parts.append(
                 f"the model rebuilt from its recipe scores {self.refitted.get(m, float('nan')):.6g}"
                 f" (recorded {rec:.6g})"
+            )
+        if self.served_recorded and not self._same(self.served_recorded, self.served_refitted):
+            again = (self.served_refitted or {}).get(m, float("nan"))
+            parts.append(
+                f"the refit on every labelled row gives {m} {again:.6g} on the holdout "
+                f"(recorded {self.served_recorded.get(m, float('nan')):.6g})"
             )
         why = (
             "; what differs: " + "; ".join(self.differences)
@@ -99,6 +117,9 @@ class ReproduceResult:
             "evaluation_matches": self.evaluation_matches,
             "training_matches": self.training_matches,
             "reproduced": self.reproduced,
+            "served_recorded": self.served_recorded,
+            "served_reevaluated": self.served_reevaluated,
+            "served_refitted": self.served_refitted,
             "differences": self.differences,
             "notes": self.notes,
             "verdict": self.verdict(),
@@ -138,12 +159,16 @@ def reproduce(
     inputs = load_run_inputs(source, spec, test_source)
     task = recorded_task(run, inputs)
     metric = params.get("metric") or spec.resolved_metric(task)
+    metrics = run.data.metrics
     recorded = {
-        k.removeprefix("holdout_"): v
-        for k, v in run.data.metrics.items()
-        if k.startswith("holdout_")
+        k.removeprefix("holdout_"): v for k, v in metrics.items() if k.startswith("holdout_")
     }
     result = ReproduceResult(run_id, metric, recorded, {}, None)
+    result.served_recorded = {
+        k.removeprefix("refit_holdout_"): v
+        for k, v in metrics.items()
+        if k.startswith("refit_holdout_")
+    }
     result.differences = _differences(tags, params, inputs.table.sha256)
     contract = contract_of(inputs)
     prepared = prepare(inputs.df, spec, task, contract, inputs.test.frame if inputs.test else None)
@@ -153,11 +178,13 @@ def reproduce(
         pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
         return holdout_scores(task, prepared.y_hold, np.asarray(pred))
 
-    from mlre.api.recorded import run_model_uri
+    from mlre.api.recorded import run_model_uri, scored_model
 
     uri = run_model_uri(run)
     if uri:
-        result.reevaluated = score(load_model(uri).model)
+        result.reevaluated = score(scored_model(run))
+        if result.served_recorded:
+            result.served_reevaluated = score(load_model(uri).model)
     else:
         result.notes.append("the run registered no model to score again")
     try:
@@ -172,6 +199,10 @@ def reproduce(
 
         model = rebuild(recipe, prepared, contract, metric)
         result.refitted = score(model)
+        if recipe.get("refit"):
+            from mlre.search.replay import rebuild_refit
+
+            result.served_refitted = score(rebuild_refit(recipe["refit"], model, prepared))
     if track:
         result.replay_run_id = _record(spec.project_name, result)
     return result
@@ -221,6 +252,7 @@ def _record(project: str, result: ReproduceResult) -> str:
         )
         metrics = {f"reevaluated_{k}": v for k, v in result.reevaluated.items()}
         metrics |= {f"refitted_{k}": v for k, v in (result.refitted or {}).items()}
+        metrics |= {f"served_refitted_{k}": v for k, v in (result.served_refitted or {}).items()}
         parent.log_metrics(metrics)
         parent.log_json(result.to_dict(), "reproduce.json")
         return parent.run_id

@@ -54,6 +54,10 @@ class RunResult:
     report: dict[str, Any] | None = None
     report_path: str | None = None
     fairness: dict[str, Any] | None = None
+    # when ``model`` is the recipe refitted on every labelled row: the model the holdout
+    # scored (fitted on the training part) and what the refit was
+    scored_model: MlreModel | None = None
+    refit: dict[str, Any] | None = None
 
     @property
     def holdout_score(self) -> float:
@@ -79,6 +83,7 @@ class RunResult:
             "ensemble": self.ensemble,
             "trials": len(self.leaderboard),
             "fairness": self.fairness,
+            "refit": self.refit,
         }
 
 
@@ -369,6 +374,8 @@ def _result(
         budget=budget,
         ensemble=job.model.describe(),
         fairness=None if fairness is None else fairness.to_dict(),
+        scored_model=job.scored_model,
+        refit=job.refit,
     )
 
 

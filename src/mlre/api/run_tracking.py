@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 Progress = Callable[[str], None]
+#: Where a run keeps the model its holdout scored, when the model it registered is a refit.
+SCORED_MODEL = "scored_model"
 
 
 def trial_logger(parent: Any | None, metric: str, step: Progress) -> Callable[[Any], None]:
@@ -55,7 +57,7 @@ def trial_logger(parent: Any | None, metric: str, step: Progress) -> Callable[[A
 def record_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
     """Log a finished run's ``result`` (a ``RunResult``) to its ``parent`` MLflow run, register
     its model and note where the model lives on ``result``; ``report`` is the run's audit."""
-    from mlre.track.registry import log_and_register
+    from mlre.track.registry import log_and_register, log_hashed_model
 
     _log_run(parent, result, report, inputs)
     features = result.scheme["features"]
@@ -77,6 +79,9 @@ def record_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
             "mlre.model_sha256": registered.sha256,
         }
     )
+    if result.scored_model is not None:  # the registered model is a refit: keep the scored one
+        sha = log_hashed_model(parent.run_id, result.scored_model, SCORED_MODEL)
+        parent.set_tags({"mlre.scored_model_sha256": sha})
     result.run_id = parent.run_id
     result.model_uri = registered.uri
     result.model_version = registered.version
@@ -107,6 +112,8 @@ def _log_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
             "search": result.scheme["search"],
             "rows": report.n_rows,
             "columns": report.n_cols,
+            "refit": spec.refit,
+            "refit_rows": (result.refit or {}).get("rows", 0),
         }
     )
     parent.log_metrics(
@@ -115,6 +122,9 @@ def _log_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
             **{f"holdout_{k}": v for k, v in result.holdout.items()},
             **{f"baseline_{k}": v for k, v in result.baseline.items()},
             "trials": len(result.leaderboard),
+            # the refitted model on the holdout: a fingerprint for replays (it learnt from those
+            # rows when they joined the refit), not a score
+            **{f"refit_holdout_{k}": v for k, v in (result.refit or {}).get("holdout", {}).items()},
         }
     )
     parent.log_json(result.leaderboard, "leaderboard.json")
@@ -126,13 +136,17 @@ def _log_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
     parent.log_json(result.summary(), "summary.json")
     parent.log_text(spec.model_dump_json(indent=2), "spec.json")
     # what `mlre reproduce` refits: every member exactly (weights unrounded, folds or a refit)
-    parent.log_json(recipe(result.model), "recipe.json")
+    parent.log_json(recipe(result.scored_model or result.model, result.refit), "recipe.json")
 
 
-def recipe(model: Any) -> dict[str, Any]:
-    """How the final model was built, exactly enough to build it again."""
+def recipe(model: Any, refit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How the final model was built, exactly enough to build it again: the scored model's
+    members, and the refit on every labelled row when there was one."""
     return {
         "task": model.task,
+        "refit": None
+        if refit is None
+        else {k: refit[k] for k in ("rows", "includes_holdout", "members")},
         "members": [
             {
                 "family": m.family,

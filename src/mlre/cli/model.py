@@ -57,6 +57,14 @@ ReportOpt = Annotated[
     Path, typer.Option(help="Where to write the HTML report (the Markdown goes beside it).")
 ]
 NoReportOpt = Annotated[bool, typer.Option("--no-report", help="Write no report.")]
+RefitOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--refit/--no-refit",
+        help="Once the holdout has scored the chosen recipe, refit it on every labelled row "
+        "and register that model (the default; the spec's `refit`).",
+    ),
+]
 InterpretableOpt = Annotated[
     bool, typer.Option(help="Glass-box models only (sparse linear, shallow tree, EBM).")
 ]
@@ -107,6 +115,7 @@ def run(
     report: ReportOpt = Path("report.html"),
     no_report: NoReportOpt = False,
     interpretable: InterpretableOpt = False,
+    refit: RefitOpt = None,
     seeds: SeedsOpt = 1,
     sensitive: SensitiveOpt = None,
     exclude_sensitive: ExcludeSensitiveOpt = False,
@@ -130,6 +139,7 @@ def run(
         "track": track,
         "report": False if no_report else report,
         "interpretable": interpretable or None,
+        **({"refit": refit} if refit is not None else {}),
         **({"sensitive": split(sensitive)} if sensitive else {}),
         **({"exclude_sensitive": True} if exclude_sensitive else {}),
         **({"ray": ray} if ray else {}),

@@ -149,6 +149,17 @@ def cv_folds(
     return list(splitter.split(x, y))
 
 
+def repeated_folds(
+    y: np.ndarray, *, task: Task, k: int, seed: int, repeats: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``repeats`` rounds of ``k`` folds, each round shuffled with its own seed: every row is
+    validated once per round (repeated cross-validation, for estimates that vary less)."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for r in range(repeats):
+        out += cv_folds(y, task=task, k=k, seed=seed + 1000 * r)
+    return out
+
+
 def validation_split(
     y: np.ndarray, *, task: Task, fraction: float, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -138,12 +138,9 @@ def repeated_folds(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``repeats`` different shuffles of ``folds``-fold cross-validation (stratified for
     classification), every candidate sees the same ones."""
-    from mlre.data.split import cv_folds
+    from mlre.data.split import repeated_folds
 
-    out = []
-    for r in range(repeats):
-        out += cv_folds(y, task=task, k=folds, seed=seed + 1000 * r)
-    return out
+    return repeated_folds(y, task=task, k=folds, seed=seed, repeats=repeats)
 
 
 def _split_score(

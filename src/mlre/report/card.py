@@ -21,6 +21,7 @@ def model_card(summary: dict[str, Any], spec: Any, audit: Any) -> dict[str, Any]
         },
         "metrics": summary["holdout"],
         "evaluation": summary["scheme"].get("holdout"),
+        "fitted_on": fitted_on(summary),
         "ethics": ethics(summary.get("fairness")),
         "reproduce": f"mlre run {audit.source} --target {target} --metric {summary['metric']} "
         f"--time-budget {summary['budget']:g} --seed {spec.seed}",
@@ -50,3 +51,19 @@ def ethics(fairness: dict[str, Any] | None) -> str:
         p = fairness["proxies"][0]
         text += f"; {p['feature']} stands in for {p['sensitive']} (AUC {p['auc']:.2f})"
     return text
+
+
+def fitted_on(summary: dict[str, Any]) -> str:
+    """Which rows the registered model learnt from, and whose score the holdout's is."""
+    refit = summary.get("refit")
+    if not refit:
+        return (
+            "the training part only (the holdout rows stayed out): the holdout score is the "
+            "registered model's own"
+        )
+    rows = "training and holdout rows" if refit.get("includes_holdout") else "training rows"
+    return (
+        f"all {refit['rows']:,} labelled {rows}: the chosen recipe refitted once the holdout "
+        "had scored it, so the holdout score belongs to the recipe (the same members, "
+        "configurations and weights, fitted on less data)"
+    )

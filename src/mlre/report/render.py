@@ -165,6 +165,8 @@ def _performance_markdown(data: dict[str, Any]) -> list[str]:
         f"{_num(perf['search_score'])} {metric}; holdout ({perf['holdout_rows']:,} rows, "
         f"{scheme.get('holdout', '')}): {_num(perf['holdout_score'])}.",
     ]
+    if scheme.get("model"):
+        out += ["", f"The registered model is {scheme['model']}."]
     return out
 
 
@@ -248,6 +250,7 @@ def _card_markdown(card: dict[str, Any]) -> list[str]:
         f"- **Training data**: {data['source']} "
         f"({data['rows']:,} rows, sha256 `{data['sha256'][:16]}`)",
         f"- **Evaluation**: {card['evaluation']}",
+        f"- **Fitted on**: {card.get('fitted_on', 'the training part')}",
         f"- **Ethical considerations**: {card['ethics']}",
         f"- **Reproduce**: `{card['reproduce']}`",
     ]

@@ -32,10 +32,12 @@ from mlre.models.families import (
     n_workers,
 )
 from mlre.models.final import Member, MlreModel
+from mlre.models.target import KEY as TARGET_KEY
+from mlre.models.target import TRANSFORMS, skewed_positive
 from mlre.search.clock import share_of_time_left
-from mlre.search.ensemble import caruana
+from mlre.search.ensemble import caruana, validated_caruana
 from mlre.search.executor import Executor, LocalExecutor
-from mlre.search.schedule import Launch, run_trials
+from mlre.search.schedule import Launch, run_trials, validated_rows
 from mlre.search.trial import StoredPipelines, TrialData, TrialResult
 from mlre.spec import Task
 
@@ -73,8 +75,12 @@ class Spilled:
 KEEP = 12
 #: Seconds before the search's end from which a finished candidate stays in memory.
 SPILL_MARGIN = 5.0
+#: Families whose default configuration is also tried on a log-scale target, where it is skewed.
+LOG_TARGET_FAMILIES = ("lightgbm", "catboost", "linear")
 #: Families tuned after the portfolio.
 TUNED_FAMILIES = 2
+#: Tuning stops after this many trials that did not improve the best beyond the folds' noise.
+PATIENCE = 20
 
 OnTrial = Callable[[TrialResult], None]
 
@@ -90,6 +96,7 @@ class SearchResult:
     ensemble: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
     executor: dict[str, Any] = field(default_factory=dict)  # where the trials were fitted
+    ensemble_paid: bool = False  # several members, because they beat one on unseen rows
 
     @property
     def finished(self) -> list[TrialResult]:
@@ -109,9 +116,16 @@ class Search:
         on_trial: OnTrial | None = None,
         interpretable: bool = False,
         predict_rows: int = 0,
+        refit_rows: int = 0,
         executor: Executor | None = None,
     ) -> None:
         self.data = data
+        self.refit_rows = refit_rows
+        self.scored_rows = validated_rows(data)  # the rows with out-of-fold predictions
+        self.ensemble_paid = False  # whether the final ensemble beat one model on unseen rows
+        # a positive, long-tailed regression target is also tried on the log scale
+        self.log_target = data.task == "regression" and skewed_positive(data.y)
+        self.members_now: list[TrialResult] = []  # the ensemble's members as it stands
         self.executor = executor or LocalExecutor()
         self._own_executor = executor is None
         self.shared: Any = None  # the data as the executor's workers read it, placed once
@@ -161,7 +175,24 @@ class Search:
         """Expected seconds for the final ensemble to predict the holdout, from the trials' own
         prediction times (an upper bound: the best few candidates, all in the ensemble)."""
         best = sorted((t for t in self.trials if t.status == "ok"), key=lambda t: t.loss)[:6]
-        return sum(t.predict_seconds for t in best) * self.predict_ratio / n_workers()
+        predict = sum(t.predict_seconds for t in best) * self.predict_ratio / n_workers()
+        return predict + self.refit_cost()
+
+    def refit_cost(self) -> float:
+        """Expected seconds to refit the final model on ``refit_rows`` rows after the holdout
+        has scored it (the ensemble as it stands, from its members' own fits' times)."""
+        if not self.refit_rows or not self.data.folds:
+            return 0.0
+        from mlre.search.refit import expected_seconds, projected_seconds
+
+        fold_rows = float(np.mean([len(tr) for tr, _ in self.data.folds]))
+        best = self.members_now
+        per_fold = [t.fit_seconds / max(1, len(t.fold_losses)) for t in best]
+        seconds = [
+            expected_seconds(t.family, s, self.refit_rows, fold_rows)
+            for t, s in zip(best, per_fold, strict=True)
+        ]
+        return projected_seconds(seconds)
 
     def _expected(self, family: Family) -> float:
         """Seconds a trial of ``family`` is expected to take, from what has been seen so far."""
@@ -190,7 +221,8 @@ class Search:
         now = time.monotonic()
         given = share_of_time_left(self._stop_at(), share, floor=2.0, now=now)
         limit = max(given, 1.5 * self._expected(family))
-        deadline = min(self.deadline, now + limit)
+        # a trial may overrun the final model's predictions, not the refit that follows them
+        deadline = min(self.deadline - self.refit_cost(), now + limit)
         return Launch(family, params, phase, deadline, should_prune, on_done)
 
     def _drive(self, source: Callable[[], Launch | None], overlap: bool = True) -> None:
@@ -250,6 +282,7 @@ class Search:
         for t, w in zip(kept, weights, strict=True):
             if w <= 0:
                 self._forget(t)
+        self.members_now = [t for t, w in zip(kept, weights, strict=True) if w > 0]
 
     def _spill(self, result: TrialResult) -> None:
         """Have a candidate's pipelines moved to the scratch folder (they stay in memory if they
@@ -285,14 +318,23 @@ class Search:
         """The candidates that still have their fitted pipelines, best first."""
         return sorted((t for t in self.trials if t.pipelines is not None), key=lambda t: t.loss)
 
-    def _select(self, kept: list[TrialResult]) -> tuple[np.ndarray, float]:
-        """Ensemble weights over ``kept`` (best first) and the ensemble's loss."""
+    def _select(self, kept: list[TrialResult], validated: bool = False) -> tuple[np.ndarray, float]:
+        """Ensemble weights over ``kept`` (best first) and the ensemble's loss; ``validated``:
+        the best single model alone unless the ensemble also wins on rows it was not chosen on
+        (the final choice; during the search any member the selection uses is worth keeping)."""
         if self.interpretable:  # a blend of readable models is not readable: the best one alone
             return np.eye(len(kept))[0], kept[0].loss
         oof = [t.oof for t in kept if t.oof is not None]
         if len(oof) < len(kept):  # _forget drops both together
             raise RuntimeError("a candidate kept for the ensemble lost its predictions")
-        return caruana(oof, self.data.y, self.data.metric)
+        rows = self.scored_rows
+        predictions, y = [p[rows] for p in oof], self.data.y[rows]
+        if not validated:
+            return caruana(predictions, y, self.data.metric)
+        weights, loss, self.ensemble_paid = validated_caruana(
+            predictions, y, self.data.metric, self.data.seed
+        )
+        return weights, loss
 
     # ------------------------------------------------------------------ phases
 
@@ -302,17 +344,20 @@ class Search:
         order = INTERPRETABLE_ORDER if self.interpretable else PORTFOLIO_ORDER
         # a family named by the user but absent from the order still gets its first configuration
         order = order + [(n, 0) for n in allowed if n not in {name for name, _ in order}]
-        queue = [
-            (allowed[name], index)
-            for name, index in order
-            if name in allowed and index < len(allowed[name].portfolio)
-        ]
+        queue = []
+        for name, index in order:
+            if name in allowed and index < len(allowed[name].portfolio):
+                params = dict(allowed[name].portfolio[index])
+                queue.append((allowed[name], params))
+                # a long-tailed positive target: each family's default also on the log scale
+                if self.log_target and index == 0 and name in LOG_TARGET_FAMILIES:
+                    queue.append((allowed[name], params | {TARGET_KEY: "log1p"}))
 
         def source() -> Launch | None:
             while queue and self.remaining() > 0:
-                family, index = queue.pop(0)
+                family, params = queue.pop(0)
                 if self._affordable(family):
-                    return self._launch(family, dict(family.portfolio[index]), "portfolio")
+                    return self._launch(family, params, "portfolio")
             return None
 
         self._drive(source)
@@ -326,6 +371,7 @@ class Search:
         their worst (constant liar) so as not to propose the same point twice, and proposals
         depend on which trials finished first, as in any parallel Bayesian optimisation."""
         import optuna
+        from optuna.distributions import CategoricalDistribution
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         best_by_family: dict[str, float] = {}
@@ -345,10 +391,14 @@ class Search:
             for t in self.trials:  # let the sampler learn from the portfolio's results
                 if t.family == name and t.status == "ok":
                     dists = _distributions(FAMILIES[name], self.data.task, t.params)
+                    values = dict(t.params)
+                    if self.log_target:
+                        dists[TARGET_KEY] = CategoricalDistribution(TRANSFORMS)
+                        values.setdefault(TARGET_KEY, "none")
                     if dists:
                         study.add_trial(
                             optuna.trial.create_trial(
-                                params={k: t.params[k] for k in dists},
+                                params={k: values[k] for k in dists},
                                 distributions=dists,
                                 value=t.loss,
                             )
@@ -358,7 +408,7 @@ class Search:
 
         def source() -> Launch | None:
             while self.remaining() > 0:
-                if all(not self._affordable(FAMILIES[n]) for n in ranked):
+                if all(not self._affordable(FAMILIES[n]) for n in ranked) or self._stalled():
                     return None
                 name = ranked[next(turn) % len(ranked)]
                 family = FAMILIES[name]
@@ -366,6 +416,8 @@ class Search:
                     continue
                 trial = studies[name].ask()
                 params = family.space(trial, self.data.task)
+                if self.log_target:
+                    params[TARGET_KEY] = trial.suggest_categorical(TARGET_KEY, TRANSFORMS)
                 return self._launch(
                     family, params, "tuning", _pruner(trial), _teller(studies[name], trial)
                 )
@@ -373,13 +425,29 @@ class Search:
 
         self._drive(source, overlap=self.executor.slots > len(self.data.folds))
 
+    def _stalled(self) -> bool:
+        """Whether tuning has stopped paying: the last ``PATIENCE`` trials improved the best
+        out-of-fold loss by less than a quarter of the standard error of the best trial's
+        fold losses. Further trials would then select on the folds' noise (on small tables a
+        long search's best estimate drifts above what the holdout gives)."""
+        tuned = [t for t in self.trials if t.phase == "tuning" and t.status != "cut"]
+        if len(tuned) < PATIENCE:
+            return False
+        ok = [t for t in self.trials if t.status == "ok"]
+        earlier = [t.loss for t in ok if t.id < tuned[-PATIENCE].id]
+        if not ok or not earlier:
+            return False
+        best = min(ok, key=lambda t: t.loss)
+        noise = float(np.std(best.fold_losses)) / np.sqrt(max(1, len(best.fold_losses)))
+        return min(earlier) - best.loss < 0.25 * noise
+
     def ensemble(self) -> SearchResult:
         """Greedy ensemble selection over the kept candidates; the final model's members
         (after ``close``: every candidate is then where it will stay)."""
         kept = self._kept()
         if not kept:
             raise RuntimeError("no trial finished")
-        weights, loss = self._select(kept)
+        weights, loss = self._select(kept, validated=True)
         members = []
         for t, w in zip(kept, weights, strict=True):
             if w > 0:  # back in memory: the final model's members
@@ -395,6 +463,7 @@ class Search:
             loss=loss,
             best_single_loss=kept[0].loss,
             ensemble={t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0},
+            ensemble_paid=self.ensemble_paid,
             executor=self.executor.describe(),
         )
 
@@ -471,10 +540,12 @@ def run_search(
     contract: Any = None,
     interpretable: bool = False,
     predict_rows: int = 0,
+    refit_rows: int = 0,
     executor: Executor | None = None,
 ) -> tuple[SearchResult, MlreModel]:
     """Search for ``budget_seconds`` and return the result and the final model; the search
-    stops early enough for the final model to predict ``predict_rows`` holdout rows in time."""
+    stops early enough for the final model to predict ``predict_rows`` holdout rows, and to be
+    refitted on ``refit_rows`` rows (0: no refit), in time."""
     started = time.monotonic()
     search = Search(
         data,
@@ -483,6 +554,7 @@ def run_search(
         on_trial=on_trial,
         interpretable=interpretable,
         predict_rows=predict_rows,
+        refit_rows=refit_rows,
         executor=executor,
     )
     try:

@@ -17,6 +17,7 @@ from mlre.data.split import (
     check_enough_rows,
     cv_folds,
     outer_holdout,
+    repeated_folds,
     validation_split,
 )
 from mlre.errors import InputError
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: Above this many training rows the search uses one validation split instead of k folds.
 LARGE = 50_000
+#: Up to this many training rows the search's cross-validation is repeated this many times.
+SMALL = 2_000
+REPEATS = 2
 #: The search fits at most this many rows; the chosen models are refitted on all when time allows.
 SEARCH_ROWS = 100_000
 
@@ -93,6 +97,10 @@ class JobResult:
     test_rows: int = 0
     train_rows: int = 0
     evaluation: Evaluation | None = None
+    # the model the holdout scored, when the registered one (``model``) is its recipe refitted
+    # on every labelled row; and what that refit was
+    scored_model: MlreModel | None = None
+    refit: dict[str, Any] | None = None
 
 
 def fold_count(n: int, workers: int) -> int:
@@ -111,15 +119,19 @@ def fold_count(n: int, workers: int) -> int:
 def folds_for(
     y: np.ndarray, task: Task, seed: int, groups: np.ndarray | None, workers: int | None = None
 ) -> tuple[list, str]:
-    """k-fold cross-validation on small and medium data, one validation split on large data."""
+    """k-fold cross-validation on medium data, repeated on small data (where one round's
+    estimate is noisy enough for a search to fit its folds), one validation split on large."""
     n = len(y)
     if n > LARGE and groups is None:
         return validation_split(y, task=task, fraction=0.2, seed=seed), "validation split (20%)"
     k = fold_count(n, n_workers() if workers is None else workers)
-    folds = cv_folds(y, task=task, k=k, seed=seed, groups=groups)
-    return folds, f"{len(folds)}-fold cross-validation" + (
-        " by group" if groups is not None else ""
-    )
+    if groups is not None:
+        folds = cv_folds(y, task=task, k=k, seed=seed, groups=groups)
+        return folds, f"{len(folds)}-fold cross-validation by group"
+    repeats = REPEATS if n <= SMALL else 1
+    folds = repeated_folds(y, task=task, k=k, seed=seed, repeats=repeats)
+    k = len(folds) // repeats
+    return folds, (f"{repeats}x" if repeats > 1 else "") + f"{k}-fold cross-validation"
 
 
 def holdout_scores(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -163,6 +175,15 @@ class Prepared:
     hold_rows: np.ndarray | None
     labelled: pd.DataFrame
 
+    def every_row(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows a final refit learns from: the training part and a holdout cut from the
+        labelled rows (a given test table stays out), features and encoded target."""
+        X, y = self.train[self.plan.columns], self.y_train
+        if self.hold_rows is not None:
+            X = pd.concat([X, self.hold[self.plan.columns]], ignore_index=True)
+            y = np.concatenate([y, self.y_hold])
+        return X, y
+
 
 def prepare(
     df: pd.DataFrame,
@@ -182,9 +203,9 @@ def prepare(
     enc = encode_target(labelled[target], task)
     if test is not None:
         test = test[test[target].notna()].reset_index(drop=True) if target in test.columns else None
-    auto_holdout = test is None or len(test) == 0
-    check_enough_rows(enc.y, enc.classes, fraction=spec.holdout if auto_holdout else None)
-    if auto_holdout:
+    given = test is not None and len(test) > 0
+    check_enough_rows(enc.y, enc.classes, fraction=None if given else spec.holdout)
+    if test is None or len(test) == 0:
         split = outer_holdout(
             labelled,
             enc.y,
@@ -247,14 +268,15 @@ def run_job(
     the chosen models are then refitted on every training row if the time left allows it.
     """
     prep = prepare(df, spec, task, contract, test, search_rows)
-    train, hold, y_train, y_hold = prep.train, prep.hold, prep.y_train, prep.y_hold
-    method, plan, rows, scheme, data = prep.method, prep.plan, prep.rows, prep.scheme, prep.data
+    train, hold, y_train = prep.train, prep.hold, prep.y_train
+    plan, rows, scheme, data = prep.plan, prep.rows, prep.scheme, prep.data
     metric, enc_classes, n_classes = data.metric, prep.classes, data.n_classes
     interpretable = spec.constraints.interpretable
     # a search on a sample, or for one readable model, leaves 30% of the time for refitting the
     # chosen models on every row
-    refit = len(rows) < len(train) or interpretable
-    budget = share_of_time_left(deadline - reserve, 0.7 if refit else 1.0)
+    refit_first = len(rows) < len(train) or interpretable
+    budget = share_of_time_left(deadline - reserve, 0.7 if refit_first else 1.0)
+    every_row = len(train) + (len(hold) if prep.hold_rows is not None else 0)
     search, model = run_search(
         data,
         budget,
@@ -264,25 +286,41 @@ def run_job(
         contract=contract,
         interpretable=interpretable,
         predict_rows=len(hold),
+        refit_rows=every_row if spec.refit else 0,
         executor=executor,
     )
     if len(rows) < len(train):
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
     # an interpretable model is one readable model, not an average of fold models: refit it
-    if refit:
+    if refit_first:
         full = TrialData(train[plan.columns], y_train, [], task, n_classes, plan, metric, spec.seed)
         if refit_on_all(model, search, full, len(rows), deadline - reserve):
             scheme += ", then refitted on all training rows"
+    result = _scored(prep, model, search, scheme, spec.seed)
+    result.findings.extend(_gap_findings(result, metric.name))
+    result.findings.extend(worker_findings(search.trials))
+    if spec.refit:  # the search kept the refit's time back; half the reserve absorbs a slip
+        _serve_refit(result, prep, deadline - reserve / 2)
+    return result
+
+
+def _scored(
+    prep: Prepared, model: MlreModel, search: SearchResult, scheme: str, seed: int
+) -> JobResult:
+    """The job's result: ``model`` scored on the holdout, beside the naive baseline."""
+    train, hold, y_train, y_hold = prep.train, prep.hold, prep.y_train, prep.y_hold
+    data, plan = prep.data, prep.plan
+    task, metric, n_classes = data.task, data.metric, data.n_classes
     from mlre.explain.shapley import background_sample
 
     # a few training rows travel with the model: explanations average hidden columns over them
-    model.background = background_sample(train[plan.columns], seed=spec.seed)
+    model.background = background_sample(train[plan.columns], seed=seed)
     X_hold = hold[plan.columns]
     pred = model.predict_proba(X_hold) if task != "regression" else model.predict(X_hold)
     scores = holdout_scores(task, y_hold, pred)
     naive = naive_prediction(task, y_train, len(y_hold), n_classes)
     baseline = holdout_scores(task, y_hold, naive)
-    result = JobResult(
+    return JobResult(
         model=model,
         search=search,
         holdout=scores,
@@ -290,7 +328,7 @@ def run_job(
         search_score=metric.to_score(search.loss),
         holdout_score=scores[metric.name],
         scheme={
-            "holdout": method,
+            "holdout": prep.method,
             "holdout_rows": len(hold),
             "search": scheme,
             "features": plan.columns,
@@ -300,12 +338,67 @@ def run_job(
         test_rows=len(hold),
         train_rows=len(train),
         evaluation=Evaluation(
-            train[plan.columns], y_train, X_hold, y_hold, pred, enc_classes, plan, hold
+            train[plan.columns], y_train, X_hold, y_hold, pred, prep.classes, plan, hold
         ),
     )
-    result.findings.extend(_gap_findings(result, metric.name))
-    result.findings.extend(worker_findings(search.trials))
-    return result
+
+
+def _serve_refit(result: JobResult, prep: Prepared, deadline: float) -> None:
+    """Refit the scored recipe on every labelled row (the training part and the holdout; a
+    given test table stays out) and make it the job's model, when the time left allows."""
+    from mlre.search.refit import MARGIN, plan_refit, projected_seconds, refit
+
+    scored, data, search = result.model, prep.data, result.search
+    X, y = prep.every_row()
+    fold_rows = float(np.mean([len(tr) for tr, _ in data.folds]))
+    by_id = {t.id: t for t in search.trials}
+    trained, seconds = [], []
+    for member, trial_id in zip(scored.members, search.ensemble, strict=True):
+        trial = by_id[trial_id]
+        per_fold = trial.fit_seconds / max(1, len(trial.fold_losses))
+        # fold models saw a fold's rows; a model already refitted saw 90% of the training part
+        rows = fold_rows if len(member.pipelines) == len(data.folds) else 0.9 * len(prep.train)
+        trained.append(rows)
+        seconds.append(per_fold * rows / max(1.0, fold_rows))
+    members = plan_refit(scored, len(y), trained, seconds)
+    needs = projected_seconds([m.seconds for m in members])
+    # the search kept ``needs`` back, margin included; the refit goes ahead on the expectation
+    if time.monotonic() + needs / MARGIN > deadline:
+        result.findings.append(_refit_skipped(len(y), needs))
+        return
+    started = time.monotonic()
+    served = refit(
+        scored, members, X, y, plan=prep.plan, task=data.task, seed=data.seed, deadline=deadline
+    )
+    X_hold = prep.hold[prep.plan.columns]
+    pred = served.predict_proba(X_hold) if data.task != "regression" else served.predict(X_hold)
+    result.scored_model, result.model = scored, served
+    result.refit = {
+        "rows": len(y),
+        "seconds": round(time.monotonic() - started, 3),
+        "includes_holdout": prep.hold_rows is not None,
+        "members": [m.to_dict() for m in members],
+        # the refitted model on the holdout: trained on those rows when they joined the refit,
+        # so a fingerprint for replays, not a score
+        "holdout": holdout_scores(data.task, prep.y_hold, pred),
+    }
+    where = "training and holdout rows" if prep.hold_rows is not None else "training rows"
+    result.scheme["model"] = (
+        f"the recipe refitted on all {len(y):,} labelled {where}; the holdout score is the "
+        "recipe's, measured before the refit"
+    )
+
+
+def _refit_skipped(rows: int, needs: float) -> Finding:
+    return Finding(
+        severity=Severity.WARNING,
+        check="refit_skipped",
+        message=f"no time left to refit the model on all {rows:,} labelled rows (about "
+        f"{needs:.0f}s needed): the registered model is the one the holdout scored, fitted "
+        "on the training part only",
+        evidence={"rows": rows, "seconds_needed": round(needs, 1)},
+        fix="give a larger time budget, or set refit: false to choose this knowingly",
+    )
 
 
 def worker_findings(trials: list[TrialResult]) -> list[Finding]:

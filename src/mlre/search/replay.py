@@ -1,5 +1,6 @@
 """Build a run's final model again from its recipe: each member's family and parameters fitted
-on the same folds with the same seeds (or refitted on every training row, as the run did)."""
+on the same folds with the same seeds (or refitted on every training row, as the run did), and
+the refit on every labelled row that the run registered."""
 
 from __future__ import annotations
 
@@ -44,3 +45,19 @@ def rebuild(
             )
         members.append(Member(m["family"], m["params"], float(m["weight"]), pipes))
     return MlreModel(data.task, members, prepared.classes, contract, metric)
+
+
+def rebuild_refit(refit: dict[str, Any], scored: MlreModel, prepared: Prepared) -> MlreModel:
+    """The refit a recipe records (its members' configurations, rounds included, and weights),
+    fitted again on every labelled row of ``prepared``."""
+    from mlre.search.refit import RefitMember
+    from mlre.search.refit import refit as fit_again
+
+    members = [
+        RefitMember(m["family"], m["params"], float(m["weight"]), m.get("rounds"))
+        for m in refit["members"]
+    ]
+    X, y = prepared.every_row()
+    data = prepared.data
+    return fit_again(scored, members, X, y, plan=prepared.plan, task=data.task, seed=data.seed,
+                     deadline=time.monotonic() + 7 * 24 * 3600)  # fmt: skip

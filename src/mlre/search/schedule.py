@@ -263,11 +263,9 @@ def _finish(
     # the scores in fold order, whatever order the folds finished in
     result.fold_losses = [trial.losses[k] for k in sorted(trial.losses)]
     if result.status == "ok":
-        n = len(data.y)
-        oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
-        for k, pred in trial.preds.items():
-            oof[data.folds[k][1]] = pred
-        result.loss = data.metric.loss(data.y, oof)
+        oof = out_of_fold(data, trial.preds)
+        scored = validated_rows(data)
+        result.loss = data.metric.loss(data.y[scored], oof[scored])
         result.oof, result.pipelines = oof, [trial.pipes[k] for k in sorted(trial.pipes)]
     # the result holds them now: the search may write them out and free them (``on_finish``)
     trial.pipes.clear()
@@ -277,6 +275,29 @@ def _finish(
     if on_finish:
         on_finish(result)
     return result
+
+
+def out_of_fold(data: TrialData, preds: dict[int, np.ndarray]) -> np.ndarray:
+    """Each row's prediction by the fold models that did not see it, averaged over the rounds
+    of a repeated cross-validation (zero for rows no fold validates)."""
+    n = len(data.y)
+    oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
+    seen = np.zeros(n)
+    for k, pred in preds.items():
+        va = data.folds[k][1]
+        oof[va] += pred
+        seen[va] += 1
+    held = seen > 0
+    oof[held] /= seen[held].reshape(-1, *([1] * (oof.ndim - 1)))
+    return oof
+
+
+def validated_rows(data: TrialData) -> np.ndarray:
+    """The rows some fold validates (all of them, except with a single validation split)."""
+    mask = np.zeros(len(data.y), dtype=bool)
+    for _, va in data.folds:
+        mask[va] = True
+    return mask
 
 
 def run_trial(

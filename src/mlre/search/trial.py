@@ -100,17 +100,27 @@ def fit_family(
     deadline: float,
 ) -> tuple[Pipeline, pd.DataFrame | None]:
     """Fit a family's preprocessing and model on raw rows (the validation rows, when given,
-    stop boosted trees early): the fitted pipeline and the transformed validation rows."""
+    stop boosted trees early): the fitted pipeline and the transformed validation rows.
+
+    A regression configuration may ask for its target on the log scale (``target_transform``):
+    the model then fits ``log1p`` of both parts and predicts on the original scale."""
     from mlre.models.families import FAMILIES
+    from mlre.models.target import KEY, LogTarget, forward
 
     family = FAMILIES[family_name]
+    transform = params.get(KEY, "none")
+    params = {k: v for k, v in params.items() if k != KEY}
     prep = make_preprocessor(plan, family.style)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         X_tr = prep.fit_transform(X_train)
         X_va = None if X_valid is None else prep.transform(X_valid)
         est = family.build(task, params, seed)
-        family.fit(est, X_tr, y_train, X_va, y_valid, deadline)
+        y_tr, y_va = forward(y_train, transform), forward(y_valid, transform)
+        assert y_tr is not None
+        family.fit(est, X_tr, y_tr, X_va, y_va, deadline)
+    if transform == "log1p":
+        est = LogTarget(est)
     return Pipeline([("prep", prep), ("model", est)]), X_va
 
 

@@ -197,6 +197,43 @@ def log_and_register(
     return RegisteredModel(name, str(version.version), alias, f"models:/{name}@{alias}", sha)
 
 
+def log_hashed_model(run_id: str, model: Any, artifact_path: str) -> str:
+    """Log ``model`` as a plain artifact of run ``run_id`` under ``artifact_path``; its hash,
+    which :func:`load_hashed_model` checks."""
+    import joblib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_FILE
+        joblib.dump(model, path, compress=3)
+        sha = sha256_file(path)
+        try:
+            with _fluent(run_id) as mlflow:
+                mlflow.log_artifact(str(path), artifact_path)
+        except Exception as err:
+            raise TrackingError(
+                f"cannot log the model to {artifact_path}: {str(err).splitlines()[0]}",
+                hint="check the MLflow store",
+            ) from None
+    return sha
+
+
+def load_hashed_model(run_id: str, artifact_path: str, expected_sha256: str) -> Any:
+    """The model :func:`log_hashed_model` logged, hash-checked."""
+    import mlflow
+
+    try:
+        with _pointed_at_store():
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"{artifact_path}/{MODEL_FILE}"
+            )
+    except Exception as err:
+        raise InputError(
+            f"run {run_id} has no {artifact_path}: {str(err).splitlines()[0]}",
+            hint="the run may predate it, or its artifacts were removed",
+        ) from None
+    return verified_load(local, expected_sha256)
+
+
 def _requirements() -> list[str]:
     from importlib import metadata
 

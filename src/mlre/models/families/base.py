@@ -23,6 +23,11 @@ Space = Callable[[Any, Task], Params]
 #: Fits an estimator on training rows, stopping early on the validation rows and at the deadline.
 EarlyFit = Callable[[Any, pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray, float], Any]
 
+#: The rounds a fitted estimator kept (where early stopping ended it); None when it has none.
+Rounds = Callable[[Any], "int | None"]
+#: A configuration that fits exactly the given number of rounds, with no early stopping.
+WithRounds = Callable[[Params, int], Params]
+
 #: Boosting rounds at most; early stopping ends a fit well before.
 MAX_ROUNDS = 3000
 #: Rounds without improvement on the validation rows before a boosted fit stops.
@@ -60,6 +65,10 @@ class Family:
     # False: the folds are fitted one after another, each model with every worker's threads
     fold_parallel: bool = True
     interpretable: bool = False  # a glass-box model a person can read whole
+    # a boosted family's rounds: what early stopping kept, and a configuration fitting a set
+    # number of them (a refit on every labelled row has no rows left to stop on)
+    rounds: Rounds | None = None
+    with_rounds: WithRounds | None = None
 
     @property
     def early_stopping(self) -> bool:

@@ -40,6 +40,11 @@ def _fit(est, X, y, X_val, y_val, deadline):
     )
 
 
+def _rounds(est: Any) -> int | None:
+    best = getattr(est, "best_iteration_", None)
+    return int(best) if best else int(getattr(est, "n_estimators_", 0)) or None
+
+
 def _space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
@@ -59,6 +64,8 @@ LIGHTGBM = Family(
     build=_build,
     space=_space,
     fit_early=_fit,
+    rounds=_rounds,
+    with_rounds=lambda p, n: p | {"n_estimators": n},
     # the default, a large-leaf one, extremely randomised trees, then a slow regularised one
     portfolio=[
         {

@@ -38,6 +38,13 @@ def _fit(est, X, y, X_val, y_val, deadline):
     return est
 
 
+def _rounds(est: Any) -> int | None:
+    try:
+        return int(est.best_iteration) + 1
+    except AttributeError:  # fitted with no early stopping
+        return int(est.get_booster().num_boosted_rounds()) or None
+
+
 def _space(trial, task: Task) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
@@ -56,6 +63,8 @@ XGBOOST = Family(
     build=_build,
     space=_space,
     fit_early=_fit,
+    rounds=_rounds,
+    with_rounds=lambda p, n: p | {"n_estimators": n, "early_stopping_rounds": None},
     portfolio=[
         {"learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0},
         {

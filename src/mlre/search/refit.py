@@ -1,0 +1,127 @@
+"""The served model: a run's chosen recipe fitted again on every labelled row, once the holdout
+has scored it.
+
+The holdout's score belongs to the recipe (the families, their configurations and weights, all
+chosen on the search's folds and scored on rows they never saw). The model a user serves then
+learns from every labelled row, training and holdout together, as AutoGluon's ``refit_full``
+and FLAML's ``retrain_full`` do: a fifth of the data is not given up for ever to pay for an
+honest number. Each member is fitted once on all the rows. Boosted trees have no rows left to
+stop early on, so they fit the rounds early stopping kept on the folds, scaled by how many more
+rows the refit sees (more rows carry more signal before a model starts fitting noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlre.features.pipeline import FeaturePlan
+from mlre.models.families import FAMILIES, n_workers
+from mlre.models.final import Member, MlreModel
+from mlre.models.target import inner
+from mlre.spec import Task
+
+#: A refit fits at most this many times the rounds early stopping kept on a fold.
+MAX_ROUND_SCALE = 2.0
+#: Projected refit seconds are stretched by this much before they are trusted.
+MARGIN = 1.3
+
+
+@dataclass
+class RefitMember:
+    """One member as the refit fits it: its configuration with the rounds set, and its weight."""
+
+    family: str
+    params: dict[str, Any]  # as fitted (a boosted family's rounds included)
+    weight: float
+    rounds: int | None  # the boosting rounds fitted (None: the family has none)
+    seconds: float = 0.0  # the expected seconds of the fit, from the search's own fits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "params": self.params,
+            "weight": float(self.weight),
+            "rounds": self.rounds,
+        }
+
+
+def round_scale(rows: int, trained_rows: float) -> float:
+    """How many more rounds a refit on ``rows`` fits than a model fitted on ``trained_rows``."""
+    return float(np.clip(rows / max(1.0, trained_rows), 1.0, MAX_ROUND_SCALE))
+
+
+def expected_seconds(family: str, seconds: float, rows: int, trained_rows: float) -> float:
+    """Seconds a refit of ``family`` on ``rows`` rows is expected to take, from ``seconds`` for a
+    fit on ``trained_rows``: a fit's time grows with its rows, a boosted one's with its rounds."""
+    grow = rows / max(1.0, trained_rows)
+    boosted = FAMILIES[family].rounds is not None
+    return seconds * grow * (round_scale(rows, trained_rows) if boosted else 1.0)
+
+
+def plan_refit(
+    model: MlreModel, rows: int, trained_rows: list[float], fit_seconds: list[float]
+) -> list[RefitMember]:
+    """Each member of ``model`` as a refit on ``rows`` rows fits it.
+
+    Member by member, ``trained_rows``: the rows each of its fitted pipelines saw, and
+    ``fit_seconds``: the seconds one of them took to fit (they give the refit's expected time)."""
+    out = []
+    for member, trained, seconds in zip(model.members, trained_rows, fit_seconds, strict=True):
+        family = FAMILIES[member.family]
+        params, rounds = dict(member.params), None
+        if family.rounds is not None and family.with_rounds is not None:
+            found = [family.rounds(inner(p.named_steps["model"])) for p in member.pipelines]
+            kept = [r for r in found if r]
+            if kept:
+                rounds = max(1, round(float(np.mean(kept)) * round_scale(rows, trained)))
+                params = family.with_rounds(params, rounds)
+        expected = expected_seconds(member.family, seconds, rows, trained)
+        out.append(RefitMember(member.family, params, member.weight, rounds, expected))
+    return out
+
+
+def projected_seconds(seconds: list[float], workers: int | None = None) -> float:
+    """Wall seconds fits of ``seconds`` each are expected to take, run side by side."""
+    if not seconds:
+        return 0.0
+    lanes = max(1, min(workers or n_workers(), len(seconds)))
+    # the fits share the lanes; the longest one alone bounds the wall time from below
+    return MARGIN * max(max(seconds), sum(seconds) / lanes)
+
+
+def refit(
+    model: MlreModel,
+    members: list[RefitMember],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    plan: FeaturePlan,
+    task: Task,
+    seed: int,
+    deadline: float,
+) -> MlreModel:
+    """``model``'s recipe fitted on ``X`` and ``y``: one pipeline per member, the same weights."""
+    from mlre.search.executor import LocalExecutor
+    from mlre.search.trial import fit_family
+
+    pool = LocalExecutor(max(1, min(n_workers(), len(members))))
+    try:
+        jobs = [
+            pool.submit(
+                fit_family, m.family, m.params, plan, task, X, y, None, None, seed, deadline
+            )
+            for m in members
+        ]
+        pipes = [pool.result(j)[0] for j in jobs]
+    finally:
+        pool.close()
+    fitted = [
+        Member(m.family, m.params, m.weight, [pipe]) for m, pipe in zip(members, pipes, strict=True)
+    ]
+    served = MlreModel(model.task, fitted, model.classes, model.contract, model.metric)
+    served.background = getattr(model, "background", None)
+    return served
