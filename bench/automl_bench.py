@@ -14,7 +14,8 @@ or ``$MLRE_DATASETS``; the ``causal`` ones are skipped) and every fold seed 0..f
    classification) and writes ``train``, ``test_X`` (features only) and ``test_y`` Parquet files
    to ``bench/.work/automl/data/``. Every system gets exactly these files.
 2. Runs each system in its own child process and its own virtualenv, with the same time budget:
-   mlre (``mlre.run(..., track=False)``, the project's venv), FLAML (``bench/.venv-flaml``),
+   mlre as a user calls it (``mlre.run(train, ..., track=False)``: the training table alone, no
+   test table handed in; the project's venv), FLAML (``bench/.venv-flaml``),
    AutoGluon ``presets="medium_quality"`` (``bench/.venv-autogluon``) and LightGBM with default
    parameters (the project's venv; it has no budget). The peer venvs are created on first use
    from ``bench/requirements-<system>.txt``; a system that cannot be installed is reported as
@@ -97,16 +98,15 @@ def _child_read(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def _child_mlre(args: argparse.Namespace, facts: dict[str, Any]) -> tuple[list, Any]:
     import mlre
 
-    train, test_x, test_y = _child_read(args)
+    train, test_x, _ = _child_read(args)
     facts["import_read_s"] = time.perf_counter() - facts.pop("_t")
-    test = test_x.copy()
-    test[args.target] = test_y.to_numpy()
     t = time.perf_counter()
-    # force: error findings of the audit would otherwise stop the run (they are recorded below);
-    # the labelled test table only gives mlre's own holdout score, a cross-check of the parent's.
+    # as a user calls it: the training table alone (mlre keeps its own holdout, scores on it and
+    # then refits on every row); the test rows are seen only by the parent's scoring. force:
+    # error findings of the audit would otherwise stop the run (they are recorded below).
     res = mlre.run(
-        train, target=args.target, test=test, time_budget=args.budget, metric=args.metric,
-        track=False, seed=args.seed, force=True,
+        train, target=args.target, time_budget=args.budget, metric=args.metric,
+        track=False, seed=args.seed, force=True, report=False,
     )  # fmt: skip
     facts["fit_s"] = time.perf_counter() - t
     facts["own_holdout"] = res.holdout.get(args.metric)
