@@ -24,6 +24,7 @@ from mlre.spec import Spec, Task
 
 if TYPE_CHECKING:
     from mlre.models.final import MlreModel
+    from mlre.search.refit import StoredModel
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,15 @@ class RunResult:
     report_path: str | None = None
     fairness: dict[str, Any] | None = None
     # when ``model`` is the recipe refitted on every labelled row: the model the holdout
-    # scored (fitted on the training part) and what the refit was
-    scored_model: MlreModel | None = None
+    # scored (fitted on the training part, kept on disk) and what the refit was
+    scored: StoredModel | None = None
     refit: dict[str, Any] | None = None
+
+    @property
+    def scored_model(self) -> MlreModel | None:
+        """The model the holdout scored, when the registered ``model`` is its recipe refitted
+        on every labelled row (read from disk on each call); None when there was no refit."""
+        return None if self.scored is None else self.scored.load()
 
     @property
     def holdout_score(self) -> float:
@@ -374,7 +381,7 @@ def _result(
         budget=budget,
         ensemble=job.model.describe(),
         fairness=None if fairness is None else fairness.to_dict(),
-        scored_model=job.scored_model,
+        scored=job.scored_model,
         refit=job.refit,
     )
 

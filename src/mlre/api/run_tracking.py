@@ -57,7 +57,7 @@ def trial_logger(parent: Any | None, metric: str, step: Progress) -> Callable[[A
 def record_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
     """Log a finished run's ``result`` (a ``RunResult``) to its ``parent`` MLflow run, register
     its model and note where the model lives on ``result``; ``report`` is the run's audit."""
-    from mlre.track.registry import log_and_register, log_hashed_model
+    from mlre.track.registry import log_and_register, log_hashed_file
 
     _log_run(parent, result, report, inputs)
     features = result.scheme["features"]
@@ -79,8 +79,8 @@ def record_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
             "mlre.model_sha256": registered.sha256,
         }
     )
-    if result.scored_model is not None:  # the registered model is a refit: keep the scored one
-        sha = log_hashed_model(parent.run_id, result.scored_model, SCORED_MODEL)
+    if result.scored is not None:  # the registered model is a refit: keep the scored one
+        sha = log_hashed_file(parent.run_id, result.scored.path, SCORED_MODEL)
         parent.set_tags({"mlre.scored_model_sha256": sha})
     result.run_id = parent.run_id
     result.model_uri = registered.uri
@@ -136,24 +136,17 @@ def _log_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
     parent.log_json(result.summary(), "summary.json")
     parent.log_text(spec.model_dump_json(indent=2), "spec.json")
     # what `mlre reproduce` refits: every member exactly (weights unrounded, folds or a refit)
-    parent.log_json(recipe(result.scored_model or result.model, result.refit), "recipe.json")
+    parent.log_json(recipe(result.model, result.refit), "recipe.json")
 
 
 def recipe(model: Any, refit: dict[str, Any] | None = None) -> dict[str, Any]:
     """How the final model was built, exactly enough to build it again: the scored model's
-    members, and the refit on every labelled row when there was one."""
+    members (recorded by the refit when ``model`` is one), and that refit on every labelled
+    row."""
+    if refit is None:
+        return {"task": model.task, "refit": None, "members": model.recipe()}
     return {
         "task": model.task,
-        "refit": None
-        if refit is None
-        else {k: refit[k] for k in ("rows", "includes_holdout", "members")},
-        "members": [
-            {
-                "family": m.family,
-                "params": m.params,
-                "weight": float(m.weight),
-                "bagged_models": len(m.pipelines),
-            }
-            for m in model.members
-        ],
+        "refit": {k: refit[k] for k in ("rows", "includes_holdout", "members")},
+        "members": refit["scored_members"],
     }

@@ -178,6 +178,51 @@ class MlreModel(BaseEstimator):
             return self._raw(X)
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def in_parts(self) -> tuple[MlreModel, list[Any]]:
+        """The model without its fitted pipelines, and the pipelines: pickled one by one, a
+        model's largest moment on the way to disk is one pipeline's, not all of them at once
+        (a pickler keeps every object it wrote until it ends, boosters' model text included)."""
+        parts = [p for m in self.members for p in m.pipelines]
+        shell = MlreModel(
+            self.task,
+            [Member(m.family, m.params, m.weight, [None] * len(m.pipelines)) for m in self.members],
+            self.classes,
+            self.contract,
+            self.metric,
+        )
+        shell.__dict__.update({k: v for k, v in self.__dict__.items() if k not in shell.__dict__})
+        shell.__dict__.pop("compiled_", None)
+        shell.parts_count = len(parts)
+        return shell, parts
+
+    def from_parts(self, parts: list[Any]) -> MlreModel:
+        """The model :meth:`in_parts` split, its pipelines put back (``self`` is the shell)."""
+        it = iter(parts)
+        for m in self.members:
+            m.pipelines = [next(it) for _ in m.pipelines]
+        self.__dict__.pop("parts_count", None)
+        return self
+
+    def drop_pipelines(self) -> None:
+        """Let go of the fitted pipelines (and their compiled forms): the model can no longer
+        predict, and its memory can go to something else."""
+        for m in self.members:
+            m.pipelines = []
+        self.__dict__.pop("compiled_", None)
+
+    def recipe(self) -> list[dict[str, Any]]:
+        """The members exactly enough to fit them again: family, configuration, unrounded
+        weight and how many bagged models each holds."""
+        return [
+            {
+                "family": m.family,
+                "params": m.params,
+                "weight": float(m.weight),
+                "bagged_models": len(m.pipelines),
+            }
+            for m in self.members
+        ]
+
     def describe(self) -> list[dict[str, Any]]:
         """The members and their weights."""
         return [

@@ -249,7 +249,7 @@ class Search:
             # forest out takes about a second that the budget does not have
             if result.pipelines is not None and self.remaining() > SPILL_MARGIN:
                 self._spill(result)
-        _release_memory()
+        release_memory()
         self.on_trial(result)
 
     def _run(self, family: Family, params: dict[str, Any], phase: str) -> None:
@@ -456,7 +456,7 @@ class Search:
             else:
                 self._forget(t)
         self._cleanup()
-        _release_memory()  # what the loads left behind
+        release_memory()  # what the loads left behind
         return SearchResult(
             trials=self.trials,
             members=members,
@@ -496,7 +496,7 @@ def _loaded(pipelines: list[Any] | StoredPipelines | None) -> list[Any]:
     return pipelines if isinstance(pipelines, list) else pipelines.load()
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Hand memory freed by the last trial back to the operating system.
 
     glibc keeps freed blocks of a large heap for reuse, so the process would stay at the size of

@@ -27,8 +27,9 @@ from mlre.findings import Finding, Severity
 from mlre.models.families import n_workers
 from mlre.models.final import MlreModel
 from mlre.search.clock import share_of_time_left
-from mlre.search.engine import OnTrial, SearchResult, run_search
+from mlre.search.engine import OnTrial, SearchResult, release_memory, run_search
 from mlre.search.executor import Executor
+from mlre.search.refit import StoredModel
 from mlre.search.trial import TrialData, TrialResult, fit_fold
 from mlre.spec import METRICS, Spec, Task
 
@@ -97,9 +98,9 @@ class JobResult:
     test_rows: int = 0
     train_rows: int = 0
     evaluation: Evaluation | None = None
-    # the model the holdout scored, when the registered one (``model``) is its recipe refitted
-    # on every labelled row; and what that refit was
-    scored_model: MlreModel | None = None
+    # the model the holdout scored (kept on disk), when the registered one (``model``) is its
+    # recipe refitted on every labelled row; and what that refit was
+    scored_model: StoredModel | None = None
     refit: dict[str, Any] | None = None
 
 
@@ -367,17 +368,26 @@ def _serve_refit(result: JobResult, prep: Prepared, deadline: float) -> None:
         result.findings.append(_refit_skipped(len(y), needs))
         return
     started = time.monotonic()
+    # the scored model waits on disk: with it in memory beside the refit, a run's peak grew by
+    # the size of both
+    scored_members = scored.recipe()
+    result.scored_model = StoredModel(scored)
+    scored.drop_pipelines()
+    for trial in search.trials:
+        trial.pipelines = None
+    release_memory()  # back to the system, for the refit's threads to take
     served = refit(
         scored, members, X, y, plan=prep.plan, task=data.task, seed=data.seed, deadline=deadline
     )
     X_hold = prep.hold[prep.plan.columns]
     pred = served.predict_proba(X_hold) if data.task != "regression" else served.predict(X_hold)
-    result.scored_model, result.model = scored, served
+    result.model = served
     result.refit = {
         "rows": len(y),
         "seconds": round(time.monotonic() - started, 3),
         "includes_holdout": prep.hold_rows is not None,
         "members": [m.to_dict() for m in members],
+        "scored_members": scored_members,  # the recipe the holdout scored
         # the refitted model on the holdout: trained on those rows when they joined the refit,
         # so a fingerprint for replays, not a score
         "holdout": holdout_scores(data.task, prep.y_hold, pred),

@@ -12,6 +12,14 @@ rows the refit sees (more rows carry more signal before a model starts fitting n
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +31,11 @@ from mlre.models.families import FAMILIES, n_workers
 from mlre.models.final import Member, MlreModel
 from mlre.models.target import inner
 from mlre.spec import Task
+
+log = logging.getLogger(__name__)
+
+#: The file name of a model kept on disk in parts.
+MODEL_FILE = "model.parts"
 
 #: A refit fits at most this many times the rounds early stopping kept on a fold.
 MAX_ROUND_SCALE = 2.0
@@ -116,7 +129,11 @@ def refit(
             )
             for m in members
         ]
-        pipes = [pool.result(j)[0] for j in jobs]
+        pipes = []
+        for m, j in zip(members, jobs, strict=True):
+            started = time.monotonic()
+            pipes.append(pool.result(j)[0])
+            log.debug("refitted %s in %.1fs (waited)", m.family, time.monotonic() - started)
     finally:
         pool.close()
     fitted = [
@@ -125,3 +142,35 @@ def refit(
     served = MlreModel(model.task, fitted, model.classes, model.contract, model.metric)
     served.background = getattr(model, "background", None)
     return served
+
+
+class StoredModel:
+    """A model kept on disk, out of the way: the scored model waits here while its recipe is
+    refitted (the two would otherwise be in memory together, the largest moment of a run), and
+    stays here for whoever asks for it (the run's record, a user of the Python API). The file
+    is the model without its pipelines, then each pipeline, one pickle each (``load_in_parts``
+    of the registry reads it, hash-checked)."""
+
+    def __init__(self, model: MlreModel) -> None:
+        folder = tempfile.mkdtemp(prefix="mlre-scored-")
+        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        self.path = os.path.join(folder, MODEL_FILE)
+        shell, parts = model.in_parts()
+        try:
+            with open(self.path, "wb") as f:
+                for piece in [shell, *parts]:
+                    pickle.dump(piece, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def load(self) -> MlreModel:
+        """The model, read back."""
+        with open(self.path, "rb") as f:
+            shell = pickle.load(f)
+            return shell.from_parts([pickle.load(f) for _ in range(shell.parts_count)])
+
+    def remove(self) -> None:
+        """Delete the file (the model cannot be read back after)."""
+        with contextlib.suppress(OSError):
+            self._cleanup()

@@ -197,41 +197,49 @@ def log_and_register(
     return RegisteredModel(name, str(version.version), alias, f"models:/{name}@{alias}", sha)
 
 
-def log_hashed_model(run_id: str, model: Any, artifact_path: str) -> str:
-    """Log ``model`` as a plain artifact of run ``run_id`` under ``artifact_path``; its hash,
-    which :func:`load_hashed_model` checks."""
-    import joblib
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / MODEL_FILE
-        joblib.dump(model, path, compress=3)
-        sha = sha256_file(path)
-        try:
-            with _fluent(run_id) as mlflow:
-                mlflow.log_artifact(str(path), artifact_path)
-        except Exception as err:
-            raise TrackingError(
-                f"cannot log the model to {artifact_path}: {str(err).splitlines()[0]}",
-                hint="check the MLflow store",
-            ) from None
+def log_hashed_file(run_id: str, path: str | Path, artifact_path: str) -> str:
+    """Log the file at ``path`` under ``artifact_path`` of run ``run_id``; its hash, which
+    :func:`load_hashed_model` checks."""
+    sha = sha256_file(path)
+    try:
+        with _fluent(run_id) as mlflow:
+            mlflow.log_artifact(str(path), artifact_path)
+    except Exception as err:
+        raise TrackingError(
+            f"cannot log the model to {artifact_path}: {str(err).splitlines()[0]}",
+            hint="check the MLflow store",
+        ) from None
     return sha
 
 
 def load_hashed_model(run_id: str, artifact_path: str, expected_sha256: str) -> Any:
-    """The model :func:`log_hashed_model` logged, hash-checked."""
+    """The model :func:`log_hashed_file` logged (a model without its pipelines, then each
+    pipeline, one pickle each), read only if its bytes hash to ``expected_sha256``."""
+    import pickle
+
     import mlflow
 
     try:
         with _pointed_at_store():
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=f"{artifact_path}/{MODEL_FILE}"
+            folder = Path(
+                mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path)
             )
+        [local] = [p for p in folder.iterdir() if p.is_file()]
     except Exception as err:
         raise InputError(
             f"run {run_id} has no {artifact_path}: {str(err).splitlines()[0]}",
             hint="the run may predate it, or its artifacts were removed",
         ) from None
-    return verified_load(local, expected_sha256)
+    actual = sha256_file(local)
+    if actual != expected_sha256:
+        raise TamperedModelError(
+            f"the model file {local} does not match the hash recorded at training "
+            f"(recorded {expected_sha256[:12]}…, found {actual[:12]}…); refusing to load it",
+            hint="the artifact was modified after training: rerun the run you trust",
+        )
+    with open(local, "rb") as f:
+        shell = pickle.load(f)
+        return shell.from_parts([pickle.load(f) for _ in range(shell.parts_count)])
 
 
 def _requirements() -> list[str]:
