@@ -107,3 +107,21 @@ def test_two_runs_are_compared_on_the_holdout_rows_neither_trained_on(tracked, m
     done = CliRunner().invoke(app, ["compare-runs", run.run_id, other.run_id, "--no-track"])
     assert done.exit_code == 0, done.output
     assert c.verdict in done.output
+
+
+def test_a_tampered_scored_model_is_refused_before_it_is_read(tracked, monkeypatch):
+    from mlre.track.registry import TamperedModelError
+
+    folder, _, run = tracked
+    monkeypatch.chdir(folder)
+    [stored] = list(folder.rglob(f"{run.run_id}/artifacts/scored_model/model.parts"))
+    original = stored.read_bytes()
+    try:
+        stored.write_bytes(original + b"\x00")
+        with pytest.raises(TamperedModelError, match="does not match the hash"):
+            reproduce(run.run_id, track=False)
+        done = CliRunner().invoke(app, ["reproduce", run.run_id, "--no-track"])
+        assert done.exit_code != 0 and "Traceback" not in done.output
+        assert "does not match the hash" in done.output
+    finally:
+        stored.write_bytes(original)

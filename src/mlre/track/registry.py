@@ -44,10 +44,8 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verified_load(path: str | Path, expected_sha256: str) -> Any:
-    """Unpickle the model at ``path`` only if its sha256 is ``expected_sha256``."""
-    import joblib
-
+def check_hash(path: str | Path, expected_sha256: str) -> None:
+    """Refuse (``TamperedModelError``) a model file whose sha256 is not ``expected_sha256``."""
     actual = sha256_file(path)
     if actual != expected_sha256:
         raise TamperedModelError(
@@ -55,6 +53,13 @@ def verified_load(path: str | Path, expected_sha256: str) -> Any:
             f"(recorded {expected_sha256[:12]}…, found {actual[:12]}…); refusing to load it",
             hint="the artifact was modified after training: re-register a model you trust",
         )
+
+
+def verified_load(path: str | Path, expected_sha256: str) -> Any:
+    """Unpickle the model at ``path`` only if its sha256 is ``expected_sha256``."""
+    import joblib
+
+    check_hash(path, expected_sha256)
     return joblib.load(path)
 
 
@@ -230,13 +235,7 @@ def load_hashed_model(run_id: str, artifact_path: str, expected_sha256: str) -> 
             f"run {run_id} has no {artifact_path}: {str(err).splitlines()[0]}",
             hint="the run may predate it, or its artifacts were removed",
         ) from None
-    actual = sha256_file(local)
-    if actual != expected_sha256:
-        raise TamperedModelError(
-            f"the model file {local} does not match the hash recorded at training "
-            f"(recorded {expected_sha256[:12]}…, found {actual[:12]}…); refusing to load it",
-            hint="the artifact was modified after training: rerun the run you trust",
-        )
+    check_hash(local, expected_sha256)
     with open(local, "rb") as f:
         shell = pickle.load(f)
         return shell.from_parts([pickle.load(f) for _ in range(shell.parts_count)])
