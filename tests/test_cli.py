@@ -238,7 +238,7 @@ def test_the_installed_command_and_python_m(store: Path):
     assert version.returncode == 0 and version.stdout.startswith("mlre ")
 
 
-def test_tables_too_small_to_learn_from_are_refused_even_when_forced(store: Path):
+def test_tables_too_small_to_learn_from_are_refused(store: Path):
     good = mlre("audit", GERMAN, "--target", "credit")
     assert good.exit_code == 0
     client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlruns.db'}")
@@ -249,11 +249,14 @@ def test_tables_too_small_to_learn_from_are_refused_even_when_forced(store: Path
     (folder / "twelve.csv").write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(12)))
     lone = "".join(f"{i},x\n" for i in range(199)) + "199,z\n"
     (folder / "lone.csv").write_text("a,y\n" + lone)
+    (folder / "four.csv").write_text("a,y\n1,1.5\n2,2.5\n3,0.5\n4,7.0\n")
     cases = [
         ("three.csv", 1, ["only 3 labelled row(s)", "single row"]),  # the audit refuses it
+        ("twelve.csv", 1, ["only 12 labelled row(s)", "too few"]),
+        # forced past the audit, a search that cannot run at all is still refused
         ("three.csv", 2, ["single labelled row"]),
-        ("twelve.csv", 2, ["only 12 labelled row(s)", "2 row(s)", "at least 20"]),
         ("lone.csv", 2, ["'z'", "single labelled row"]),
+        ("four.csv", 2, ["only 4 labelled row(s)", "3 training row(s)", "cross-validate"]),
     ]
     for name, code, words in cases:
         forced = ["--force"] if code == 2 else []
@@ -263,8 +266,22 @@ def test_tables_too_small_to_learn_from_are_refused_even_when_forced(store: Path
         assert "internal error" not in result.output and "Traceback" not in result.output
         for word in words:
             assert word in result.output, (name, result.output)
+    # forced past the audit, a table too small to score honestly is searched, and says so
+    forced = mlre("run", folder / "twelve.csv", "--target", "y", "--time-budget", "5",
+                  "--force", "--no-track", "--no-report")  # fmt: skip
+    assert forced.exit_code == 0, forced.output
+    assert "! error: only 12 labelled row(s): too few to train and evaluate honestly" in (
+        forced.output.replace("\n", " ")
+    )
     # the refusals leave what was stored as it was, and register no model
     [after] = client.search_runs([before.info.experiment_id])
     assert after.info.run_id == before.info.run_id
     assert (after.data.params, after.data.metrics) == (before.data.params, before.data.metrics)
     assert not client.search_registered_models()
+
+
+def test_a_budget_too_small_for_a_search_still_gives_a_model_and_says_so(store: Path):
+    result = mlre("run", GERMAN, "--target", "credit", "--time-budget", "1", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "leaves little room to search" in result.output and "Traceback" not in result.output
+    assert "final model:" in result.output

@@ -91,7 +91,13 @@ BOARD_COLUMNS = {
     "error",
 }
 #: warnings of a run worth a line under its score
-RUN_WARNINGS = ("search_holdout_gap", "small_budget", "worker_lost", "sampled_table")
+RUN_WARNINGS = (
+    "search_holdout_gap",
+    "small_budget",
+    "worker_lost",
+    "sampled_table",
+    "refit_skipped",
+)
 
 
 @commands.command(rich_help_panel=PANEL)
@@ -171,6 +177,8 @@ def _render_run(result: Any) -> None:
         f"the search): [bold green]{result.holdout_score:.4f}[/] "
         f"(search estimate {result.search_score:.4f}; naive baseline {better:.4f})"
     )
+    for f in result.findings.of("error"):  # e.g. the audit's, when --force went past them
+        out.print(f"[red]! error: {escape(f.message)}[/]")
     for f in result.findings.of("warning"):
         if f.check in RUN_WARNINGS:
             out.print(f"[yellow]! {escape(f.message)}[/]")

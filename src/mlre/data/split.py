@@ -62,19 +62,21 @@ def outer_holdout(
     )
 
 
-#: The fewest rows an outer holdout may score on, and a training part may be searched on.
-MIN_HOLDOUT_ROWS = 4
-MIN_TRAIN_ROWS = 8
+#: The fewest training rows a search can cross-validate (two folds of two rows).
+MIN_TRAIN_ROWS = 4
 
 
-def check_enough_rows(y: np.ndarray, classes: np.ndarray | None, *, fraction: float | None) -> None:
-    """Refuse a labelled table too small to train on and score honestly, even when forced.
+def check_enough_rows(
+    y: np.ndarray, classes: np.ndarray | None, *, fraction: float | None, binary: bool
+) -> None:
+    """Refuse a labelled table a search cannot be run on at all, even when forced (the audit's
+    own errors, which ``force`` overrides, already stop tables too small to score honestly).
 
-    ``fraction``: the share held out (None: a test table is given). Every class needs two rows,
-    so that each fold of the search and the holdout can hold it."""
+    ``fraction``: the share held out (None: a test table is given). A binary target needs two
+    rows of each class: a fold without one of them cannot be scored by ROC AUC."""
     n = len(y)
     held = 0 if fraction is None else max(1, round(n * fraction))
-    if classes is not None:
+    if classes is not None and binary:
         counts = np.bincount(y, minlength=len(classes))
         lone = [_label(classes[c]) for c in np.flatnonzero(counts == 1)]
         if lone:
@@ -83,17 +85,12 @@ def check_enough_rows(y: np.ndarray, classes: np.ndarray | None, *, fraction: fl
                 "neither learned nor tested",
                 hint="drop those rows or merge the class into a related one",
             )
-    if fraction is not None and held < MIN_HOLDOUT_ROWS:
-        raise InputError(
-            f"only {n} labelled row(s): a {fraction:.0%} holdout would score the model on "
-            f"{held} row(s), too few for an honest score",
-            hint=f"give at least {int(np.ceil(MIN_HOLDOUT_ROWS / fraction))} labelled rows, "
-            "or pass a separate test table",
-        )
     if n - held < MIN_TRAIN_ROWS:
+        where = "" if fraction is None else f" once a {fraction:.0%} holdout is kept back"
         raise InputError(
-            f"only {n - held} training row(s): too few to cross-validate a search",
-            hint=f"give at least {MIN_TRAIN_ROWS} training rows",
+            f"only {n} labelled row(s): {n - held} training row(s){where}, too few to "
+            "cross-validate a search",
+            hint=f"give at least {MIN_TRAIN_ROWS + held} labelled rows",
         )
 
 

@@ -205,7 +205,9 @@ def prepare(
     if test is not None:
         test = test[test[target].notna()].reset_index(drop=True) if target in test.columns else None
     given = test is not None and len(test) > 0
-    check_enough_rows(enc.y, enc.classes, fraction=None if given else spec.holdout)
+    check_enough_rows(
+        enc.y, enc.classes, fraction=None if given else spec.holdout, binary=task == "binary"
+    )
     if test is None or len(test) == 0:
         split = outer_holdout(
             labelled,
