@@ -31,7 +31,11 @@ CANNOT_APPLY_CLASSIFIER = {
 }
 
 
-CANNOT_APPLY_REGRESSOR = {**CANNOT_APPLY, "check_regressors_int": SECOND_FIT}
+CANNOT_APPLY_REGRESSOR = {
+    **CANNOT_APPLY,
+    "check_regressors_int": SECOND_FIT,
+    "check_regressor_data_not_an_array": SECOND_FIT,
+}
 
 
 def cannot_apply(estimator) -> dict[str, str]:
