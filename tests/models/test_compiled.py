@@ -382,3 +382,27 @@ def test_numeric_steps_give_the_imputer_and_scaler_output_for_holes_and_empty_co
     # an imputer with a constant fill keeps its own steps
     constant = make_pipeline(SimpleImputer(strategy="constant", fill_value=-1.0)).fit(X)
     assert NumericSteps.of(array_copy(constant)) is None
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "linear"])
+def test_a_member_fitted_on_a_log_target_is_compiled_and_predicts_what_its_pipeline_does(family):
+    from mlre.search.trial import fit_family
+
+    df = dataset("diamonds", rows=1500)
+    contract = audit(df, "price").contract
+    plan = FeaturePlan.from_contract(contract)
+    X, y = df[plan.columns], df["price"].to_numpy(dtype=float)
+    params = dict(FAMILIES[family].portfolio[0]) | {"target_transform": "log1p"}
+    pipeline, _ = fit_family(family, params, plan, "regression", X.iloc[:1000], y[:1000],
+                             X.iloc[1000:], y[1000:], 0, time.monotonic() + 60)  # fmt: skip
+    compiled = compile_pipeline(pipeline, "regression")
+    assert compiled is not None and compiled.kind.endswith("on a log target")
+    model = MlreModel("regression", [Member(family, params, 1.0, [pipeline])], None, contract, "x")
+    raw = X.iloc[1000:]
+    for rows in (raw, awkward(raw, plan)):
+        expected = pipeline.predict(rows)
+        assert np.median(expected) > 100  # prices, not their logarithms
+        np.testing.assert_array_equal(model.predict(rows), expected)
+        for i in range(0, len(rows), 50):  # one row, as a service sees it
+            one = rows.iloc[[i]]
+            np.testing.assert_array_equal(model.predict(one), pipeline.predict(one))

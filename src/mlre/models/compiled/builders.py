@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from mlre.features.transformers import ColumnCoercer, ColumnStack
 from mlre.models.compiled import (
     catboost_rows,
@@ -22,7 +24,7 @@ from mlre.models.compiled import (
     xgb,
 )
 from mlre.models.compiled.pipeline import CompiledPipeline
-from mlre.models.compiled.predictor import Built
+from mlre.models.compiled.predictor import Built, RowPredictor
 from mlre.spec import Task
 
 #: A library's builder: (fitted estimator, fitted column stack, task) -> its compiled form.
@@ -39,6 +41,27 @@ BUILDERS: dict[str, Builder] = {
     "mlre.CatBoostModel": catboost_rows.build,
     "mlre.TabularMLP": mlp_rows.build,
 }
+
+
+class LogScale:
+    """A member fitted on ``log1p`` of the target (``LogTarget``): its compiled model's
+    predictions brought back to the original scale, as the member's own ``predict`` does."""
+
+    def __init__(self, inner: RowPredictor) -> None:
+        self.inner = inner
+        self.kind = f"{inner.kind} on a log target"
+
+    def predict(self, M: np.ndarray, small: bool) -> np.ndarray:
+        return np.expm1(np.asarray(self.inner.predict(M, small), dtype=float))
+
+
+def _log_target(est: Any, stack: ColumnStack, task: Task) -> Built | None:
+    build = builder_for(est.regressor)
+    built = None if build is None else build(est.regressor, stack, task)
+    return None if built is None else Built(LogScale(built.predictor), built.recode)
+
+
+BUILDERS["mlre.LogTarget"] = _log_target
 
 
 def estimator_keys(est: Any) -> list[str]:
