@@ -28,6 +28,11 @@ class Holdout:
     method: str
 
 
+def holdout_size(n: int, fraction: float) -> int:
+    """Rows an outer holdout of ``fraction`` keeps back from ``n`` (at least one)."""
+    return max(1, round(n * fraction))
+
+
 def outer_holdout(
     df: pd.DataFrame,
     y: np.ndarray,
@@ -42,7 +47,7 @@ def outer_holdout(
     stratified by class for classification, random otherwise."""
     n = len(df)
     positions = np.arange(n)
-    n_test = max(1, round(n * fraction))
+    n_test = holdout_size(n, fraction)
     if time_column is not None:
         order = np.argsort(
             pd.to_datetime(df[time_column], errors="coerce").to_numpy(), kind="stable"
@@ -75,7 +80,7 @@ def check_enough_rows(
     ``fraction``: the share held out (None: a test table is given). A binary target needs two
     rows of each class: a fold without one of them cannot be scored by ROC AUC."""
     n = len(y)
-    held = 0 if fraction is None else max(1, round(n * fraction))
+    held = 0 if fraction is None else holdout_size(n, fraction)
     if classes is not None and binary:
         counts = np.bincount(y, minlength=len(classes))
         lone = [_label(classes[c]) for c in np.flatnonzero(counts == 1)]

@@ -96,7 +96,6 @@ class SearchResult:
     ensemble: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
     executor: dict[str, Any] = field(default_factory=dict)  # where the trials were fitted
-    ensemble_paid: bool = False  # several members, because they beat one on unseen rows
 
     @property
     def finished(self) -> list[TrialResult]:
@@ -122,7 +121,6 @@ class Search:
         self.data = data
         self.refit_rows = refit_rows
         self.scored_rows = validated_rows(data)  # the rows with out-of-fold predictions
-        self.ensemble_paid = False  # whether the final ensemble beat one model on unseen rows
         # a positive, long-tailed regression target is also tried on the log scale
         self.log_target = data.task == "regression" and skewed_positive(data.y)
         self.members_now: list[TrialResult] = []  # the ensemble's members as it stands
@@ -331,9 +329,7 @@ class Search:
         predictions, y = [p[rows] for p in oof], self.data.y[rows]
         if not validated:
             return caruana(predictions, y, self.data.metric)
-        weights, loss, self.ensemble_paid = validated_caruana(
-            predictions, y, self.data.metric, self.data.seed
-        )
+        weights, loss, _ = validated_caruana(predictions, y, self.data.metric, self.data.seed)
         return weights, loss
 
     # ------------------------------------------------------------------ phases
@@ -463,7 +459,6 @@ class Search:
             loss=loss,
             best_single_loss=kept[0].loss,
             ensemble={t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0},
-            ensemble_paid=self.ensemble_paid,
             executor=self.executor.describe(),
         )
 

@@ -176,11 +176,22 @@ class Prepared:
     hold_rows: np.ndarray | None
     labelled: pd.DataFrame
 
+    @property
+    def holdout_joins(self) -> bool:
+        """Whether a final refit learns from the holdout too: it was cut from the labelled rows
+        (a given test table stays out)."""
+        return self.hold_rows is not None
+
+    @property
+    def every_row_count(self) -> int:
+        """How many rows :meth:`every_row` gives."""
+        return len(self.train) + (len(self.hold) if self.holdout_joins else 0)
+
     def every_row(self) -> tuple[pd.DataFrame, np.ndarray]:
         """The rows a final refit learns from: the training part and a holdout cut from the
         labelled rows (a given test table stays out), features and encoded target."""
         X, y = self.train[self.plan.columns], self.y_train
-        if self.hold_rows is not None:
+        if self.holdout_joins:
             X = pd.concat([X, self.hold[self.plan.columns]], ignore_index=True)
             y = np.concatenate([y, self.y_hold])
         return X, y
@@ -279,7 +290,6 @@ def run_job(
     # chosen models on every row
     refit_first = len(rows) < len(train) or interpretable
     budget = share_of_time_left(deadline - reserve, 0.7 if refit_first else 1.0)
-    every_row = len(train) + (len(hold) if prep.hold_rows is not None else 0)
     search, model = run_search(
         data,
         budget,
@@ -289,7 +299,7 @@ def run_job(
         contract=contract,
         interpretable=interpretable,
         predict_rows=len(hold),
-        refit_rows=every_row if spec.refit else 0,
+        refit_rows=prep.every_row_count if spec.refit else 0,
         executor=executor,
     )
     if len(rows) < len(train):
@@ -387,14 +397,14 @@ def _serve_refit(result: JobResult, prep: Prepared, deadline: float) -> None:
     result.refit = {
         "rows": len(y),
         "seconds": round(time.monotonic() - started, 3),
-        "includes_holdout": prep.hold_rows is not None,
+        "includes_holdout": prep.holdout_joins,
         "members": [m.to_dict() for m in members],
         "scored_members": scored_members,  # the recipe the holdout scored
         # the refitted model on the holdout: trained on those rows when they joined the refit,
         # so a fingerprint for replays, not a score
         "holdout": holdout_scores(data.task, prep.y_hold, pred),
     }
-    where = "training and holdout rows" if prep.hold_rows is not None else "training rows"
+    where = "training and holdout rows" if prep.holdout_joins else "training rows"
     result.scheme["model"] = (
         f"the recipe refitted on all {len(y):,} labelled {where}; the holdout score is the "
         "recipe's, measured before the refit"

@@ -12,7 +12,6 @@ rows the refit sees (more rows carry more signal before a model starts fitting n
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
@@ -169,8 +168,3 @@ class StoredModel:
         with open(self.path, "rb") as f:
             shell = pickle.load(f)
             return shell.from_parts([pickle.load(f) for _ in range(shell.parts_count)])
-
-    def remove(self) -> None:
-        """Delete the file (the model cannot be read back after)."""
-        with contextlib.suppress(OSError):
-            self._cleanup()
