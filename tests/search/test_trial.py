@@ -243,7 +243,9 @@ def searched():
 def test_search_returns_an_ensemble_whose_weights_sum_to_one(searched):
     result, model, data, _, _, _, _ = searched
     assert isinstance(model, MlreModel) and model.task == "binary" and model.metric == "roc_auc"
-    assert model.members and all(m.weight > 0 for m in model.members)
+    # a member has weight, or (in a stacked model) a part in the blend the second layer reads
+    reads = model.level_one or [0.0] * len(model.members)
+    assert model.members and all(m.weight > 0 or r > 0 for m, r in zip(model.members, reads))
     assert sum(m.weight for m in model.members) == pytest.approx(1.0)
     assert model.members == result.members
     assert all(len(m.pipelines) == len(data.folds) for m in model.members)
@@ -280,14 +282,15 @@ def test_search_keeps_its_candidates_on_disk_until_the_ensemble(searched):
 def test_search_keeps_a_leaderboard_of_every_trial(searched):
     result, _, data, seen, _, _, _ = searched
     assert result.trials and seen == result.trials  # on_trial saw each trial as it ended
-    assert [t.id for t in result.trials] == list(range(len(result.trials)))
+    # ids are given as trials start, the list is in the order they ended
+    assert sorted(t.id for t in result.trials) == list(range(len(result.trials)))
     board = pd.DataFrame([t.row(data.metric) for t in result.trials])
     assert {"trial", "family", "phase", "status", "roc_auc", "fold_scores", "params"} <= set(
         board.columns
     )
     assert set(board["status"]) <= {"ok", "cut", "pruned", "failed"}
     assert set(board["family"]) <= set(FAMILIES)
-    assert set(board["phase"]) <= {"portfolio", "tuning"}
+    assert set(board["phase"]) <= {"portfolio", "tuning", "stacking"}
     ok = board[board["status"] == "ok"]
     assert len(ok) >= 2 and ok["roc_auc"].between(0.6, 1.0).all()
     # the first trial is the proven LightGBM default

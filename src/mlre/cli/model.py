@@ -182,7 +182,10 @@ def _render_run(result: Any) -> None:
     for f in result.findings.of("warning"):
         if f.check in RUN_WARNINGS:
             out.print(f"[yellow]! {escape(f.message)}[/]")
-    members = ", ".join(f"{m['family']} ×{m['weight']:.2f}" for m in result.ensemble)
+    members = ", ".join(
+        f"{m['family']}{' (second layer)' if m.get('stacked') else ''} ×{m['weight']:.2f}"
+        for m in result.ensemble
+    )
     out.print(
         f"final model: {escape(members)}; {len(result.leaderboard)} trials in {result.seconds:.0f}s "
         f"of a {result.budget:g}s budget"

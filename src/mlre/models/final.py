@@ -19,12 +19,38 @@ if TYPE_CHECKING:
 
 @dataclass
 class Member:
-    """One configuration in the final model: its fitted pipelines (one per fold, averaged) and weight."""
+    """One configuration in the final model: its fitted pipelines (one per fold, averaged) and
+    weight. A ``stacked`` member reads the level-one columns beside the table's own."""
 
     family: str
     params: dict[str, Any]
     weight: float
     pipelines: list[Any] = field(default_factory=list)
+    stacked: bool = False
+
+
+#: The name of the level-one columns a stacked member reads: the prediction of the level-one
+#: blend (one column for a regression or binary model, one per class otherwise).
+LEVEL_ONE = "__mlre_level_one_"
+
+
+def level_one_names(task: Task, n_classes: int) -> list[str]:
+    """The level-one columns a stacked member of a ``task`` model reads."""
+    width = n_classes if task == "multiclass" else 1
+    return [f"{LEVEL_ONE}{j}" for j in range(width)]
+
+
+def with_level_one(X: pd.DataFrame, blend: np.ndarray, task: Task) -> pd.DataFrame:
+    """``X`` with the level-one columns of ``blend`` (values, or probabilities per class) added."""
+    if task == "regression":
+        columns = [np.asarray(blend, dtype=float)]
+    elif task == "binary":
+        columns = [np.asarray(blend, dtype=float)[:, 1]]
+    else:
+        columns = list(np.asarray(blend, dtype=float).T)
+    names = level_one_names(task, 0 if task == "regression" else np.shape(blend)[1])
+    added = pd.DataFrame(dict(zip(names, columns, strict=True)), index=X.index)
+    return pd.concat([X, added], axis=1)
 
 
 def align_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
@@ -87,12 +113,15 @@ class MlreModel(BaseEstimator):
         classes: np.ndarray | None,
         contract: DataContract,
         metric: str,
+        level_one: list[float] | None = None,
     ) -> None:
         self.task = task
         self.members = members
         self.classes = classes
         self.contract = contract
         self.metric = metric
+        # a stacked model: the weights, member by member, of the blend its stacked members read
+        self.level_one = level_one
 
     @property
     def classes_(self) -> np.ndarray:
@@ -113,7 +142,12 @@ class MlreModel(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("compiled_", None)  # rebuilt from the pipelines on first use
+        state.pop("level_one_oof", None)  # what a refit needs, in memory only
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("level_one", None)  # models saved before stacking
+        super().__setstate__(state)
 
     def _compiled(self) -> list[CompiledPipeline | None]:
         """Each pipeline's compiled form (None where it has none), built once."""
@@ -126,10 +160,20 @@ class MlreModel(BaseEstimator):
             ]
         return compiled
 
-    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+    def _means(self, X: pd.DataFrame, stacked: bool) -> dict[int, np.ndarray]:
+        """Member by member (position in ``members``), the mean of its pipelines' predictions;
+        the stacked members' (``X`` then holds the level-one columns) or the others'."""
         n_classes = 0 if self.classes is None else len(self.classes)
-        jobs = [(m, p) for m in self.members for p in m.pipelines]
-        compiled = self._compiled()
+        compiled_all = self._compiled()
+        jobs, compiled, owner = [], [], []
+        at = 0
+        for i, m in enumerate(self.members):
+            for p in m.pipelines:
+                if m.stacked == stacked:
+                    jobs.append(p)
+                    compiled.append(compiled_all[at])
+                    owner.append(i)
+                at += 1
         coerced: dict[tuple, dict[str, np.ndarray]] = {}
         matrices: dict[tuple, np.ndarray] = {}
         for c in compiled:  # one coercion of the table, one matrix per distinct column plan
@@ -139,7 +183,7 @@ class MlreModel(BaseEstimator):
                 matrices[c.matrix_key] = c.matrix(coerced[c.coercer_key])
 
         def one(i: int) -> np.ndarray:
-            c, pipeline = compiled[i], jobs[i][1]
+            c, pipeline = compiled[i], jobs[i]
             if c is None:
                 return _limited_predict(pipeline, X, self.task, n_classes)
             out = c.predict_matrix(matrices[c.matrix_key])
@@ -157,13 +201,33 @@ class MlreModel(BaseEstimator):
             )
         else:
             preds = [one(i) for i in range(len(jobs))]
+        grouped: dict[int, list[np.ndarray]] = {}
+        for i, pred in zip(owner, preds, strict=True):
+            grouped.setdefault(i, []).append(pred)
+        return {i: np.mean(group, axis=0) for i, group in grouped.items()}
+
+    def _blend(self, means: dict[int, np.ndarray], weights: list[float]) -> np.ndarray:
         total = None
-        for m in self.members:
-            mean = np.mean([preds.pop(0) for _ in m.pipelines], axis=0)
-            total = m.weight * mean if total is None else total + m.weight * mean
+        for i, mean in means.items():
+            if weights[i]:
+                total = weights[i] * mean if total is None else total + weights[i] * mean
         if total is None:
             raise ValueError("the model has no member pipelines to predict with")
         return total
+
+    def level_one_blend(self, X: pd.DataFrame) -> np.ndarray:
+        """What a stacked model's stacked members read beside ``X``: the level-one blend."""
+        if self.level_one is None:
+            raise AttributeError("the model is not stacked")
+        return self._blend(self._means(X, stacked=False), self.level_one)
+
+    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+        weights = [m.weight for m in self.members]
+        means = self._means(X, stacked=False)
+        if self.level_one is not None and any(m.stacked for m in self.members):
+            blend = self._blend(means, self.level_one)
+            means |= self._means(with_level_one(X, blend, self.task), stacked=True)
+        return self._blend(means, weights)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, one column per class of ``classes_``."""
@@ -185,10 +249,14 @@ class MlreModel(BaseEstimator):
         parts = [p for m in self.members for p in m.pipelines]
         shell = MlreModel(
             self.task,
-            [Member(m.family, m.params, m.weight, [None] * len(m.pipelines)) for m in self.members],
+            [
+                Member(m.family, m.params, m.weight, [None] * len(m.pipelines), m.stacked)
+                for m in self.members
+            ],
             self.classes,
             self.contract,
             self.metric,
+            self.level_one,
         )
         shell.__dict__.update({k: v for k, v in self.__dict__.items() if k not in shell.__dict__})
         shell.__dict__.pop("compiled_", None)
@@ -212,16 +280,23 @@ class MlreModel(BaseEstimator):
 
     def recipe(self) -> list[dict[str, Any]]:
         """The members exactly enough to fit them again: family, configuration, unrounded
-        weight and how many bagged models each holds."""
+        weight and how many bagged models each holds (a stacked model's members also say
+        whether they are stacked and their weight in the level-one blend)."""
         return [
             {
                 "family": m.family,
                 "params": m.params,
                 "weight": float(m.weight),
                 "bagged_models": len(m.pipelines),
+                **self._stacking(i),
             }
-            for m in self.members
+            for i, m in enumerate(self.members)
         ]
+
+    def _stacking(self, i: int) -> dict[str, Any]:
+        if self.level_one is None:
+            return {}
+        return {"stacked": self.members[i].stacked, "level_one": float(self.level_one[i])}
 
     def describe(self) -> list[dict[str, Any]]:
         """The members and their weights."""
@@ -231,6 +306,7 @@ class MlreModel(BaseEstimator):
                 "params": m.params,
                 "weight": round(m.weight, 4),
                 "bagged_models": len(m.pipelines),
+                **self._stacking(i),
             }
-            for m in self.members
+            for i, m in enumerate(self.members)
         ]

@@ -46,7 +46,7 @@ def learning_curve_diagnostic(
     from mlre.search.trial import TrialData, fit_pipeline
 
     ev = job.evaluation
-    lead = max(job.model.members, key=lambda m: m.weight)
+    lead = leading_member(job.model)
     n_classes = 0 if ev.classes is None else len(ev.classes)
     data = TrialData(ev.X_train, ev.y_train, [], task, n_classes, ev.plan, metric, seed)
     rng = np.random.default_rng(seed)
@@ -70,6 +70,14 @@ def learning_curve_diagnostic(
     )
     d.data["family"] = lead.family
     return d
+
+
+def leading_member(model: Any) -> Any:
+    """The member with the most weight; in a stacked model, the first layer's (a second-layer
+    member reads that layer's predictions, and cannot be fitted on the table alone)."""
+    members = model.members
+    weights = getattr(model, "level_one", None) or [m.weight for m in members]
+    return max(zip(members, weights, strict=True), key=lambda mw: mw[1])[0]
 
 
 def _fit_cost(job: Any, lead: Any) -> float | None:

@@ -183,7 +183,16 @@ def _selection_markdown(selection: dict[str, Any]) -> list[str]:
         "| --- | ---: | ---: |",
     ]
     for m in selection["ensemble"]:
-        out.append(f"| {m['family']} | {m['weight']:.3f} | {m['bagged_models']} |")
+        family = m["family"] + (" (second layer)" if m.get("stacked") else "")
+        out.append(f"| {family} | {m['weight']:.3f} | {m['bagged_models']} |")
+    if any(m.get("stacked") for m in selection["ensemble"]):
+        reads = [m for m in selection["ensemble"] if m.get("level_one")]
+        blend = ", ".join(f"{m['family']} {m['level_one']:.3f}" for m in reads)
+        out += [
+            "",
+            "Stacked: the second layer reads the table's columns and the blend of the first "
+            f"layer's members by their level-one weights ({blend}).",
+        ]
     return out
 
 

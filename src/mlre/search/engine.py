@@ -38,8 +38,12 @@ from mlre.search.clock import share_of_time_left
 from mlre.search.ensemble import caruana, validated_caruana
 from mlre.search.executor import Executor, LocalExecutor
 from mlre.search.schedule import Launch, run_trials, validated_rows
+from mlre.search.stack import MARGIN as STACK_MARGIN
+from mlre.search.stack import MAX_SHARE as STACK_SHARE
+from mlre.search.stack import PHASE as STACKING
+from mlre.search.stack import blend_of, can_stack, second_layer, stacked_data
+from mlre.search.tpe import pruner, seeded_study, teller
 from mlre.search.trial import StoredPipelines, TrialData, TrialResult
-from mlre.spec import Task
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +97,13 @@ class SearchResult:
     members: list[Member]
     loss: float
     best_single_loss: float
-    ensemble: dict[int, float] = field(default_factory=dict)
+    ensemble: dict[int, float] = field(default_factory=dict)  # trial id -> weight, as members
     seconds: float = 0.0
     executor: dict[str, Any] = field(default_factory=dict)  # where the trials were fitted
+    # a stacked model: member by member, the weights of the level-one blend, and that blend's
+    # out-of-fold predictions on the search's rows (what a refit of the second layer reads)
+    level_one: list[float] | None = None
+    level_one_oof: np.ndarray | None = None
 
     @property
     def finished(self) -> list[TrialResult]:
@@ -117,13 +125,20 @@ class Search:
         predict_rows: int = 0,
         refit_rows: int = 0,
         executor: Executor | None = None,
+        stack: bool = True,
     ) -> None:
         self.data = data
+        self.may_stack = stack
         self.refit_rows = refit_rows
         self.scored_rows = validated_rows(data)  # the rows with out-of-fold predictions
         # a positive, long-tailed regression target is also tried on the log scale
         self.log_target = data.task == "regression" and skewed_positive(data.y)
         self.members_now: list[TrialResult] = []  # the ensemble's members as it stands
+        # once a second layer is fitted: the first layer's blend (trial id -> weight), whose
+        # candidates stay kept whatever the ensemble gives them, and its out-of-fold predictions
+        self.level_one: dict[int, float] = {}
+        self.level_one_oof: np.ndarray | None = None
+        self.started = time.monotonic()
         self.executor = executor or LocalExecutor()
         self._own_executor = executor is None
         self.shared: Any = None  # the data as the executor's workers read it, placed once
@@ -200,9 +215,26 @@ class Search:
             return family.cost * self.pace["lightgbm"]
         return 0.0
 
-    def _affordable(self, family: Family) -> bool:
+    def _affordable(self, family: Family, held: float = 0.0) -> bool:
         # worth starting only with a margin over what a trial of the family has been taking
-        return self.remaining() > max(0.5, 1.25 * self._expected(family))
+        # (``held``: seconds kept back for later phases)
+        return self.remaining() - held > max(0.5, 1.25 * self._expected(family))
+
+    def _second_layer(self) -> list[tuple[Family, dict[str, Any]]]:
+        """The second-layer configurations, where a stack can be fitted at all."""
+        if self.interpretable or not self.may_stack or not can_stack(self.data):
+            return []
+        return second_layer(self.trials, {f.name: f for f in self.families})
+
+    def _stack_reserve(self) -> float:
+        """Seconds kept back for the second layer: its trials' expected time with a margin,
+        or nothing when that is more than a small share of the budget (tuning then pays more)."""
+        layer = self._second_layer()
+        if not layer:
+            return 0.0
+        needs = STACK_MARGIN * sum(self._expected(f) for f, _ in layer)
+        budget = self.deadline - self.started
+        return needs if 0 < needs <= STACK_SHARE * budget else 0.0
 
     def _launch(
         self,
@@ -223,15 +255,25 @@ class Search:
         deadline = min(self.deadline - self.refit_cost(), now + limit)
         return Launch(family, params, phase, deadline, should_prune, on_done)
 
-    def _drive(self, source: Callable[[], Launch | None], overlap: bool = True) -> None:
-        """Run trials from ``source`` on the executor until it has no more to start."""
-        if self.shared is None:
-            self.shared = self.executor.put(self.data)
+    def _drive(
+        self,
+        source: Callable[[], Launch | None],
+        overlap: bool = True,
+        data: TrialData | None = None,
+    ) -> None:
+        """Run trials from ``source`` on the executor until it has no more to start (on
+        ``data``, placed for the executor's workers, when given; else on the search's own)."""
+        if data is not None:
+            shared = self.executor.put(data)
+        else:
+            if self.shared is None:
+                self.shared = self.executor.put(self.data)
+            data, shared = self.data, self.shared
         run_trials(
             lambda _: source(),
-            self.data,
+            data,
             self.executor,
-            shared=self.shared,
+            shared=shared,
             on_finish=self._finished,
             first_id=len(self.trials),
             overlap=overlap,
@@ -250,7 +292,7 @@ class Search:
         release_memory()
         self.on_trial(result)
 
-    def _run(self, family: Family, params: dict[str, Any], phase: str) -> None:
+    def run_one(self, family: Family, params: dict[str, Any], phase: str) -> None:
         """One trial, alone."""
         given = iter([self._launch(family, params, phase)])
         self._drive(lambda: next(given, None))
@@ -274,11 +316,12 @@ class Search:
         """
         kept = self._kept()
         for t in kept[KEEP:]:
-            self._forget(t)
+            if t.id not in self.level_one:  # a stacked candidate reads the first layer's blend
+                self._forget(t)
         kept = kept[:KEEP]
         weights, _ = self._select(kept)
         for t, w in zip(kept, weights, strict=True):
-            if w <= 0:
+            if w <= 0 and t.id not in self.level_one:
                 self._forget(t)
         self.members_now = [t for t, w in zip(kept, weights, strict=True) if w > 0]
 
@@ -366,10 +409,6 @@ class Search:
         cluster): then several run at once, the sampler treating the running ones as scored at
         their worst (constant liar) so as not to propose the same point twice, and proposals
         depend on which trials finished first, as in any parallel Bayesian optimisation."""
-        import optuna
-        from optuna.distributions import CategoricalDistribution
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         best_by_family: dict[str, float] = {}
         for t in self.trials:
             if t.status == "ok":
@@ -377,45 +416,28 @@ class Search:
         ranked = sorted(best_by_family, key=best_by_family.__getitem__)[:TUNED_FAMILIES]
         if not ranked:
             return
-        studies = {}
-        for name in ranked:
-            sampler = optuna.samplers.TPESampler(
-                seed=self.data.seed, n_startup_trials=4, multivariate=True, constant_liar=True
-            )
-            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-            study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
-            for t in self.trials:  # let the sampler learn from the portfolio's results
-                if t.family == name and t.status == "ok":
-                    dists = _distributions(FAMILIES[name], self.data.task, t.params)
-                    values = dict(t.params)
-                    if self.log_target:
-                        dists[TARGET_KEY] = CategoricalDistribution(TRANSFORMS)
-                        values.setdefault(TARGET_KEY, "none")
-                    if dists:
-                        study.add_trial(
-                            optuna.trial.create_trial(
-                                params={k: values[k] for k in dists},
-                                distributions=dists,
-                                value=t.loss,
-                            )
-                        )
-            studies[name] = study
+        task, seed = self.data.task, self.data.seed
+        studies = {
+            name: seeded_study(FAMILIES[name], self.trials, task, seed, self.log_target)
+            for name in ranked
+        }
         turn = itertools.count()
 
         def source() -> Launch | None:
             while self.remaining() > 0:
-                if all(not self._affordable(FAMILIES[n]) for n in ranked) or self._stalled():
+                held = self._stack_reserve()  # the second layer's time is not tuning's
+                if self._stalled() or all(not self._affordable(FAMILIES[n], held) for n in ranked):
                     return None
                 name = ranked[next(turn) % len(ranked)]
                 family = FAMILIES[name]
-                if not self._affordable(family):
+                if not self._affordable(family, held):
                     continue
                 trial = studies[name].ask()
                 params = family.space(trial, self.data.task)
                 if self.log_target:
                     params[TARGET_KEY] = trial.suggest_categorical(TARGET_KEY, TRANSFORMS)
                 return self._launch(
-                    family, params, "tuning", _pruner(trial), _teller(studies[name], trial)
+                    family, params, "tuning", pruner(trial), teller(studies[name], trial)
                 )
             return None
 
@@ -437,18 +459,49 @@ class Search:
         noise = float(np.std(best.fold_losses)) / np.sqrt(max(1, len(best.fold_losses)))
         return min(earlier) - best.loss < 0.25 * noise
 
+    def stack(self) -> None:
+        """Fit the second layer on the table's columns and the first layer's out-of-fold blend
+        (see ``stack.py``), when every row has one and the time left allows."""
+        layer = self._second_layer()
+        kept = self._kept()
+        if not layer or not kept or self._stack_reserve() <= 0:
+            return
+        weights, _ = self._select(kept)
+        self.level_one = {t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0}
+        self.level_one_oof = blend_of(kept, weights)
+        data = stacked_data(self.data, self.level_one_oof)
+
+        def source() -> Launch | None:
+            while layer and self.remaining() > 0:
+                family, params = layer.pop(0)
+                if self._affordable(family):
+                    return self._launch(family, params, STACKING)
+            return None
+
+        self._drive(source, overlap=self.executor.slots > len(self.data.folds), data=data)
+
     def ensemble(self) -> SearchResult:
         """Greedy ensemble selection over the kept candidates; the final model's members
-        (after ``close``: every candidate is then where it will stay)."""
+        (after ``close``: every candidate is then where it will stay).
+
+        When the selection keeps a second-layer candidate, the first layer's blend it reads
+        comes along: its candidates are members too, with no weight of their own unless the
+        selection gave them some."""
         kept = self._kept()
         if not kept:
             raise RuntimeError("no trial finished")
         weights, loss = self._select(kept, validated=True)
-        members = []
-        for t, w in zip(kept, weights, strict=True):
-            if w > 0:  # back in memory: the final model's members
+        chosen = {t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0}
+        stacked = any(t.phase == STACKING and t.id in chosen for t in kept)
+        first = self.level_one if stacked else {}
+        members, ensemble, level_one = [], {}, []
+        for t in kept:
+            if t.id in chosen or t.id in first:  # back in memory: the final model's members
                 t.pipelines = _loaded(t.pipelines)
-                members.append(Member(t.family, t.params, float(w), t.pipelines))
+                weight = chosen.get(t.id, 0.0)
+                members.append(Member(t.family, t.params, weight, t.pipelines, t.phase == STACKING))
+                ensemble[t.id] = weight
+                level_one.append(first.get(t.id, 0.0))
             else:
                 self._forget(t)
         self._cleanup()
@@ -458,31 +511,11 @@ class Search:
             members=members,
             loss=loss,
             best_single_loss=kept[0].loss,
-            ensemble={t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0},
+            ensemble=ensemble,
             executor=self.executor.describe(),
+            level_one=level_one if stacked else None,
+            level_one_oof=self.level_one_oof if stacked else None,
         )
-
-
-def _pruner(trial: Any) -> Callable[[int, float], bool]:
-    def should_prune(step: int, value: float) -> bool:
-        trial.report(value, step)
-        return trial.should_prune()
-
-    return should_prune
-
-
-def _teller(study: Any, trial: Any) -> Callable[[TrialResult], None]:
-    import optuna
-
-    def tell(result: TrialResult) -> None:
-        if result.status == "ok":
-            study.tell(trial, result.loss)
-        elif result.status == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-
-    return tell
 
 
 def _loaded(pipelines: list[Any] | StoredPipelines | None) -> list[Any]:
@@ -502,29 +535,6 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _distributions(family: Family, task: Task, params: dict[str, Any]) -> dict[str, Any]:
-    """The Optuna distributions of ``family``'s space for the keys of ``params`` it can hold."""
-    import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    probe = optuna.create_study().ask()
-    family.space(probe, task)
-    out = {}
-    for key, dist in probe.distributions.items():
-        if key not in params:
-            continue
-        value = params[key]
-        if isinstance(dist, CategoricalDistribution):
-            fits = value in dist.choices
-        elif isinstance(dist, FloatDistribution | IntDistribution):
-            fits = isinstance(value, (int, float)) and dist.low <= value <= dist.high
-        else:  # a kind of distribution the spaces do not use
-            fits = False
-        if fits:
-            out[key] = dist
-    return out
-
-
 def run_search(
     data: TrialData,
     budget_seconds: float,
@@ -537,10 +547,13 @@ def run_search(
     predict_rows: int = 0,
     refit_rows: int = 0,
     executor: Executor | None = None,
+    stack: bool = True,
 ) -> tuple[SearchResult, MlreModel]:
     """Search for ``budget_seconds`` and return the result and the final model; the search
     stops early enough for the final model to predict ``predict_rows`` holdout rows, and to be
-    refitted on ``refit_rows`` rows (0: no refit), in time."""
+    refitted on ``refit_rows`` rows (0: no refit), in time. ``stack``: whether a second layer
+    may be tried (not when the model's members will be refitted on rows the search did not
+    see: the second layer would have no first-layer column for them)."""
     started = time.monotonic()
     search = Search(
         data,
@@ -551,19 +564,25 @@ def run_search(
         predict_rows=predict_rows,
         refit_rows=refit_rows,
         executor=executor,
+        stack=stack,
     )
     try:
         search.portfolio()
         search.tune()
+        search.stack()
         if not any(t.status == "ok" for t in search.trials):
             # the budget allowed nothing: a regularised linear model is quick and always sound
             log.warning("the time budget was too small for the search; returning a linear baseline")
             search.deadline = float("inf")
             fallback = "sparse_linear" if interpretable else "linear"
-            search._run(FAMILIES[fallback], dict(FAMILIES[fallback].portfolio[0]), "baseline")
+            search.run_one(FAMILIES[fallback], dict(FAMILIES[fallback].portfolio[0]), "baseline")
     finally:
         search.close()
     result = search.ensemble()
     result.seconds = time.monotonic() - started
-    model = MlreModel(data.task, result.members, classes, contract, data.metric.name)
+    model = MlreModel(
+        data.task, result.members, classes, contract, data.metric.name, result.level_one
+    )
+    if result.level_one_oof is not None:
+        model.level_one_oof = result.level_one_oof  # for the refit on every row
     return result, model

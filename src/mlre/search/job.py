@@ -196,6 +196,19 @@ class Prepared:
             y = np.concatenate([y, self.y_hold])
         return X, y
 
+    def level_one(self, scored: MlreModel) -> np.ndarray | None:
+        """For a stacked ``scored`` model, the first-layer blend a refit's second layer reads
+        beside :meth:`every_row`: out of fold on the training part, and the scored model's own
+        prediction on a holdout that joins (rows it never saw either)."""
+        if scored.level_one is None:
+            return None
+        oof = scored.__dict__.get("level_one_oof")
+        if oof is None:
+            raise RuntimeError("a stacked model came without its first layer's predictions")
+        if not self.holdout_joins:
+            return np.asarray(oof)
+        return np.concatenate([oof, scored.level_one_blend(self.hold[self.plan.columns])])
+
 
 def prepare(
     df: pd.DataFrame,
@@ -301,6 +314,7 @@ def run_job(
         predict_rows=len(hold),
         refit_rows=prep.every_row_count if spec.refit else 0,
         executor=executor,
+        stack=not refit_first,
     )
     if len(rows) < len(train):
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
@@ -380,6 +394,7 @@ def _serve_refit(result: JobResult, prep: Prepared, deadline: float) -> None:
         result.findings.append(_refit_skipped(len(y), needs))
         return
     started = time.monotonic()
+    level_one = prep.level_one(scored)
     # the scored model waits on disk: with it in memory beside the refit, a run's peak grew by
     # the size of both
     scored_members = scored.recipe()
@@ -388,9 +403,8 @@ def _serve_refit(result: JobResult, prep: Prepared, deadline: float) -> None:
     for trial in search.trials:
         trial.pipelines = None
     release_memory()  # back to the system, for the refit's threads to take
-    served = refit(
-        scored, members, X, y, plan=prep.plan, task=data.task, seed=data.seed, deadline=deadline
-    )
+    served = refit(scored, members, X, y, plan=prep.plan, task=data.task, seed=data.seed,
+                   deadline=deadline, level_one=level_one)  # fmt: skip
     X_hold = prep.hold[prep.plan.columns]
     pred = served.predict_proba(X_hold) if data.task != "regression" else served.predict(X_hold)
     result.model = served

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ import pandas as pd
 
 from mlre.features.pipeline import FeaturePlan
 from mlre.models.families import FAMILIES, n_workers
-from mlre.models.final import Member, MlreModel
+from mlre.models.final import Member, MlreModel, level_one_names, with_level_one
 from mlre.models.target import inner
 from mlre.spec import Task
 
@@ -51,6 +51,7 @@ class RefitMember:
     weight: float
     rounds: int | None  # the boosting rounds fitted (None: the family has none)
     seconds: float = 0.0  # the expected seconds of the fit, from the search's own fits
+    stacked: bool = False  # a second-layer member: it reads the first layer's blend too
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class RefitMember:
             "params": self.params,
             "weight": float(self.weight),
             "rounds": self.rounds,
+            **({"stacked": True} if self.stacked else {}),
         }
 
 
@@ -92,7 +94,9 @@ def plan_refit(
                 rounds = max(1, round(float(np.mean(kept)) * round_scale(rows, trained)))
                 params = family.with_rounds(params, rounds)
         expected = expected_seconds(member.family, seconds, rows, trained)
-        out.append(RefitMember(member.family, params, member.weight, rounds, expected))
+        out.append(
+            RefitMember(member.family, params, member.weight, rounds, expected, member.stacked)
+        )
     return out
 
 
@@ -115,16 +119,37 @@ def refit(
     task: Task,
     seed: int,
     deadline: float,
+    level_one: np.ndarray | None = None,
 ) -> MlreModel:
-    """``model``'s recipe fitted on ``X`` and ``y``: one pipeline per member, the same weights."""
+    """``model``'s recipe fitted on ``X`` and ``y``: one pipeline per member, the same weights.
+    A stacked recipe's second layer also reads ``level_one``, the first layer's blend on those
+    rows (out of fold: a first layer refitted on them would know their labels)."""
     from mlre.search.executor import LocalExecutor
     from mlre.search.trial import fit_family
 
+    stacked_X, stacked_plan = X, plan
+    if any(m.stacked for m in members):
+        if level_one is None:
+            raise ValueError("a stacked recipe needs the first layer's predictions to refit")
+        stacked_X = with_level_one(X, level_one, task)
+        stacked_plan = replace(
+            plan, numeric=[*plan.numeric, *level_one_names(task, _width(level_one))]
+        )
     pool = LocalExecutor(max(1, min(n_workers(), len(members))))
     try:
         jobs = [
             pool.submit(
-                fit_family, m.family, m.params, plan, task, X, y, None, None, seed, deadline
+                fit_family,
+                m.family,
+                m.params,
+                stacked_plan if m.stacked else plan,
+                task,
+                stacked_X if m.stacked else X,
+                y,
+                None,
+                None,
+                seed,
+                deadline,
             )
             for m in members
         ]
@@ -136,11 +161,18 @@ def refit(
     finally:
         pool.close()
     fitted = [
-        Member(m.family, m.params, m.weight, [pipe]) for m, pipe in zip(members, pipes, strict=True)
+        Member(m.family, m.params, m.weight, [pipe], m.stacked)
+        for m, pipe in zip(members, pipes, strict=True)
     ]
-    served = MlreModel(model.task, fitted, model.classes, model.contract, model.metric)
+    served = MlreModel(
+        model.task, fitted, model.classes, model.contract, model.metric, model.level_one
+    )
     served.background = getattr(model, "background", None)
     return served
+
+
+def _width(blend: np.ndarray) -> int:
+    return 0 if blend.ndim == 1 else blend.shape[1]
 
 
 class StoredModel:
