@@ -109,12 +109,18 @@ def _child_mlre(args: argparse.Namespace, facts: dict[str, Any]) -> tuple[list, 
         track=False, seed=args.seed, force=True, report=False,
     )  # fmt: skip
     facts["fit_s"] = time.perf_counter() - t
+    facts["train_rows"] = len(train)
     facts["own_holdout"] = res.holdout.get(args.metric)
     facts["search_score"] = res.search_score
+    facts["search_interval"] = (
+        None if res.search_interval is None else [float(v) for v in res.search_interval]
+    )
     facts["trials"] = len(res.leaderboard)
     facts["ensemble"] = [
-        {"family": m.get("family"), "weight": m.get("weight")} for m in (res.ensemble or [])
+        {"family": m.get("family"), "weight": m.get("weight"), "stacked": m.get("stacked", False)}
+        for m in (res.ensemble or [])
     ]
+    facts["phases"] = sorted({row["phase"] for row in res.leaderboard})
     facts["audit_errors"] = [f"{f.check}: {f.message}" for f in res.findings.of("error")]
     t = time.perf_counter()
     if args.task == "regression":
@@ -849,6 +855,44 @@ def summary_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     return header, cells
 
 
+#: The target on mlre's own estimate holds on tables with fewer training rows than this.
+SMALL_TABLE = 2_000
+
+
+def estimate_lines(results: list[Result]) -> list[str]:
+    """Markdown: mlre's search estimate, the range it expected its own holdout score in, and
+    whether the holdout fell inside (the target is judged on tables under ``SMALL_TABLE`` rows)."""
+    rows, inside, small = [], 0, 0
+    for r in results:
+        f = r.facts
+        if r.system != "mlre" or r.status != "ok" or not f.get("search_interval"):
+            continue
+        low, high = f["search_interval"]
+        own = f.get("own_holdout")
+        hit = own is not None and low <= own <= high
+        if f.get("train_rows", SMALL_TABLE) < SMALL_TABLE:
+            small += 1
+            inside += hit
+        rows.append([
+            r.dataset, str(r.fold), f"{f.get('train_rows', 0):,}", _fmt(f.get("search_score"), ".4f"),
+            f"{low:.4f} to {high:.4f}", _fmt(own, ".4f"), "yes" if hit else "NO",
+        ])  # fmt: skip
+    if not rows:
+        return []
+    header = ["data set", "fold", "training rows", "search estimate", "holdout expected in",
+              "own holdout", "inside"]  # fmt: skip
+    return [
+        "mlre's own estimate (95% range for its holdout score, from the out-of-fold rows' and the"
+        " holdout's bootstrap noise):",
+        "",
+        markdown_table(header, rows, {2, 3, 5}),
+        "",
+        f"Tables under {SMALL_TABLE:,} training rows: own holdout inside the expected range on "
+        f"{inside} of {small} runs.",
+        "",
+    ]
+
+
 def markdown_table(header: list[str], cells: list[list[str]], numeric: set[int]) -> str:
     align = ["---:" if i in numeric else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
@@ -932,6 +976,7 @@ def save(
         markdown_table(h2, c2, set(range(1, 10))),
         "",
     ]
+    md += estimate_lines(results)
     for name, env in envs.items():
         if env.python is None:
             md.append(f"- {name}: unavailable: {env.reason}")

@@ -58,7 +58,8 @@ class FlippedModel(MlreModel):
 
 def variant(model: MlreModel, cls: type) -> MlreModel:
     """``model``'s ensemble in a misbehaving class."""
-    out = cls(model.task, model.members, model.classes, model.contract, model.metric)
+    out = cls(model.task, model.members, model.classes, model.contract, model.metric,
+              model.level_one)  # fmt: skip
     out.background = getattr(model, "background", None)
     return out
 

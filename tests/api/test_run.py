@@ -41,6 +41,11 @@ def test_a_run_is_honest_tracked_and_registered(credit_run):
     parent = client.get_run(result.run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["mlre.kind"] == "run"
     assert parent.data.metrics["holdout_roc_auc"] == pytest.approx(result.holdout_score)
+    # where the search expected its holdout score, given the noise of 800 and 200 rows
+    low, high = result.search_interval
+    assert low < result.search_score < high and 0.02 < high - low < 0.3
+    assert parent.data.metrics["search_roc_auc_low"] == pytest.approx(low)
+    assert result.summary()["search_interval"] == [low, high]
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
     )
@@ -205,6 +210,11 @@ def test_same_seed_same_scores(store: Path):
     common = sorted(set(one) & set(two))
     assert common and common[0] == 0
     for t in common:
+        if one[t]["phase"] != two[t]["phase"]:
+            # the clock also decides when tuning gives way to the last steps (convergence of
+            # the leading model, a second layer): from there on the runs fit different things
+            assert {one[t]["phase"], two[t]["phase"]} & {"converging", "stacking"}
+            break
         assert one[t]["params"] == two[t]["params"]
         if one[t]["status"] != two[t]["status"]:
             # only the clock may tell the runs apart: a trial cut at its deadline in one run

@@ -15,6 +15,7 @@ from mlre.evaluate.diagnostics import (
     bootstrap_ci,
     calibration,
     classification_curves,
+    expected_range,
     holdout_intervals,
     residuals,
 )
@@ -98,3 +99,27 @@ def test_a_linear_model_of_diamond_prices_is_biased_at_the_extremes():
     # prices are skewed: a straight line misses the cheapest and the dearest stones
     assert [f.check for f in d.findings] == ["residual_bias"]
     assert d.data["by_feature"], "the residuals by feature show where the model errs most"
+
+
+def test_the_expected_range_holds_the_holdout_score_as_often_as_it_says():
+    # a model whose predictions are as good on every sample of rows: the holdout score differs
+    # from the out-of-fold estimate by sampling noise alone, and should fall in the 95% range
+    # about 95 times in 100
+    auc = get_metric("roc_auc")
+    rng = np.random.default_rng(0)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 2, n)
+        score = y + rng.normal(0, 1.2, n)
+        return y, np.column_stack([1 - score, score])
+
+    inside, widths = 0, []
+    for seed in range(60):
+        searched, held = sample(800), sample(200)
+        low, high = expected_range(auc, auc(*searched), searched, held, seed=seed)
+        inside += low <= auc(*held) <= high
+        widths.append(high - low)
+    assert 51 <= inside <= 60
+    # twice the rows on both sides: a range about 1/sqrt(2) as wide
+    low, high = expected_range(auc, 0.8, sample(1600), sample(400), seed=0)
+    assert 0.6 < (high - low) / np.mean(widths) < 0.85

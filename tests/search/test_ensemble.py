@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from helpers import dataset
 from mlre.evaluate.metrics import get_metric
-from mlre.search.ensemble import caruana, validated_caruana
+from mlre.search.ensemble import caruana, cheapest_within, validated_caruana
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,15 @@ def test_an_ensemble_fitted_to_the_noise_of_its_rows_gives_way_to_one_model(pric
     weights, loss, paid = validated_caruana(preds, y, get_metric("rmse"), seed=0)
     assert not paid and weights[0] == 1.0 and np.count_nonzero(weights) == 1
     assert loss == pytest.approx(get_metric("rmse").loss(y, good))
+
+
+def test_one_model_is_the_cheapest_among_those_within_the_folds_noise():
+    losses = [0.300, 0.302, 0.299, 0.350]
+    costs = [10.0, 1.0, 30.0, 0.1]
+    # 0.302 is within 0.005 of the best (0.299), and ten times cheaper than the next
+    assert cheapest_within(losses, 0.005, costs) == 1
+    # with no noise to allow for, the best; the much cheaper but clearly worse never
+    assert cheapest_within(losses, 0.0, costs) == 2
+    assert cheapest_within(losses, 0.02, costs) == 1
+    # equal costs: the lower loss
+    assert cheapest_within(losses, 0.005, [1.0] * 4) == 2

@@ -11,8 +11,9 @@ import pytest
 
 from helpers import trial_data
 from mlre.models import FAMILIES
+from mlre.models.families.base import MAX_ROUNDS
 from mlre.models.target import LogTarget, skewed_positive
-from mlre.search.engine import PATIENCE, run_search
+from mlre.search.engine import CONVERGING, PATIENCE, SLOWER, run_search
 from mlre.search.job import folds_for
 from mlre.search.schedule import out_of_fold, run_trial, validated_rows
 from mlre.search.trial import TrialData
@@ -79,3 +80,24 @@ def test_a_long_tailed_positive_target_is_also_tried_on_the_log_scale():
         for pipe in member.pipelines:
             if isinstance(pipe.named_steps["model"], LogTarget):
                 assert np.median(pipe.predict(df[data.plan.columns].head(200))) > 100
+
+
+def test_the_leading_boosted_configuration_is_given_time_to_converge():
+    data, _, classes, contract = trial_data("german_credit", "credit", "binary", "roc_auc")
+    search, _ = run_search(data, 40, families=["lightgbm"], classes=classes,
+                           contract=contract)  # fmt: skip
+    (slow,) = [t for t in search.trials if t.phase == CONVERGING]
+    # the configuration that led when tuning ended, at a third of its learning rate, with room
+    # for three times the rounds
+    before = [t for t in search.trials if t.status == "ok" and t.id < slow.id
+              and t.phase != "stacking"]  # fmt: skip
+    lead = min(before, key=lambda t: t.loss)
+    assert slow.status == "ok"
+    assert slow.params["learning_rate"] == pytest.approx(lead.params["learning_rate"] / SLOWER)
+    assert slow.params["n_estimators"] == SLOWER * MAX_ROUNDS
+    assert {k: v for k, v in slow.params.items() if k not in ("learning_rate", "n_estimators")} == {
+        k: v for k, v in lead.params.items() if k not in ("learning_rate", "n_estimators")
+    }
+    # a candidate like any other: the selection weighs it by its out-of-fold predictions
+    assert np.isfinite(slow.loss) and len(slow.fold_losses) == len(data.folds)
+    assert search.seconds <= 40 * 1.1

@@ -17,9 +17,10 @@ from mlre.evaluate.metrics import get_metric
 from mlre.features import FeaturePlan
 from mlre.models import FAMILIES
 from mlre.models.final import MlreModel
-from mlre.search.engine import Spilled, run_search
+from mlre.search.engine import run_search
 from mlre.search.executor import LocalExecutor
 from mlre.search.schedule import run_trial
+from mlre.search.spill import Spilled
 from mlre.search.trial import TrialData, TrialResult
 
 LGBM = FAMILIES["lightgbm"]
@@ -245,7 +246,9 @@ def test_search_returns_an_ensemble_whose_weights_sum_to_one(searched):
     assert isinstance(model, MlreModel) and model.task == "binary" and model.metric == "roc_auc"
     # a member has weight, or (in a stacked model) a part in the blend the second layer reads
     reads = model.level_one or [0.0] * len(model.members)
-    assert model.members and all(m.weight > 0 or r > 0 for m, r in zip(model.members, reads))
+    assert model.members and all(
+        m.weight > 0 or r > 0 for m, r in zip(model.members, reads, strict=True)
+    )
     assert sum(m.weight for m in model.members) == pytest.approx(1.0)
     assert model.members == result.members
     assert all(len(m.pipelines) == len(data.folds) for m in model.members)

@@ -59,6 +59,9 @@ class RunResult:
     # scored (fitted on the training part, kept on disk) and what the refit was
     scored: StoredModel | None = None
     refit: dict[str, Any] | None = None
+    # where the holdout score was expected to fall (95%), from the search estimate and the
+    # noise of the rows behind both numbers
+    search_interval: tuple[float, float] | None = None
 
     @property
     def scored_model(self) -> MlreModel | None:
@@ -78,6 +81,7 @@ class RunResult:
             "task": self.task,
             "metric": self.metric,
             "search_score": self.search_score,
+            "search_interval": None if self.search_interval is None else list(self.search_interval),
             "holdout_score": self.holdout_score,
             "holdout": self.holdout,
             "baseline": self.baseline,
@@ -383,6 +387,7 @@ def _result(
         fairness=None if fairness is None else fairness.to_dict(),
         scored=job.scored_model,
         refit=job.refit,
+        search_interval=job.search_interval,
     )
 
 

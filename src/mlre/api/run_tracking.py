@@ -119,6 +119,14 @@ def _log_run(parent: Any, result: Any, report: Any, inputs: Any) -> None:
     parent.log_metrics(
         {
             f"search_{result.metric}": result.search_score,
+            **(
+                {}
+                if result.search_interval is None
+                else {
+                    f"search_{result.metric}_low": result.search_interval[0],
+                    f"search_{result.metric}_high": result.search_interval[1],
+                }
+            ),
             **{f"holdout_{k}": v for k, v in result.holdout.items()},
             **{f"baseline_{k}": v for k, v in result.baseline.items()},
             "trials": len(result.leaderboard),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -168,6 +169,12 @@ def run(
     _render_fairness_gate(result)
 
 
+def _expected(interval: tuple[float, float] | None) -> str:
+    if interval is None or not all(math.isfinite(v) for v in interval):
+        return ""
+    return f", holdout expected in {interval[0]:.4f} to {interval[1]:.4f}"
+
+
 def _render_run(result: Any) -> None:
     _render_leaderboard(result.leaderboard, result.metric, limit=10)
     s = result.summary()
@@ -175,7 +182,8 @@ def _render_run(result: Any) -> None:
     out.print(
         f"\n[bold]{result.metric}[/] on the holdout ({s['scheme']['holdout_rows']:,} rows never seen by "
         f"the search): [bold green]{result.holdout_score:.4f}[/] "
-        f"(search estimate {result.search_score:.4f}; naive baseline {better:.4f})"
+        f"(search estimate {result.search_score:.4f}{_expected(result.search_interval)}; "
+        f"naive baseline {better:.4f})"
     )
     for f in result.findings.of("error"):  # e.g. the audit's, when --force went past them
         out.print(f"[red]! error: {escape(f.message)}[/]")

@@ -45,6 +45,22 @@ class Diagnostic:
 # --------------------------------------------------------------------------- confidence
 
 
+def resampled(
+    metric: Metric, y: np.ndarray, pred: np.ndarray, n_boot: int, take: int, seed: int
+) -> list[float]:
+    """``metric`` on ``n_boot`` resamples of ``take`` rows drawn with replacement; resamples
+    where it is undefined (e.g. one class only, for ROC AUC) are skipped."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), take)
+        try:
+            values.append(metric(y[idx], pred[idx]))
+        except ValueError:
+            continue
+    return values
+
+
 def bootstrap_ci(
     metric: Metric,
     y: np.ndarray,
@@ -54,24 +70,53 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric`` over the rows (resampled with replacement).
-
-    Resamples where the metric is undefined (e.g. one class only, for ROC AUC) are skipped.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        try:
-            values.append(metric(y[idx], pred[idx]))
-        except ValueError:
-            continue
+    """Percentile bootstrap interval of ``metric`` over the rows (resampled with replacement)."""
+    values = resampled(metric, y, pred, n_boot, len(y), seed)
     if not values:
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def bootstrap_se(
+    metric: Metric,
+    y: np.ndarray,
+    pred: np.ndarray,
+    *,
+    n_boot: int = 100,
+    rows: int = 5_000,
+    seed: int = 0,
+) -> float:
+    """Bootstrap standard error of ``metric`` over the rows; resamples of at most ``rows`` rows,
+    their spread scaled to the whole (an error shrinks with the square root of the rows)."""
+    take = min(len(y), rows)
+    values = resampled(metric, y, pred, n_boot, take, seed)
+    if len(values) < 2:
+        return float("nan")
+    return float(np.std(values, ddof=1) * np.sqrt(take / len(y)))
+
+
+def expected_range(
+    metric: Metric,
+    estimate: float,
+    searched: tuple[np.ndarray, np.ndarray],
+    holdout: tuple[np.ndarray, np.ndarray],
+    *,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Where a holdout score is expected to fall, given the search's out-of-fold ``estimate``:
+    the estimate plus or minus the noise of both samples of rows (``searched``: the target and
+    out-of-fold predictions; ``holdout``: the target and the model's predictions there), each
+    a bootstrap standard error. A holdout score outside it says more than sampling noise: the
+    search fitted its folds, or the holdout differs from the training rows."""
+    from statistics import NormalDist
+
+    noise = np.hypot(bootstrap_se(metric, *searched, seed=seed),
+                     bootstrap_se(metric, *holdout, seed=seed + 1))  # fmt: skip
+    half = NormalDist().inv_cdf(0.5 + level / 2) * float(noise)
+    return estimate - half, estimate + half
 
 
 def holdout_intervals(

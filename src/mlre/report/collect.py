@@ -235,6 +235,7 @@ def _performance(summary: dict[str, Any], ev: Any) -> dict[str, Any]:
     """The honest performance section: search and holdout scores, the naive baseline's."""
     return {
         "search_score": summary["search_score"],
+        "search_interval": summary.get("search_interval"),
         "holdout_score": summary["holdout_score"],
         "holdout": summary["holdout"],
         "baseline": summary["baseline"],

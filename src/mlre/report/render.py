@@ -4,6 +4,7 @@ Markdown, both from the same report data."""
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,12 @@ def _performance_markdown(data: dict[str, Any]) -> list[str]:
         f"{_num(perf['search_score'])} {metric}; holdout ({perf['holdout_rows']:,} rows, "
         f"{scheme.get('holdout', '')}): {_num(perf['holdout_score'])}.",
     ]
+    expected = perf.get("search_interval")
+    if expected and all(v is not None and math.isfinite(v) for v in expected):
+        out[-1] += (
+            f" From the search estimate and the noise of both sets of rows, the holdout was "
+            f"expected between {_num(expected[0])} and {_num(expected[1])} (95%)."
+        )
     if scheme.get("model"):
         out += ["", f"The registered model is {scheme['model']}."]
     return out

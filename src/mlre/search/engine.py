@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
-import gc
 import itertools
 import logging
 import os
-import pickle
 import shutil
 import tempfile
 import threading
@@ -35,44 +32,18 @@ from mlre.models.final import Member, MlreModel
 from mlre.models.target import KEY as TARGET_KEY
 from mlre.models.target import TRANSFORMS, skewed_positive
 from mlre.search.clock import share_of_time_left
-from mlre.search.ensemble import caruana, validated_caruana
+from mlre.search.ensemble import caruana, cheapest_within, validated_caruana
 from mlre.search.executor import Executor, LocalExecutor
 from mlre.search.schedule import Launch, run_trials, validated_rows
+from mlre.search.spill import Spilled, loaded, release_memory
 from mlre.search.stack import MARGIN as STACK_MARGIN
 from mlre.search.stack import MAX_SHARE as STACK_SHARE
 from mlre.search.stack import PHASE as STACKING
 from mlre.search.stack import blend_of, can_stack, second_layer, stacked_data
 from mlre.search.tpe import pruner, seeded_study, teller
-from mlre.search.trial import StoredPipelines, TrialData, TrialResult
+from mlre.search.trial import TrialData, TrialResult
 
 log = logging.getLogger(__name__)
-
-
-class Spilled:
-    """A candidate's fitted pipelines, written to the search's scratch folder while they wait
-    for the final ensemble (as AutoGluon keeps its models on disk): the search then holds in
-    memory only the trial it is fitting, not every candidate the ensemble may still use.
-
-    Each pipeline is a pickle of its own: an unpickler keeps every object it built until the
-    end of its load, and a forest's trees copy their arrays on the way in, so loading all folds
-    in one call held twice the candidate's size (96 MB for a 46 MB forest); one fold at a time
-    holds one fold's copy."""
-
-    __slots__ = ("count", "path")
-
-    def __init__(self, path: str, pipelines: list[Any]) -> None:
-        with open(path, "wb") as f:
-            for pipeline in pipelines:
-                pickle.dump(pipeline, f, protocol=pickle.HIGHEST_PROTOCOL)
-        self.path, self.count = path, len(pipelines)
-
-    def load(self) -> list[Any]:
-        with open(self.path, "rb") as f:
-            return [pickle.load(f) for _ in range(self.count)]
-
-    def remove(self) -> None:
-        with contextlib.suppress(OSError):
-            os.remove(self.path)
 
 
 #: At most this many candidates (the best) keep their fitted pipelines for the ensemble.
@@ -85,6 +56,17 @@ LOG_TARGET_FAMILIES = ("lightgbm", "catboost", "linear")
 TUNED_FAMILIES = 2
 #: Tuning stops after this many trials that did not improve the best beyond the folds' noise.
 PATIENCE = 20
+#: A single model is chosen among the candidates within this many standard errors of the
+#: best one's fold losses: the cheapest of them (a difference inside the folds' noise is no
+#: reason to serve a slower model).
+NOISE_SHARE = 0.5
+#: The leading boosted configuration is fitted again this many times slower (its learning rate
+#: divided by it, its round cap multiplied), when the time left allows it to converge.
+SLOWER = 3.0
+#: ... but only if that takes at most this share of the search's budget.
+SLOWER_SHARE = 0.25
+#: The phase of that trial.
+CONVERGING = "converging"
 
 OnTrial = Callable[[TrialResult], None]
 
@@ -104,6 +86,8 @@ class SearchResult:
     # out-of-fold predictions on the search's rows (what a refit of the second layer reads)
     level_one: list[float] | None = None
     level_one_oof: np.ndarray | None = None
+    # the final model's out-of-fold predictions (its estimate's rows: ``validated_rows``)
+    oof: np.ndarray | None = None
 
     @property
     def finished(self) -> list[TrialResult]:
@@ -226,6 +210,27 @@ class Search:
             return []
         return second_layer(self.trials, {f.name: f for f in self.families})
 
+    def _converging(self) -> tuple[Family, dict[str, Any], float] | None:
+        """The leading configuration made to learn ``SLOWER`` times more slowly, and the
+        seconds it is expected to take; None when it is not a boosted one, or has been."""
+        ok = [t for t in self.trials if t.status == "ok" and t.phase != STACKING]
+        if self.interpretable or not ok or any(t.phase == CONVERGING for t in self.trials):
+            return None
+        best = min(ok, key=lambda t: t.loss)
+        family = FAMILIES[best.family]
+        params = family.slower(best.params, SLOWER) if family.slower else None
+        if params is None or family not in self.families:
+            return None
+        return family, params, SLOWER * best.wall_seconds
+
+    def _converge_reserve(self) -> float:
+        """Seconds kept back for the leading configuration to converge (as ``_stack_reserve``)."""
+        slower = self._converging()
+        if slower is None:
+            return 0.0
+        needs = STACK_MARGIN * slower[2]
+        return needs if needs <= SLOWER_SHARE * (self.deadline - self.started) else 0.0
+
     def _stack_reserve(self) -> float:
         """Seconds kept back for the second layer: its trials' expected time with a margin,
         or nothing when that is more than a small share of the budget (tuning then pays more)."""
@@ -243,14 +248,15 @@ class Search:
         phase: str,
         should_prune: Callable[[int, float], bool] | None = None,
         on_done: Callable[[TrialResult], None] | None = None,
+        expected: float | None = None,
     ) -> Launch:
         # no single trial may take more than about half of what is left (or a margin over what
-        # its family has been taking), except the first: with nothing finished yet, a slow but
-        # complete model beats none
+        # it is expected to take: its family's pace, unless told), except the first: with
+        # nothing finished yet, a slow but complete model beats none
         share = 1.0 if not any(t.status == "ok" for t in self.trials) else 0.5
         now = time.monotonic()
         given = share_of_time_left(self._stop_at(), share, floor=2.0, now=now)
-        limit = max(given, 1.5 * self._expected(family))
+        limit = max(given, 1.5 * (self._expected(family) if expected is None else expected))
         # a trial may overrun the final model's predictions, not the refit that follows them
         deadline = min(self.deadline - self.refit_cost(), now + limit)
         return Launch(family, params, phase, deadline, should_prune, on_done)
@@ -280,8 +286,11 @@ class Search:
         )
 
     def _finished(self, result: TrialResult) -> None:
-        # wall time: the folds run in parallel
-        self.pace[result.family] = max(self.pace.get(result.family, 0.0) * 0.5, result.wall_seconds)
+        # wall time: the folds run in parallel (a configuration slowed down to converge says
+        # nothing of what the family's other trials take)
+        if result.phase != CONVERGING:
+            pace = max(self.pace.get(result.family, 0.0) * 0.5, result.wall_seconds)
+            self.pace[result.family] = pace
         self.trials.append(result)
         if result.pipelines is not None:  # a new candidate: the ensemble may change
             self._drop_unused()
@@ -372,8 +381,23 @@ class Search:
         predictions, y = [p[rows] for p in oof], self.data.y[rows]
         if not validated:
             return caruana(predictions, y, self.data.metric)
-        weights, loss, _ = validated_caruana(predictions, y, self.data.metric, self.data.seed)
-        return weights, loss
+        weights, loss, blended = validated_caruana(predictions, y, self.data.metric, self.data.seed)
+        if blended:
+            return weights, loss
+        # one model: among those as good as the best within the folds' noise, the cheapest
+        best = kept[int(np.argmax(weights))]
+        noise = NOISE_SHARE * float(np.std(best.fold_losses)) / np.sqrt(len(best.fold_losses))
+        pick = cheapest_within([t.loss for t in kept], noise, [self._cost(t) for t in kept])
+        return np.eye(len(kept))[pick], kept[pick].loss
+
+    def _cost(self, t: TrialResult) -> float:
+        """Seconds a candidate took to fit and predict, with the first layer it reads (a second
+        layer's cost includes what it stands on)."""
+        own = t.fit_seconds + t.predict_seconds
+        if t.phase != STACKING:
+            return own
+        by_id = {u.id: u for u in self.trials}
+        return own + sum(by_id[i].fit_seconds + by_id[i].predict_seconds for i in self.level_one)
 
     # ------------------------------------------------------------------ phases
 
@@ -425,7 +449,8 @@ class Search:
 
         def source() -> Launch | None:
             while self.remaining() > 0:
-                held = self._stack_reserve()  # the second layer's time is not tuning's
+                # the time of the last steps (convergence, the second layer) is not tuning's
+                held = self._converge_reserve() + self._stack_reserve()
                 if self._stalled() or all(not self._affordable(FAMILIES[n], held) for n in ranked):
                     return None
                 name = ranked[next(turn) % len(ranked)]
@@ -459,6 +484,19 @@ class Search:
         noise = float(np.std(best.fold_losses)) / np.sqrt(max(1, len(best.fold_losses)))
         return min(earlier) - best.loss < 0.25 * noise
 
+    def converge(self) -> None:
+        """Fit the leading boosted configuration again at a lower learning rate, with room for
+        more rounds: such models keep improving long after a search can afford to wait for
+        every candidate (AutoGluon's CatBoost trains for thousands of rounds). It joins the
+        candidates; the validated selection decides whether it is used."""
+        slower = self._converging()
+        if slower is None or self._converge_reserve() <= 0:
+            return
+        family, params, expected = slower
+        if self.remaining() - self._stack_reserve() > STACK_MARGIN * expected:
+            given = iter([self._launch(family, params, CONVERGING, expected=expected)])
+            self._drive(lambda: next(given, None))
+
     def stack(self) -> None:
         """Fit the second layer on the table's columns and the first layer's out-of-fold blend
         (see ``stack.py``), when every row has one and the time left allows."""
@@ -491,13 +529,14 @@ class Search:
         if not kept:
             raise RuntimeError("no trial finished")
         weights, loss = self._select(kept, validated=True)
+        oof = blend_of(kept, weights)
         chosen = {t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0}
         stacked = any(t.phase == STACKING and t.id in chosen for t in kept)
         first = self.level_one if stacked else {}
         members, ensemble, level_one = [], {}, []
         for t in kept:
             if t.id in chosen or t.id in first:  # back in memory: the final model's members
-                t.pipelines = _loaded(t.pipelines)
+                t.pipelines = loaded(t.pipelines)
                 weight = chosen.get(t.id, 0.0)
                 members.append(Member(t.family, t.params, weight, t.pipelines, t.phase == STACKING))
                 ensemble[t.id] = weight
@@ -515,24 +554,8 @@ class Search:
             executor=self.executor.describe(),
             level_one=level_one if stacked else None,
             level_one_oof=self.level_one_oof if stacked else None,
+            oof=oof,
         )
-
-
-def _loaded(pipelines: list[Any] | StoredPipelines | None) -> list[Any]:
-    if pipelines is None:  # _kept returns only the candidates that have them
-        raise RuntimeError("a candidate kept for the ensemble lost its pipelines")
-    return pipelines if isinstance(pipelines, list) else pipelines.load()
-
-
-def release_memory() -> None:
-    """Hand memory freed by the last trial back to the operating system.
-
-    glibc keeps freed blocks of a large heap for reuse, so the process would stay at the size of
-    its largest trial; ``malloc_trim`` returns them. Elsewhere this only collects garbage.
-    """
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def run_search(
@@ -569,6 +592,7 @@ def run_search(
     try:
         search.portfolio()
         search.tune()
+        search.converge()
         search.stack()
         if not any(t.status == "ok" for t in search.trials):
             # the budget allowed nothing: a regularised linear model is quick and always sound

@@ -34,6 +34,14 @@ def caruana(
     return best_counts / best_counts.sum(), float(best_loss)
 
 
+def cheapest_within(losses: list[float], noise: float, costs: list[float]) -> int:
+    """The position of the cheapest candidate whose loss is within ``noise`` of the lowest
+    (the lowest itself when none is cheaper; ties go to the lower loss)."""
+    best = min(losses)
+    close = [i for i, loss in enumerate(losses) if loss <= best + max(0.0, noise)]
+    return min(close, key=lambda i: (costs[i], losses[i]))
+
+
 #: The validation of an ensemble looks at most at this many rows.
 VALIDATION_ROWS = 20_000
 #: Random cuts of the rows in two halves that the validation averages over.

@@ -21,15 +21,18 @@ from mlre.data.split import (
     validation_split,
 )
 from mlre.errors import InputError
+from mlre.evaluate.diagnostics import expected_range
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features.pipeline import FeaturePlan
 from mlre.findings import Finding, Severity
 from mlre.models.families import n_workers
 from mlre.models.final import MlreModel
 from mlre.search.clock import share_of_time_left
-from mlre.search.engine import OnTrial, SearchResult, release_memory, run_search
+from mlre.search.engine import OnTrial, SearchResult, run_search
 from mlre.search.executor import Executor
 from mlre.search.refit import StoredModel
+from mlre.search.schedule import validated_rows
+from mlre.search.spill import release_memory
 from mlre.search.trial import TrialData, TrialResult, fit_fold
 from mlre.spec import METRICS, Spec, Task
 
@@ -102,6 +105,9 @@ class JobResult:
     # recipe refitted on every labelled row; and what that refit was
     scored_model: StoredModel | None = None
     refit: dict[str, Any] | None = None
+    # where the holdout score was expected to fall, from the search's estimate and the noise
+    # of both sets of rows (95%)
+    search_interval: tuple[float, float] | None = None
 
 
 def fold_count(n: int, workers: int) -> int:
@@ -347,13 +353,20 @@ def _scored(
     scores = holdout_scores(task, y_hold, pred)
     naive = naive_prediction(task, y_train, len(y_hold), n_classes)
     baseline = holdout_scores(task, y_hold, naive)
+    estimate = metric.to_score(search.loss)
+    interval = None
+    if search.oof is not None:
+        rows = validated_rows(data)
+        interval = expected_range(metric, estimate, (data.y[rows], search.oof[rows]),
+                                  (y_hold, pred), seed=seed)  # fmt: skip
     return JobResult(
         model=model,
         search=search,
         holdout=scores,
         baseline=baseline,
-        search_score=metric.to_score(search.loss),
+        search_score=estimate,
         holdout_score=scores[metric.name],
+        search_interval=interval,
         scheme={
             "holdout": prep.method,
             "holdout_rows": len(hold),
@@ -508,19 +521,27 @@ def refit_on_all(
 
 
 def _gap_findings(result: JobResult, metric: str) -> list[Finding]:
-    """A search score much better than the holdout score means the search overfitted its folds."""
+    """A holdout score worse than the search expected, beyond the noise of both sets of rows
+    (or, with no range to judge by, more than 5% worse), means the search overfitted its folds
+    or the holdout differs from the training rows."""
     _, greater = METRICS[metric]
     s, h = result.search_score, result.holdout_score
     worse_by = (s - h) if greater else (h - s)
     scale = max(abs(s), 1e-9)
-    if worse_by / scale > 0.05:
+    interval = result.search_interval
+    if interval is not None and all(np.isfinite(interval)):
+        worse = h < interval[0] if greater else h > interval[1]
+        expected = f"; the search expected {interval[0]:.4f} to {interval[1]:.4f}"
+    else:
+        worse, expected = worse_by / scale > 0.05, ""
+    if worse:
         return [
             Finding(
                 severity=Severity.WARNING,
                 check="search_holdout_gap",
                 message=f"the holdout {metric} ({h:.4f}) is {100 * worse_by / scale:.1f}% worse than the "
-                f"search estimate ({s:.4f})",
-                evidence={"search": s, "holdout": h},
+                f"search estimate ({s:.4f}){expected}",
+                evidence={"search": s, "holdout": h, "expected": interval},
                 fix="the search overfitted its folds or the holdout differs from training; "
                 "trust the holdout number, and check for drift or leakage across the split",
             )

@@ -28,10 +28,26 @@ Rounds = Callable[[Any], "int | None"]
 #: A configuration that fits exactly the given number of rounds, with no early stopping.
 WithRounds = Callable[[Params, int], Params]
 
+#: A configuration that learns ``factor`` times more slowly, with room for ``factor`` times the
+#: rounds (None where the configuration has no learning rate to lower).
+Slower = Callable[[Params, float], "Params | None"]
+
 #: Boosting rounds at most; early stopping ends a fit well before.
 MAX_ROUNDS = 3000
 #: Rounds without improvement on the validation rows before a boosted fit stops.
 EARLY_STOP = 50
+
+
+def slowed(rounds_key: str) -> Slower:
+    """The ``slower`` of a boosted family whose round cap is the parameter ``rounds_key``."""
+
+    def slower(params: Params, factor: float) -> Params | None:
+        rate = params.get("learning_rate")
+        if not isinstance(rate, (int, float)) or rate <= 0:
+            return None
+        return params | {"learning_rate": rate / factor, rounds_key: int(MAX_ROUNDS * factor)}
+
+    return slower
 
 
 def n_threads() -> int:
@@ -69,6 +85,9 @@ class Family:
     # number of them (a refit on every labelled row has no rows left to stop on)
     rounds: Rounds | None = None
     with_rounds: WithRounds | None = None
+    # a boosted configuration at a lower learning rate with more rounds (the search's last
+    # step for the configuration that leads, when time allows it to converge)
+    slower: Slower | None = None
 
     @property
     def early_stopping(self) -> bool:

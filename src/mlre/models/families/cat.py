@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlre.models.families.base import MAX_ROUNDS, Family, Params, n_threads, n_workers
+from mlre.models.families.base import MAX_ROUNDS, Family, Params, n_threads, n_workers, slowed
 from mlre.spec import Task
 
 
@@ -53,6 +53,7 @@ CATBOOST = Family(
     fit_early=_fit,
     rounds=_rounds,
     with_rounds=lambda p, n: p | {"iterations": n},
+    slower=slowed("iterations"),
     # max_ctr_complexity 1 (no combinations of categorical columns) fits 4x faster than
     # CatBoost's default of 4 on Adult's 8 categorical columns, for the same ROC AUC.
     # Depth 7, not 8, in the second: CatBoost's working memory nearly doubles with each

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlre.models.families.base import EARLY_STOP, MAX_ROUNDS, Family, Params, n_threads
+from mlre.models.families.base import EARLY_STOP, MAX_ROUNDS, Family, Params, n_threads, slowed
 from mlre.spec import Task
 
 
@@ -66,6 +66,7 @@ LIGHTGBM = Family(
     fit_early=_fit,
     rounds=_rounds,
     with_rounds=lambda p, n: p | {"n_estimators": n},
+    slower=slowed("n_estimators"),
     # the default, a large-leaf one, extremely randomised trees, then a slow regularised one
     portfolio=[
         {

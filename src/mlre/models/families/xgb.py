@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlre.models.families.base import EARLY_STOP, MAX_ROUNDS, Family, Params, n_threads
+from mlre.models.families.base import EARLY_STOP, MAX_ROUNDS, Family, Params, n_threads, slowed
 from mlre.spec import Task
 
 
@@ -65,6 +65,7 @@ XGBOOST = Family(
     fit_early=_fit,
     rounds=_rounds,
     with_rounds=lambda p, n: p | {"n_estimators": n, "early_stopping_rounds": None},
+    slower=slowed("n_estimators"),
     portfolio=[
         {"learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0},
         {
