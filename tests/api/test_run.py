@@ -327,3 +327,12 @@ def test_the_registered_model_is_the_recipe_refitted_on_every_labelled_row(store
                     report=False, refit=False)  # fmt: skip
     assert kept.refit is None and kept.scored_model is None and "model" not in kept.scheme
     assert all(len(m.pipelines) > 1 for m in kept.model.members)
+
+
+def test_a_regression_metric_makes_a_count_target_a_quantity(store: Path):
+    # visits is a count of 0 to 9: read as classes alone, a quantity when judged by RMSE
+    df = dataset("doctor_visits", rows=800)
+    result = mlre.run(df, target="visits", metric="rmse", time_budget=6, families=["linear"],
+                      track=False, report=False)  # fmt: skip
+    assert result.task == "regression" and result.metric == "rmse"
+    assert result.model.predict(df.drop(columns=["visits"]).head(5)).dtype.kind == "f"

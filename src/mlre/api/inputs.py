@@ -19,7 +19,7 @@ from mlre.data.load import Table, load_table
 from mlre.data.profile import ColumnProfile, profile_frame
 from mlre.data.roles import detect_task
 from mlre.errors import InputError, SpecError, did_you_mean
-from mlre.spec import Spec, Task, load_spec
+from mlre.spec import METRICS, Spec, Task, load_spec
 
 Progress = Callable[[str], None]
 
@@ -176,7 +176,7 @@ def _task_of(df: pd.DataFrame, spec: Spec) -> Task | None:
             hint="check the column name and how missing values are written (na_values)",
         )
     detected = detect_task(y)  # raises on a single-valued target
-    task = spec.task or detected
+    task = spec.task or _by_metric(spec.metric, y) or detected
     if task == "regression" and not pd.api.types.is_numeric_dtype(y.dtype):
         raise SpecError(
             f"task is regression but target {spec.target!r} is not numeric",
@@ -189,6 +189,17 @@ def _task_of(df: pd.DataFrame, spec: Spec) -> Task | None:
         )
     spec.resolved_metric(task)
     return task
+
+
+def _by_metric(metric: str | None, y: pd.Series) -> Task | None:
+    """The task a metric named without a task implies: a regression metric on a numeric target
+    (a count with few values is still a quantity when the user judges it by RMSE)."""
+    if metric is None or metric not in METRICS:
+        return None
+    tasks, _ = METRICS[metric]
+    if tasks == {"regression"} and pd.api.types.is_numeric_dtype(y.dtype):
+        return "regression"
+    return None
 
 
 def _large_sample(data: Any, sql: str | None, seed: int) -> Table | None:
