@@ -14,7 +14,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from mlre.models.target import TRANSFORMS, skewed_positive
 from mlre.search.clock import share_of_time_left
 from mlre.search.ensemble import caruana, cheapest_within, validated_caruana
 from mlre.search.executor import Executor, LocalExecutor
+from mlre.search.result import OnTrial, SearchResult
 from mlre.search.schedule import Launch, run_trials, validated_rows
 from mlre.search.spill import Spilled, loaded, release_memory
 from mlre.search.stack import MARGIN as STACK_MARGIN
@@ -67,32 +67,6 @@ SLOWER = 3.0
 SLOWER_SHARE = 0.25
 #: The phase of that trial.
 CONVERGING = "converging"
-
-OnTrial = Callable[[TrialResult], None]
-
-
-@dataclass
-class SearchResult:
-    """Every trial, the ensemble weights over the kept ones, and the final model's members."""
-
-    trials: list[TrialResult]
-    members: list[Member]
-    loss: float
-    best_single_loss: float
-    ensemble: dict[int, float] = field(default_factory=dict)  # trial id -> weight, as members
-    seconds: float = 0.0
-    executor: dict[str, Any] = field(default_factory=dict)  # where the trials were fitted
-    # a stacked model: member by member, the weights of the level-one blend, and that blend's
-    # out-of-fold predictions on the search's rows (what a refit of the second layer reads)
-    level_one: list[float] | None = None
-    level_one_oof: np.ndarray | None = None
-    # the final model's out-of-fold predictions (its estimate's rows: ``validated_rows``)
-    oof: np.ndarray | None = None
-
-    @property
-    def finished(self) -> list[TrialResult]:
-        """Trials that completed every fold."""
-        return [t for t in self.trials if t.status == "ok"]
 
 
 class Search:

@@ -28,9 +28,10 @@ from mlre.findings import Finding, Severity
 from mlre.models.families import n_workers
 from mlre.models.final import MlreModel
 from mlre.search.clock import share_of_time_left
-from mlre.search.engine import OnTrial, SearchResult, run_search
+from mlre.search.engine import run_search
 from mlre.search.executor import Executor
 from mlre.search.refit import StoredModel
+from mlre.search.result import OnTrial, SearchResult
 from mlre.search.schedule import validated_rows
 from mlre.search.spill import release_memory
 from mlre.search.trial import TrialData, TrialResult, fit_fold
