@@ -93,6 +93,19 @@ def build_registry(folder: Path) -> Registry:
     return Registry(folder, X, result)
 
 
+@contextmanager
+def registry_in(folder: Path):
+    """``build_registry`` in ``folder``, the tests running there with no store, audit log or
+    prediction log of the environment's; yields the registry."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("MLFLOW_TRACKING_URI", "MLRE_AUDIT_LOG", "MLRE_PREDICTION_LOG"):
+            mp.delenv(name, raising=False)
+        mp.chdir(folder)
+        yield build_registry(folder)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

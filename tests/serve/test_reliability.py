@@ -20,20 +20,15 @@ from mlre.cli import app
 from mlre.serve.predlog import PredictionLog
 from mlre.track.audit_log import AuditLog
 from mlre.track.releases import read_release
-from serve_helpers import NAME, build_registry, records, start_cli_server
+from serve_helpers import NAME, records, registry_in, start_cli_server
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("reliability")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLRE_AUDIT_LOG", raising=False)
-        mp.delenv("MLRE_PREDICTION_LOG", raising=False)
-        mp.chdir(folder)
-        yield build_registry(folder)
+    with registry_in(tmp_path_factory.mktemp("reliability")) as registry:
+        yield registry
 
 
 def _children(pid: int) -> list[int]:
@@ -165,3 +160,80 @@ def test_bad_release_commands_are_clear_errors_that_change_nothing(registry):
         assert result.exit_code in (1, 2) and message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     assert read_release(NAME) == before
+
+
+def _settled() -> None:
+    """A release action and its undoing, so that the registry pins the log's newest record
+    again (a test before may have cut the log), with version 1 champion."""
+    if read_release(NAME).champion is None:
+        assert _cli("promote", NAME, "--version", "1", "--full").exit_code == 0
+    assert _cli("promote", NAME, "--version", "4", "--shadow").exit_code == 0
+    assert _cli("rollback", NAME, "--reason", "test set-up").exit_code == 0
+    assert _cli("audit-log", "verify").exit_code == 0
+
+
+def test_an_alias_moved_outside_the_release_commands_is_not_served(registry):
+    from mlre.serve.service import ServeConfig, Service
+    from mlre.track.store import store_client
+
+    _settled()
+    champion = read_release(NAME).champion
+    store_client().set_registered_model_alias(NAME, "champion", "5")  # behind mlre's back
+    try:
+        shown = _cli("deployments", NAME)
+        assert "champion alias names v5, which no release action put there" in shown.output
+        verified = _cli("audit-log", "verify")
+        assert (
+            verified.exit_code == 1 and "moved outside mlre's release commands" in verified.output
+        )
+        service = Service(ServeConfig(model=NAME)).start()
+        try:
+            assert service.state.champion.version == champion  # what the audit log stands for
+            assert "outside mlre's release commands" in service.problems["5"]
+        finally:
+            service.stop()
+    finally:
+        store_client().set_registered_model_alias(NAME, "champion", champion)
+    assert _cli("audit-log", "verify").exit_code == 0
+
+
+CRASH_BETWEEN_RECORD_AND_ALIAS = """
+import os, signal
+import mlre.track.releases as releases
+def crash(*args, **kwargs):  # the process dies right after the audit record is written
+    os.kill(os.getpid(), signal.SIGKILL)
+releases.apply_target = crash
+releases.start_trial("credit", "4", "shadow", reason="about to crash")
+"""
+
+
+def test_a_release_action_killed_halfway_is_named_and_finished_on_the_next_start(registry):
+    import subprocess
+    import sys
+
+    from mlre.serve.service import ServeConfig, Service
+
+    _settled()
+    before = read_release(NAME)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src")])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    killed = subprocess.run([sys.executable, "-c", CRASH_BETWEEN_RECORD_AND_ALIAS],
+                            cwd=registry.folder, env=env, capture_output=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    newest = AuditLog().records(NAME)[-1]
+    assert newest.action == "shadow" and newest.versions["challenger"] == "4"
+    assert read_release(NAME).challenger == before.challenger  # the registry never heard of it
+    verified = _cli("audit-log", "verify")
+    assert (
+        verified.exit_code == 1 and f"record {newest.seq} on 'credit' is newer" in verified.output
+    )
+    # the service, started, finishes the action its record describes
+    service = Service(ServeConfig(model=NAME)).start()
+    try:
+        after = read_release(NAME)
+        assert (after.challenger, after.mode) == ("4", "shadow")
+        assert service.state.challenger is not None and service.state.challenger.version == "4"
+    finally:
+        service.stop()
+    assert _cli("audit-log", "verify").exit_code == 0
+    assert _cli("rollback", NAME, "--reason", "test clean-up").exit_code == 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import sqlite3
+import stat
 import threading
 from itertools import pairwise
 
@@ -79,3 +83,61 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="audit log"):
         AuditLog(path).records()
     assert path.read_text() == "this is not sqlite", "nothing was overwritten"
+
+
+def _rechain(path, key: bytes | None, first: int) -> None:
+    """Recompute every hash from record ``first`` on, as a forger would: with ``key`` (None:
+    plain SHA-256), the body laid out as the log lays it out."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+        prev = GENESIS if first == 1 else rows[first - 2][9]
+        for row in rows[first - 1 :]:
+            body = json.dumps([*row[:8], prev], ensure_ascii=False, separators=(",", ":")).encode()
+            digest = (
+                hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)
+            ).hexdigest()
+            db.execute(
+                "UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, row[0])
+            )
+            prev = digest
+
+
+def test_the_chain_is_keyed_and_a_forger_without_the_key_is_caught(tmp_path):
+    log = _filled(tmp_path / "audit.db")
+    key_file = tmp_path / "audit.db.key"
+    assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with sqlite3.connect(log.path) as db:
+        db.execute("UPDATE audit SET reason = 'nothing to see' WHERE seq = 3")
+    _rechain(log.path, b"a guess at the key", 3)
+    result = log.verify()
+    assert not result.ok and "record 3 was altered" in result.problem
+    _rechain(log.path, None, 3)  # or plain SHA-256 after keyed records: refused as well
+    assert not log.verify().ok
+    _rechain(log.path, key_file.read_bytes().strip(), 3)  # with the key it would pass
+    assert log.verify().ok
+
+
+def test_records_from_before_the_key_verify_only_as_the_oldest(tmp_path):
+    log = _filled(tmp_path / "audit.db", n=3)
+    _rechain(log.path, None, 1)  # a log written before the chain was keyed
+    log.append("rollback", "income", actor="ana", reason="after the upgrade")
+    result = log.verify()
+    assert result.ok and result.unkeyed == 3 and result.records == 4
+
+
+def test_the_registry_must_pin_the_newest_record_of_each_model(tmp_path):
+    log = _filled(tmp_path / "audit.db")
+    older = {"income": parse_anchor(anchor_value(log.records()[-2]))}
+    result = log.verify(older)
+    assert (
+        not result.ok and "record 5 on 'income' is newer than the registry's (4)" in result.problem
+    )
+    assert log.verify({"income": parse_anchor(anchor_value(log.records()[-1]))}).ok
+
+
+def test_an_environment_key_keys_the_chain_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLRE_AUDIT_KEY", "a key from the environment, long enough")
+    log = _filled(tmp_path / "audit.db", n=2)
+    assert log.verify().ok and not (tmp_path / "audit.db.key").exists()
+    monkeypatch.setenv("MLRE_AUDIT_KEY", "another key")
+    assert not AuditLog(log.path).verify().ok

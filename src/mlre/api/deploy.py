@@ -25,24 +25,48 @@ def _policy(spec: str | Path | None) -> DeployPolicy:
     return load_spec(spec).deploy
 
 
-def api_key(key_file: str | Path | None = None) -> str | None:
-    """The service's API key: the first line of ``key_file``, else ``MLRE_API_KEY``."""
+#: The name of a key given alone (one line in the file, or ``MLRE_API_KEY``).
+ONE_KEY = "api-key"
+
+
+def api_keys(key_file: str | Path | None = None) -> dict[str, str]:
+    """The service's API keys by name (the audit log names whoever acts by their key's name).
+
+    ``key_file`` holds one key alone on its first line, or ``name: key`` lines (blank lines
+    and ``#`` comments skipped); without a file, ``MLRE_API_KEY`` is the one key."""
+    keys: dict[str, str] = {}
     if key_file is not None:
         path = Path(key_file)
         try:
-            key = path.read_text(encoding="utf-8").strip().splitlines()[0].strip()
-        except (OSError, IndexError, UnicodeDecodeError):
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError):
+            raise InputError(f"cannot read API keys from {path}", hint=KEYS_HINT) from None
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        if len(lines) == 1 and ":" not in lines[0]:
+            keys[ONE_KEY] = lines[0]
+        for line in lines if ONE_KEY not in keys else []:
+            name, sep, key = (part.strip() for part in line.partition(":"))
+            if not sep or not name or not key:
+                raise InputError(f"{path}: a line is not 'name: key'", hint=KEYS_HINT)
+            if name in keys:
+                raise InputError(f"{path}: the key name {name!r} is given twice", hint=KEYS_HINT)
+            keys[name] = key
+        if not keys:
+            raise InputError(f"{path} holds no API key", hint=KEYS_HINT)
+    elif os.environ.get(API_KEY_ENV, "").strip():
+        keys[ONE_KEY] = os.environ[API_KEY_ENV].strip()
+    for name, key in keys.items():
+        if len(key) < 16:
             raise InputError(
-                f"cannot read an API key from {path}", hint="one line, the key"
-            ) from None
-    else:
-        key = os.environ.get(API_KEY_ENV, "").strip()
-    if key and len(key) < 16:
-        raise InputError(
-            "the API key is shorter than 16 characters",
-            hint="use a long random key, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
-        )
-    return key or None
+                f"the API key {name!r} is shorter than 16 characters",
+                hint="use a long random key, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+            )
+    if len(set(keys.values())) != len(keys):
+        raise InputError("two API key names share one key: the audit log could not tell them apart")
+    return keys
+
+
+KEYS_HINT = "one key alone on a line, or one 'name: key' line per person or system"
 
 
 def service_config(
@@ -57,6 +81,7 @@ def service_config(
     log_sample: float = 1.0,
     log_inputs: bool = True,
     retention_days: float | None = None,
+    require_key_for_predict: bool = False,
 ) -> ServeConfig:
     """A checked ``ServeConfig`` for ``model``."""
     from mlre.serve.service import ServeConfig
@@ -65,9 +90,15 @@ def service_config(
         raise InputError("body size, rows per request and poll interval must be positive")
     if not 0.0 <= log_sample <= 1.0:
         raise InputError(f"--log-sample must be between 0 and 1, not {log_sample}")
+    keys = api_keys(key_file)
+    if require_key_for_predict and not keys:
+        raise InputError(
+            "--require-key-for-predict needs an API key (--api-key-file or MLRE_API_KEY)"
+        )
     return ServeConfig(
         model=model,
-        api_key=api_key(key_file),
+        api_keys=keys,
+        require_key_for_predict=require_key_for_predict,
         max_body_bytes=max_body_bytes,
         max_rows=max_rows,
         poll_seconds=poll_seconds,
@@ -155,11 +186,16 @@ def rollback(name: str, *, reason: str = "") -> RollbackResult:
 def deployments(name: str) -> dict[str, Any]:
     """Who serves what now, and the history of release actions (newest last)."""
     from mlre.track.audit_log import AuditLog
-    from mlre.track.releases import read_release
+    from mlre.track.releases import out_of_band, read_release
 
     release = read_release(name)
-    history = [r.to_dict() for r in AuditLog().records(name)]
-    return {"release": release.to_dict(), "history": history}
+    log = AuditLog()
+    history = [r.to_dict() for r in log.records(name)]
+    return {
+        "release": release.to_dict(),
+        "history": history,
+        "out_of_band": out_of_band(release, log),
+    }
 
 
 def verify_audit_log(path: str | Path | None = None) -> Verification:
@@ -175,7 +211,24 @@ def verify_audit_log(path: str | Path | None = None) -> Verification:
                 False, 0, f"the audit log {file} is missing, but the registry records actions"
             )
         return Verification(True, 0)
-    return AuditLog(file).verify(pinned)
+    log = AuditLog(file)
+    result = log.verify(pinned)
+    if not result.ok:
+        return result
+    from mlre.track.releases import out_of_band, read_release
+
+    for model in sorted(pinned):
+        moved = out_of_band(read_release(model), log)
+        if moved:
+            role, version = next(iter(moved.items()))
+            return Verification(
+                False,
+                result.records,
+                f"{model!r}: the {role} alias names version {version}, which no release action "
+                "in the log put there (moved outside mlre's release commands)",
+                unkeyed=result.unkeyed,
+            )
+    return result
 
 
 def export_predictions(

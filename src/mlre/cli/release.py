@@ -31,8 +31,14 @@ def serve(
     spec: SpecOpt = None,
     api_key_file: Annotated[
         Path | None,
-        typer.Option(help="File holding the API key for state changes (else $MLRE_API_KEY)."),
+        typer.Option(
+            help="File of API keys for state changes: one key, or 'name: key' lines (the audit "
+            "log names who acted by their key's name). Else $MLRE_API_KEY."
+        ),
     ] = None,
+    require_key_for_predict: Annotated[
+        bool, typer.Option(help="Answer predictions only with a valid API key too.")
+    ] = False,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 2.0,
     max_rows: Annotated[int, typer.Option(min=1, help="Most rows in one request.")] = 10_000,
     prediction_log: Annotated[
@@ -61,8 +67,9 @@ def serve(
         log_sample=log_sample,
         log_inputs=log_inputs,
         retention_days=retention_days,
+        require_key_for_predict=require_key_for_predict,
     )
-    keyed = "on" if config.api_key else "off (no API key)"
+    keyed = "on" if config.keys() else "off (no API key)"
     err.print(
         f"serving [bold]{escape(model)}[/] on http://{host}:{port} (docs at /docs; state changes "
         f"{keyed})"
@@ -171,6 +178,11 @@ def deployments(name: NameArg, as_json: JsonOpt = False) -> None:
         f"[bold]{escape(name)}[/]: champion {('v' + r['champion']) if r['champion'] else 'none'}"
         f"{trial}" + (f", latest candidate v{r['candidate']}" if r["candidate"] else "")
     )
+    for role, version in data.get("out_of_band", {}).items():
+        out.print(
+            f"[red]! the {role} alias names v{escape(version)}, which no release action put "
+            "there: the service does not serve it, and `mlre audit-log verify` fails[/]"
+        )
     if not data["history"]:
         out.print("[dim]no release actions recorded yet[/]")
         return

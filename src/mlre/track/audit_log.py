@@ -1,10 +1,14 @@
 """The deployment audit log: an append-only record of every release action, hash-chained.
 
-Each record carries the sha256 of the previous record, and its own hash covers its content and
-that link, so editing or deleting any record breaks the chain from there on. Deleting the newest
-records leaves a valid shorter chain; to catch that, every append also writes the head (sequence
-number and hash) to a tag of the registered model in the MLflow registry, a second store that
-``verify`` checks the log against.
+Each record carries the hash of the previous record, and its own hash covers its content and
+that link, so editing or deleting any record breaks the chain from there on. The hash is an
+HMAC-SHA256 under a secret key (``MLRE_AUDIT_KEY``, else a key file beside the log, created on
+first use readable by its owner only), so a forger who edits a record and recomputes the chain
+after it fails ``verify`` without the key. Deleting the newest records leaves a valid shorter
+chain; to catch that, every action also writes its record's sequence number and hash to a tag
+of the registered model in the MLflow registry, a second store that ``verify`` checks the log
+against: the tag must name the model's newest record. (Records written before the chain was
+keyed verify as plain SHA-256, only as the oldest part of the log.)
 
 SQLite in WAL mode, one transaction per append (``BEGIN IMMEDIATE``), so the service and the CLI
 can append at the same time and a killed process leaves the file intact.
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +34,9 @@ from mlre.track.wal import connect
 DEFAULT_PATH = "mlre-audit.db"
 HEAD_TAG = "mlre.audit_head"
 GENESIS = "0" * 64
+#: The chain's key itself, or the file that holds it (else ``<audit log>.key``).
+KEY_ENV = "MLRE_AUDIT_KEY"
+KEY_FILE_ENV = "MLRE_AUDIT_KEY_FILE"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -78,7 +87,30 @@ class AuditRecord:
         return asdict(self)
 
 
+def audit_key(log_path: Path) -> bytes:
+    """The chain's HMAC key: ``MLRE_AUDIT_KEY``, else the key file (``MLRE_AUDIT_KEY_FILE``, or
+    the log's path with ``.key`` added), created on first use with owner-only permissions."""
+    given = os.environ.get(KEY_ENV, "").strip()
+    if given:
+        return given.encode("utf-8")
+    path = Path(os.environ.get(KEY_FILE_ENV) or f"{log_path}.key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+        if not key:
+            raise InputError(f"the audit log's key file {path} is empty") from None
+        return key
+    except OSError as err:
+        raise InputError(f"cannot create the audit log's key file {path}: {err}") from None
+    key = secrets.token_hex(32).encode("ascii")
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+    return key
+
+
 def _digest(
+    key: bytes | None,
     seq: int,
     time: str,
     action: str,
@@ -93,8 +125,10 @@ def _digest(
         [seq, time, action, model, versions, actor, reason, details, prev_hash],
         ensure_ascii=False,
         separators=(",", ":"),
-    )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    ).encode("utf-8")
+    if key is None:  # the unkeyed chain of logs written before the key
+        return hashlib.sha256(body).hexdigest()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def _canonical(obj: dict[str, Any]) -> str:
@@ -109,6 +143,7 @@ class Verification:
     records: int
     problem: str | None = None
     seq: int | None = None  # the first record found wrong
+    unkeyed: int = 0  # the oldest records, written before the chain was keyed
 
 
 class AuditLog:
@@ -121,6 +156,7 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute(_SCHEMA)
+        self.key = audit_key(self.path)
 
     def _connect(self) -> Any:
         # every commit synced: an acknowledged release action survives a crash
@@ -149,7 +185,7 @@ class AuditLog:
                 seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
                 now = datetime.now(UTC).isoformat(timespec="microseconds")
                 digest = _digest(
-                    seq, now, action, model, versions_s, actor, reason, details_s, prev
+                    self.key, seq, now, action, model, versions_s, actor, reason, details_s, prev
                 )
                 db.execute(
                     "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -192,6 +228,8 @@ class AuditLog:
             rows = db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
         prev, expected_seq = GENESIS, 1
         by_seq: dict[int, str] = {}
+        newest: dict[str, int] = {}
+        unkeyed, keyed = 0, False
         for row in rows:
             seq, time, action, model, versions, actor, reason, details, prev_hash, digest = row
             if seq != expected_seq:
@@ -200,10 +238,15 @@ class AuditLog:
                 return Verification(
                     False, len(rows), f"record {seq} does not follow record {seq - 1}", seq
                 )
-            again = _digest(seq, time, action, model, versions, actor, reason, details, prev_hash)
-            if again != digest:
-                return Verification(False, len(rows), f"record {seq} was altered", seq)
+            fields = (seq, time, action, model, versions, actor, reason, details, prev_hash)
+            if hmac.compare_digest(_digest(self.key, *fields), digest):
+                keyed = True
+            elif not keyed and hmac.compare_digest(_digest(None, *fields), digest):
+                unkeyed += 1  # written before the key, and nothing keyed before it
+            else:
+                return Verification(False, len(rows), f"record {seq} was altered", seq, unkeyed)
             by_seq[seq] = digest
+            newest[model] = seq
             prev, expected_seq = digest, seq + 1
         for model, (seq, digest) in (anchors or {}).items():
             if seq not in by_seq:
@@ -217,7 +260,17 @@ class AuditLog:
                 return Verification(
                     False, len(rows), f"record {seq} differs from the registry's copy", seq
                 )
-        return Verification(True, len(rows))
+            if newest.get(model, seq) != seq:
+                last = newest[model]
+                return Verification(
+                    False,
+                    len(rows),
+                    f"record {last} on {model!r} is newer than the registry's ({seq}): an action "
+                    "that did not finish, or a registry whose record was set back",
+                    last,
+                    unkeyed,
+                )
+        return Verification(True, len(rows), unkeyed=unkeyed)
 
 
 def _record(row: tuple[Any, ...]) -> AuditRecord:

@@ -2,12 +2,18 @@
 
 The ``champion`` alias answers live traffic; the ``challenger`` alias is the version on trial,
 with the way it is tried (shadow, or a canary share of live traffic) in the registered model's
-``mlre.release`` tag. Every change goes through here, so each one is written to the audit log
-and the log's newest hash for the model is pinned in the registry (``mlre.audit_head``).
+``mlre.release`` tag. Every change goes through here, write-ahead: the audit record first, with
+the state it leads to (its ``target``), then the registry's aliases and tag, then the record's
+hash pinned in the registry (``mlre.audit_head``) to say the action is complete. A process killed
+in between leaves a record newer than the pin: ``finish_incomplete`` (run by the service on start
+and before every release action) sets the registry to that record's target and pins it. Aliases
+moved by other means than these commands differ from the newest record's target: the service
+does not serve them (``audited``) and ``verify`` fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -120,18 +126,120 @@ def record_action(
     actor: str | None,
     reason: str,
     details: dict[str, Any] | None = None,
+    target: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Append a release action to the audit log and pin it in the registry as the newest."""
+    """A release action, write-ahead: its audit record (with the ``target`` state: champion,
+    challenger and the trial's ``release`` tag), then the registry set to that target, then the
+    record pinned in the registry as the newest: the action is complete."""
+    details = dict(details or {})
+    if target is not None:
+        details["target"] = target
     record = audit.append(
         action, name, versions=versions, actor=actor, reason=reason, details=details
     )
+    if target is not None:
+        apply_target(client, name, target)
     client.set_registered_model_tag(name, HEAD_TAG, anchor_value(record))
     return record
 
 
-def _end_trial(client: Any, name: str) -> None:
-    client.delete_registered_model_alias(name, CHALLENGER)
-    client.delete_registered_model_tag(name, RELEASE_TAG)
+def apply_target(client: Any, name: str, target: dict[str, Any]) -> None:
+    """Set the registry's champion and challenger aliases and the trial tag to ``target``."""
+    for alias in (CHAMPION, CHALLENGER):
+        version = target.get(alias)
+        if version is not None:
+            client.set_registered_model_alias(name, alias, str(version))
+        else:
+            with contextlib.suppress(Exception):  # already absent
+                client.delete_registered_model_alias(name, alias)
+    if target.get("release"):
+        client.set_registered_model_tag(name, RELEASE_TAG, json.dumps(target["release"]))
+    else:
+        with contextlib.suppress(Exception):
+            client.delete_registered_model_tag(name, RELEASE_TAG)
+
+
+def _target(champion: str | None, challenger: str | None, release: dict | None) -> dict[str, Any]:
+    return {"champion": champion, "challenger": challenger, "release": release}
+
+
+def _release_info(before: Release) -> dict[str, Any] | None:
+    if before.challenger is None:
+        return None
+    return {"version": before.challenger, "mode": before.mode, "share": before.share,
+            "since": before.since}  # fmt: skip
+
+
+def newest_target(name: str, audit: AuditLog) -> tuple[AuditRecord, dict[str, Any]] | None:
+    """The model's newest audit record that says what state it leads to, with that state."""
+    for record in reversed(audit.records(name)):
+        target = record.details.get("target")
+        if isinstance(target, dict):
+            return record, target
+    return None
+
+
+def finish_incomplete(
+    name: str, audit: AuditLog | None = None, client: Any = None
+) -> AuditRecord | None:
+    """Complete a release action a crash left half done (its record newer than the registry's
+    pin): the registry is set to the record's target and the record pinned. Returns the record
+    finished, or None when nothing was pending."""
+    from mlflow.exceptions import MlflowException
+
+    audit = audit or AuditLog()
+    client = client or store_client()
+    try:
+        rm = client.get_registered_model(name)
+    except MlflowException:  # no such model: nothing to finish (the caller says so)
+        return None
+    pinned = parse_anchor((rm.tags or {}).get(HEAD_TAG))
+    newest = newest_target(name, audit)
+    if newest is None:
+        return None
+    record, target = newest
+    if pinned is not None and pinned[0] >= record.seq:
+        return None
+    apply_target(client, name, target)
+    client.set_registered_model_tag(name, HEAD_TAG, anchor_value(record))
+    return record
+
+
+def out_of_band(release: Release, audit: AuditLog) -> dict[str, str]:
+    """The roles whose alias differs from what the audit log's newest action left (moved by
+    other means than mlre's release commands), role -> the version the registry names; empty
+    when they agree, or when no action recorded a target yet."""
+    newest = newest_target(release.name, audit)
+    if newest is None:
+        return {}
+    _, target = newest
+    out = {}
+    for role, now in ((CHAMPION, release.champion), (CHALLENGER, release.challenger)):
+        wanted = target.get(role)
+        if (None if wanted is None else str(wanted)) != now:
+            out[role] = now or "none"
+    return out
+
+
+def audited(release: Release, audit: AuditLog) -> Release:
+    """The release the audit log stands for: ``release`` where the two agree, else the
+    newest recorded action's target (an alias moved out of band is not served)."""
+    moved = out_of_band(release, audit)
+    newest = newest_target(release.name, audit)
+    if not moved or newest is None:
+        return release
+    target = newest[1]
+    info = target.get("release") or {}
+    challenger = target.get(CHALLENGER)
+    return Release(
+        name=release.name,
+        champion=target.get(CHAMPION),
+        challenger=None if challenger is None else str(challenger),
+        mode=info.get("mode") if challenger is not None else None,
+        share=float(info.get("share") or 0.0) if challenger is not None else 0.0,
+        since=info.get("since") if challenger is not None else None,
+        candidate=release.candidate,
+    )
 
 
 def resolve_version(model: str) -> tuple[str, str]:
@@ -172,15 +280,15 @@ def start_trial(
             hint="e.g. --canary 10",
         )
     client = store_client()
+    audit = audit or AuditLog()
+    finish_incomplete(name, audit, client)
     before = read_release(name, client)
     version_tags(name, version, client)  # it exists
     if before.champion == str(version):
         raise InputError(f"version {version} of {name!r} is already the champion")
-    client.set_registered_model_alias(name, CHALLENGER, str(version))
     info = {"version": str(version), "mode": mode, "share": share, "since": time.time()}
-    client.set_registered_model_tag(name, RELEASE_TAG, json.dumps(info))
     return record_action(
-        audit or AuditLog(),
+        audit,
         client,
         name,
         mode,
@@ -192,6 +300,7 @@ def start_trial(
         actor,
         reason,
         {"share": share} if mode == "canary" else None,
+        _target(before.champion, str(version), info),
     )
 
 
@@ -206,13 +315,16 @@ def make_champion(
 ) -> AuditRecord:
     """Make ``version`` the champion; it stops being the challenger if it was one."""
     client = store_client()
+    audit = audit or AuditLog()
+    finish_incomplete(name, audit, client)
     before = read_release(name, client)
     version_tags(name, version, client)
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    if before.challenger == str(version):
-        _end_trial(client, name)
+    trial = before.challenger is not None and before.challenger != str(version)
+    target = _target(
+        str(version), before.challenger if trial else None, _release_info(before) if trial else None
+    )
     return record_action(
-        audit or AuditLog(),
+        audit,
         client,
         name,
         "promote",
@@ -220,6 +332,7 @@ def make_champion(
         actor,
         reason,
         evidence,
+        target,
     )
 
 
@@ -236,12 +349,13 @@ def rollback(
     version is still the challenger (a service rolling back what it measured); ``None`` when
     there was nothing to roll back."""
     client = store_client()
+    audit = audit or AuditLog()
+    finish_incomplete(name, audit, client)
     before = read_release(name, client)
     if before.challenger is None or (expected is not None and before.challenger != expected):
         return None
-    _end_trial(client, name)
     return record_action(
-        audit or AuditLog(),
+        audit,
         client,
         name,
         "rollback",
@@ -249,6 +363,7 @@ def rollback(
         actor,
         reason,
         {"mode": before.mode, **(evidence or {})},
+        _target(before.champion, None, None),
     )
 
 
@@ -262,7 +377,9 @@ def restore_champion(
     """Put back the champion before the current one (a rollback with no challenger on trial)."""
     log = audit or AuditLog()
     client = store_client()
-    current = read_release(name, client).champion
+    finish_incomplete(name, log, client)
+    before = read_release(name, client)
+    current = before.champion
     previous = None
     for r in reversed(log.records(name)):
         if r.action == "promote" and r.versions.get("champion") == current:
@@ -270,7 +387,6 @@ def restore_champion(
             break
     if current is None or previous is None:
         return None
-    client.set_registered_model_alias(name, CHAMPION, str(previous))
     return record_action(
         log,
         client,
@@ -279,4 +395,5 @@ def restore_champion(
         {"champion": str(previous), "demoted_champion": current},
         actor,
         reason,
+        target=_target(str(previous), before.challenger, _release_info(before)),
     )
