@@ -139,6 +139,18 @@ class DeployPolicy(_Strict):
     gate_margin: float = Field(
         0.005, ge=0, description="how much worse than the champion's holdout score is tolerated"
     )
+    request_timeout_ms: float = Field(
+        5_000.0,
+        gt=0,
+        description="a prediction not answered within this is a timeout: the champion's a 503 "
+        "with Retry-After, the canary's answered by the champion; both count as errors",
+    )
+    max_queue_mb: float = Field(
+        64.0,
+        gt=0,
+        description="request bytes waiting for a model at most (each queue: batch, shadow, "
+        "prediction log); beyond it requests are shed with a 503, never held in memory",
+    )
 
 
 class MonitorPolicy(_Strict):

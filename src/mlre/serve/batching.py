@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
@@ -24,29 +25,82 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+#: Bytes a queue holds at most unless told (the spec's ``deploy.max_queue_mb``).
+MAX_QUEUE_BYTES = 64 * 1024 * 1024
+#: What one table cell is reckoned to take in a queue (a pointer and a small Python object).
+CELL_BYTES = 64
+
+
+class Overloaded(Exception):
+    """A queue is full: the request is shed (a 503 with Retry-After), not held in memory."""
+
+    def __init__(self, queue_name: str) -> None:
+        super().__init__(f"the service is overloaded (its {queue_name} queue is full); retry soon")
+        self.queue_name = queue_name
+
+
+class TimedOut(Exception):
+    """A model did not answer within the request timeout."""
+
+    def __init__(self, version: str, seconds: float) -> None:
+        super().__init__(f"version {version} did not answer within {seconds * 1000:.0f} ms")
+        self.version, self.seconds = version, seconds
+
+
+def table_bytes(frame: pd.DataFrame) -> int:
+    """What a request's table is reckoned to hold in a queue."""
+    return int(frame.size) * CELL_BYTES
+
 
 class Batcher:
-    """One worker thread in front of ``predict`` (a table in, one output row per input row)."""
+    """One worker thread in front of ``predict`` (a table in, one output row per input row),
+    with a queue bounded in bytes (``Overloaded`` beyond ``max_bytes``)."""
 
     def __init__(
-        self, predict: Callable[[pd.DataFrame], np.ndarray], *, max_rows: int = 512, name: str = ""
+        self,
+        predict: Callable[[pd.DataFrame], np.ndarray],
+        *,
+        max_rows: int = 512,
+        name: str = "",
+        max_bytes: int = MAX_QUEUE_BYTES,
     ) -> None:
         self.predict = predict
         self.max_rows = max_rows
-        self._queue: queue.SimpleQueue[tuple[pd.DataFrame, Future] | None] = queue.SimpleQueue()
+        self.max_bytes = max_bytes
+        self._queue: queue.SimpleQueue[tuple[pd.DataFrame, Future, int] | None] = (
+            queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._work, name=f"mlre-batch-{name}", daemon=True)
         self._closed = False
         self._busy = False
+        self._queued = 0  # bytes waiting
+        self._count = threading.Lock()
         self._thread.start()
 
     def submit(self, frame: pd.DataFrame) -> Future:
-        """Queue ``frame``; the future gives its predictions (or the error they raised)."""
+        """Queue ``frame``; the future gives its predictions (or the error they raised).
+        Raises ``Overloaded`` when the queue holds ``max_bytes`` already. A future cancelled
+        while it waits (its caller gave up) is not predicted."""
         future: Future = Future()
         if self._closed:  # retired during a switch: a request that still holds it is answered
             _settle(future, self.predict, frame)
             return future
-        self._queue.put((frame, future))
+        size = table_bytes(frame)
+        with self._count:
+            if self._queued and self._queued + size > self.max_bytes:
+                raise Overloaded("batch")
+            self._queued += size
+        self._queue.put((frame, future, size))
         return future
+
+    def predict_within(self, frame: pd.DataFrame, seconds: float, version: str = "") -> np.ndarray:
+        """Predict ``frame`` through the queue, or ``TimedOut`` after ``seconds``."""
+        future = self.submit(frame)
+        try:
+            return future.result(timeout=seconds)
+        except FutureTimeout:
+            future.cancel()
+            raise TimedOut(version, seconds) from None
 
     @property
     def idle(self) -> bool:
@@ -56,6 +110,11 @@ class Batcher:
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         """Predict ``frame`` through the batch queue, waiting for the answer."""
         return self.submit(frame).result()
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of the tables waiting or being predicted."""
+        return self._queued
 
     def close(self) -> None:
         """Finish what is queued, then stop."""
@@ -69,9 +128,13 @@ class Batcher:
                 return
             self._busy = True
             batch, stop = take_batch(self._queue.get_nowait, first, self.max_rows, 0)
-            results = predict_each(self.predict, [frame for frame, _ in batch])
+            # callers that gave up (timed out) are not predicted for
+            live = [item for item in batch if item[1].set_running_or_notify_cancel()]
+            results = predict_each(self.predict, [frame for frame, _, _ in live]) if live else []
             self._busy = False
-            for (_, future), (out, error, _, _) in zip(batch, results, strict=True):
+            with self._count:
+                self._queued -= sum(size for _, _, size in batch)
+            for (_, future, _), (out, error, _, _) in zip(live, results, strict=True):
                 if error is None:
                     future.set_result(out)
                 else:

@@ -52,6 +52,18 @@ class ServiceMetrics:
             ("model",),
             registry=self.registry,
         )
+        self.shed = Counter(
+            "mlre_shed_requests",
+            "Requests refused (503) or mirrors skipped because a queue was full",
+            ("model", "queue"),
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "mlre_prediction_log_dropped",
+            "Prediction records lost: the log's queue was full or its database kept failing",
+            ("model",),
+            registry=self.registry,
+        )
         self.rollbacks = Counter(
             "mlre_rollbacks",
             "Challengers rolled back by the service",

@@ -18,6 +18,7 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,19 @@ _SCHEMA = (
 )
 
 
+#: Tries to write a batch before its records are counted as lost; the first wait between them.
+WRITE_ATTEMPTS = 4
+RETRY_SECONDS = 0.25
+#: Seconds between prunes of old records (with a retention).
+PRUNE_SECONDS = 600
+
+
+def _size(record: LoggedPrediction) -> int:
+    """What a record's inputs are reckoned to hold while it waits to be written."""
+    inputs = record.inputs
+    return 256 + (int(inputs.size) * 64 if hasattr(inputs, "size") else 0)
+
+
 def default_path() -> Path:
     """The prediction log file: ``MLRE_PREDICTION_LOG`` or ``./mlre-predictions.db``."""
     return Path(os.environ.get("MLRE_PREDICTION_LOG") or DEFAULT_PATH)
@@ -84,6 +98,8 @@ class PredictionLog:
         retention_days: float | None = None,
         flush_seconds: float = 0.2,
         max_queue: int = 100_000,
+        max_queue_bytes: int = 64 * 1024 * 1024,
+        on_drop: Callable[[int], None] | None = None,
     ) -> None:
         if not 0.0 <= sample <= 1.0:
             raise InputError(f"the prediction log's sample rate must be in [0, 1], not {sample}")
@@ -91,7 +107,11 @@ class PredictionLog:
         self.sample = sample
         self.retention_days = retention_days
         self.flush_seconds = flush_seconds
-        self.dropped = 0
+        self.dropped = 0  # records lost (a full queue, or a database that kept failing)
+        self.on_drop = on_drop  # told how many each time records are lost
+        self.max_queue_bytes = max_queue_bytes
+        self._queued = 0  # bytes of the inputs waiting to be written
+        self._count = threading.Lock()
         self._queue: queue.Queue[LoggedPrediction | None] = queue.Queue(maxsize=max_queue)
         self._writer: threading.Thread | None = None
         self._stop = threading.Event()
@@ -128,12 +148,26 @@ class PredictionLog:
         return random.Random(request_id).random() < self.sample
 
     def add(self, record: LoggedPrediction) -> None:
-        """Queue a record for writing; never blocks the caller (a full queue drops and counts)."""
+        """Queue a record for writing; never blocks the caller (a queue full of records or of
+        bytes drops it, and counts)."""
         record.time = record.time or time.time()
+        size = _size(record)
+        with self._count:
+            if self._queued + size > self.max_queue_bytes:
+                self._lost(1)
+                return
+            self._queued += size
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            self.dropped += 1
+            with self._count:
+                self._queued -= size
+            self._lost(1)
+
+    def _lost(self, n: int) -> None:
+        self.dropped += n
+        if self.on_drop is not None:
+            self.on_drop(n)
 
     def _drain(self) -> None:
         # one connection for the writer's life: opening and closing one per batch (five a
@@ -144,18 +178,30 @@ class PredictionLog:
             last_prune = 0.0
             while True:
                 batch, done = self._next_batch()
-                if batch:
+                for attempt in range(WRITE_ATTEMPTS if batch else 0):
                     try:
                         if db is None:
                             db = held.enter_context(self._connect())
                         self._insert(db, batch)
-                    except Exception:  # the service keeps answering; the log says what was lost
-                        log.exception("could not write %d predictions to %s", len(batch), self.path)
-                        held.close()  # a fresh connection for the next batch
+                        break
+                    except Exception as err:  # locked, full, gone: the service keeps answering
+                        held.close()  # a fresh connection for the next try
                         db = None
-                if self.retention_days and time.monotonic() - last_prune > 600:
-                    last_prune = time.monotonic()
-                    self.prune()
+                        if attempt + 1 < WRITE_ATTEMPTS:
+                            time.sleep(RETRY_SECONDS * 2**attempt)
+                        else:
+                            log.error("lost %d predictions: %s could not be written (%s)",
+                                      len(batch), self.path, err)  # fmt: skip
+                            self._lost(len(batch))
+                with self._count:
+                    self._queued -= sum(_size(r) for r in batch)
+                if self.retention_days and time.monotonic() - last_prune > PRUNE_SECONDS:
+                    try:
+                        self.prune()
+                        last_prune = time.monotonic()
+                    except Exception as err:  # tried again a minute later
+                        log.warning("could not prune %s (%s); trying again", self.path, err)
+                        last_prune = time.monotonic() - PRUNE_SECONDS + 60
                 if done or (self._stop.is_set() and self._queue.empty()):
                     return
 
@@ -213,18 +259,27 @@ class PredictionLog:
 
     def add_feedback(self, request_id: str, label: Any) -> bool:
         """Attach the true label to a logged request; ``False`` if no such request was logged."""
+        return not self.add_feedback_many([(request_id, label)])
+
+    def add_feedback_many(self, labels: list[tuple[str, Any]]) -> list[str]:
+        """Attach true labels to logged requests in one transaction (after the queue is
+        written); the ids of those no request was logged with, which get none."""
         self.flush()
+        unknown: list[str] = []
+        now = time.time()
         with self._connect() as db:
-            known = db.execute(
-                "SELECT 1 FROM predictions WHERE request_id = ? LIMIT 1", (request_id,)
-            ).fetchone()
-            if not known:
-                return False
-            db.execute(
-                "INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)",
-                (request_id, time.time(), _json(label)),
-            )
-        return True
+            for request_id, label in labels:
+                known = db.execute(
+                    "SELECT 1 FROM predictions WHERE request_id = ? LIMIT 1", (request_id,)
+                ).fetchone()
+                if not known:
+                    unknown.append(request_id)
+                    continue
+                db.execute(
+                    "INSERT OR REPLACE INTO feedback VALUES (?, ?, ?)",
+                    (request_id, now, _json(label)),
+                )
+        return unknown
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every queued record is written (for tests and exports)."""

@@ -49,14 +49,57 @@ class BadRequest(Exception):
         self.column = column
 
 
+#: At most this many distinct columns in one request (a column bomb of thousands of unknown
+#: keys is refused before any table is built of it).
+MAX_COLUMNS = 1_000
+
+
 def parse_json(body: bytes) -> Any:
-    """The JSON of a body, or BadRequest saying where it breaks."""
+    """The JSON of a body, or BadRequest saying where it breaks: malformed text, nesting too
+    deep for the parser, an integer of thousands of digits, Infinity (numbers beyond a
+    float's range are refused with the table's cells: ``validation.bad_cell``)."""
     if not body:
         raise BadRequest("the request has no body; send JSON")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BadRequest(f"the body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: it is nested too deeply") from None
+    except ValueError as err:  # e.g. an integer past Python's digit limit
+        raise BadRequest(f"the body is not valid JSON: {err}") from None
+
+
+def _constant(name: str) -> float:
+    # JSON has no NaN or Infinity; Python's parser accepts them: a NaN is read as a missing
+    # value (what clients mean by it), an infinity is refused
+    if name == "NaN":
+        return float("nan")
+    raise BadRequest(f"the body holds {name}, which is not a JSON number", status=422)
+
+
+def _column_names(columns: Any, where: str) -> list[str]:
+    """A table's column names: a list of distinct strings, at most ``MAX_COLUMNS``."""
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise BadRequest(f"{where} columns must be a list of column names (strings)")
+    if len(columns) > MAX_COLUMNS:
+        raise BadRequest(f"{where} has {len(columns):,} columns; the limit is {MAX_COLUMNS:,}",
+                         status=413)  # fmt: skip
+    if len(set(columns)) != len(columns):
+        twice = next(c for i, c in enumerate(columns) if c in columns[:i])
+        raise BadRequest(f"{where} names column {twice!r} twice", column=twice)
+    return columns
+
+
+def _check_records(rows: list[Any], where: str) -> None:
+    """Records' keys: strings (JSON object keys always are), at most ``MAX_COLUMNS`` distinct."""
+    names: set[str] = set()
+    for record in rows:
+        if isinstance(record, dict):
+            names.update(record)
+            if len(names) > MAX_COLUMNS:
+                raise BadRequest(f"{where} names more than {MAX_COLUMNS:,} distinct columns",
+                                 status=413)  # fmt: skip
 
 
 def _table(rows: Any, columns: list[str] | None = None, where: str = "the body") -> pd.DataFrame:
@@ -118,6 +161,7 @@ def records_frame(payload: Any) -> pd.DataFrame:
         raise BadRequest(
             'send a JSON list of records ({"column": value, ...}) or {"records": [...]}'
         )
+    _check_records(payload, "records")
     return _table(payload, where="records")
 
 
@@ -139,14 +183,21 @@ def mlflow_frame(payload: Any) -> pd.DataFrame:
     if key == "dataframe_split":
         if not isinstance(value, dict) or "data" not in value:
             raise BadRequest('dataframe_split needs {"columns": [...], "data": [[...], ...]}')
-        return _table(value["data"], value.get("columns"), "dataframe_split")
+        columns = value.get("columns")
+        if columns is not None:
+            columns = _column_names(columns, "dataframe_split")
+        if not isinstance(value["data"], list):
+            raise BadRequest("dataframe_split data must be a list of rows")
+        return _table(value["data"], columns, "dataframe_split")
     if isinstance(value, dict):  # columnar: {"col": [values]}
+        _check_records([value], key)
         try:
             return _table(value, where=key)
         except BadRequest:
             return _table([value], where=key)
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise BadRequest(f'{key} must be a list of records ({{"column": value, ...}})')
+    _check_records(value, key)
     return _table(value, where=key)
 
 
@@ -166,6 +217,11 @@ def v2_frame(body: bytes, header_length: int | None = None) -> tuple[pd.DataFram
         raise BadRequest('a v2 request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     if not payload["inputs"]:
         raise BadRequest("the request has no inputs")
+    if "id" in payload and not isinstance(payload["id"], str):
+        raise BadRequest("a v2 request's id must be a string")
+    if len(payload["inputs"]) > MAX_COLUMNS:
+        raise BadRequest(f"the request has {len(payload['inputs']):,} inputs; the limit is "
+                         f"{MAX_COLUMNS:,}", status=413)  # fmt: skip
     columns: dict[str, np.ndarray] = {}
     offset = 0
     rows: int | None = None
@@ -173,6 +229,8 @@ def v2_frame(body: bytes, header_length: int | None = None) -> tuple[pd.DataFram
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise BadRequest(f"input {i} has no name")
         name, datatype = tensor["name"], str(tensor.get("datatype", "")).upper()
+        if name in columns:
+            raise BadRequest(f"input {name!r} is sent twice", column=name)
         shape = tensor.get("shape")
         if (
             not isinstance(shape, list)
@@ -188,9 +246,15 @@ def v2_frame(body: bytes, header_length: int | None = None) -> tuple[pd.DataFram
                 column=name,
             )
         count = shape[0]
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise BadRequest(f"input {name!r} has parameters that are not an object", column=name)
+        size = parameters.get("binary_data_size")
         if size is not None:
-            values, offset = _binary_tensor(name, datatype, count, binary, offset, int(size))
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise BadRequest(f"input {name!r} needs binary_data_size as a number of bytes",
+                                 column=name)  # fmt: skip
+            values, offset = _binary_tensor(name, datatype, count, binary, offset, size)
         else:
             if "data" not in tensor:
                 raise BadRequest(f"input {name!r} has no data", column=name)
@@ -225,8 +289,17 @@ def _typed(name: str, datatype: str, values: np.ndarray) -> np.ndarray:
             if datatype == "BOOL":
                 return np.array([None if v is None else bool(v) for v in values], dtype=object)
             if datatype.startswith("FP") or any(v is None for v in values):
-                return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+                out = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+                if np.isinf(out).any():
+                    raise OverflowError
+                return out
             return np.array([int(v) for v in values], dtype=np.int64)
+        except OverflowError:
+            raise BadRequest(
+                f"input {name!r} holds a value beyond the range of {datatype}",
+                status=422,
+                column=name,
+            ) from None
         except (TypeError, ValueError):
             raise BadRequest(
                 f"input {name!r} is declared {datatype} but holds values that are not numbers",

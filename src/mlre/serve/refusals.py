@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlre.errors import MlreError
+from mlre.serve.batching import Overloaded, TimedOut
 from mlre.serve.protocol import BadRequest
 from mlre.serve.service import Service
 from mlre.serve.slots import NotReady
@@ -29,12 +30,18 @@ class Refused(Exception):
         self.status, self.message, self.column = status, message, column
 
 
-def error_response(status: int, message: str, column: str | None = None) -> JSONResponse:
+#: Seconds a shed or timed-out caller is asked to wait before retrying.
+RETRY_AFTER = 1
+
+
+def error_response(
+    status: int, message: str, column: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The JSON answer of a refusal."""
     body: dict[str, Any] = {"error": message}
     if column is not None:
         body["column"] = column
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def answer_error(service: Service, err: Exception) -> JSONResponse:
@@ -44,6 +51,9 @@ def answer_error(service: Service, err: Exception) -> JSONResponse:
         return error_response(err.status, err.message, err.column)
     if isinstance(err, NotReady):
         return error_response(503, str(err))
+    if isinstance(err, (Overloaded, TimedOut)):  # the service's trouble, briefly: come back
+        service.metrics.rejected.labels("503").inc()
+        return error_response(503, str(err), headers={"Retry-After": str(RETRY_AFTER)})
     if isinstance(err, MlreError):
         return error_response(400, str(err))
     # the model failed on input that passed every check: a server error, said plainly
@@ -59,7 +69,7 @@ def add_error_handlers(app: FastAPI, service: Service) -> None:
     async def refused(_: Request, err: Exception) -> JSONResponse:
         return answer_error(service, err)
 
-    for kind in (Refused, BadRequest, NotReady, MlreError, Exception):
+    for kind in (Refused, BadRequest, NotReady, Overloaded, TimedOut, MlreError, Exception):
         app.add_exception_handler(kind, refused)
 
     async def invalid(_: Request, err: Exception) -> JSONResponse:

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlre.serve.batching import Overloaded, TimedOut, table_bytes
 from mlre.serve.guard import TrialGuard
 from mlre.serve.metrics import ServiceMetrics
 from mlre.serve.predlog import LoggedPrediction, PredictionLog
+from mlre.serve.protocol import BadRequest
 from mlre.serve.shadow import ShadowWorker
 from mlre.serve.slots import (
     CHALLENGER,
@@ -49,7 +51,9 @@ class ServeConfig:
     """How a service runs: which model, limits, logs and the rollback policy."""
 
     model: str
-    api_key: str | None = None
+    api_key: str | None = None  # one key, named "api-key" in the audit log
+    api_keys: dict[str, str] = field(default_factory=dict)  # name -> key (a keys file)
+    require_key_for_predict: bool = False  # predictions need a key too
     max_body_bytes: int = 2 * 1024 * 1024
     max_rows: int = 10_000
     poll_seconds: float = 2.0
@@ -61,6 +65,12 @@ class ServeConfig:
     deploy: DeployPolicy = field(default_factory=DeployPolicy)
     shadow_queue: int = 1024  # mirrored requests awaiting the shadow's answer (more: dropped)
 
+    def keys(self) -> dict[str, str]:
+        """The API keys by name: the keys file's, else the one key as ``api-key``."""
+        if self.api_keys:
+            return dict(self.api_keys)
+        return {"api-key": self.api_key} if self.api_key else {}
+
 
 class Service:
     """One registered model served with its champion and, on trial, its challenger."""
@@ -70,7 +80,11 @@ class Service:
         self.name = config.model
         self.metrics = ServiceMetrics()
         self.predictions = PredictionLog(
-            config.prediction_log, sample=config.log_sample, retention_days=config.retention_days
+            config.prediction_log,
+            sample=config.log_sample,
+            retention_days=config.retention_days,
+            max_queue_bytes=int(config.deploy.max_queue_mb * 1024 * 1024),
+            on_drop=lambda n: self.metrics.log_dropped.labels(self.name).inc(n),
         )
         self.audit = AuditLog(config.audit_log)
         self.state = State()
@@ -79,15 +93,32 @@ class Service:
         self._rollback_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._shadow_pending: dict[str, tuple[State, pd.DataFrame, list[Any], float]] = {}
+        # mirrored requests awaiting the shadow's answer, by an id the service draws (a caller's
+        # request id, sent twice, must not pair one answer with another request)
+        self._shadow_pending: dict[str, tuple[State, pd.DataFrame, list[Any], str, int]] = {}
+        self._shadow_bytes = 0
+        # challengers this service rolled back, until the registry shows the rollback (the
+        # poller must not bring one back in between)
+        self._rolled_back: set[str] = set()
+        self._moved: set[str] = set()  # versions an alias names out of band, not served
         self._shadow_lock = threading.Lock()
-        self._arrived = 0  # requests between arrival and answer, on the event loop
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> Service:
-        """Load what the registry says, then follow it."""
+        """Finish a release action a crash left half done, load what the registry says, then
+        follow it."""
+        from mlre.track.releases import finish_incomplete
+
         self.predictions.start()
+        try:
+            finished = finish_incomplete(self.name, self.audit)
+        except Exception:  # a registry that cannot be read now is read again by the poller
+            log.exception("could not check %s's release actions", self.name)
+        else:
+            if finished is not None:
+                log.warning("%s: finished release action %d (%s), which had not completed",
+                            self.name, finished.seq, finished.action)  # fmt: skip
         self.refresh()
         self._stop.clear()
         self._poller = threading.Thread(target=self._poll, name="mlre-registry", daemon=True)
@@ -121,19 +152,38 @@ class Service:
 
     def refresh(self) -> bool:
         """Match the served versions to the registry; whether anything changed."""
-        from mlre.track.releases import read_release
+        from mlre.track.releases import audited, out_of_band, read_release
 
         with self._refresh_lock:
             release = read_release(self.name)
+            moved = out_of_band(release, self.audit)
+            for stale in self._moved - set(moved.values()):  # put back, or recorded since
+                self.problems.pop(stale, None)
+            self._moved = {v for v in moved.values() if v != "none"}
+            for role, moved_to in moved.items():  # served: what the audit log stands for
+                if moved_to != "none":
+                    self.problems[moved_to] = (
+                        f"the {role} alias was moved to it outside mlre's release commands (no "
+                        "release action in the audit log put it there)"
+                    )
+            if moved:
+                release = audited(release, self.audit)
             old = self.state
-            champion = load_slot(self.name, release.serving, old, self.problems)
+            champion = load_slot(self.name, release.serving, old, self.problems, self.queue_bytes)
             challenger: Any = None
             mode = release.mode
             version = release.challenger
-            if version and version != release.serving and version not in self.problems:
+            if version is None:
+                self._rolled_back.clear()  # recorded: a later promotion of it is a new trial
+            if (
+                version
+                and version != release.serving
+                and version not in self.problems
+                and version not in self._rolled_back
+            ):
                 # a canary answers callers, in this process; a shadow runs in its own
                 if mode == "canary":
-                    challenger = load_slot(self.name, version, old, self.problems)
+                    challenger = load_slot(self.name, version, old, self.problems, self.queue_bytes)
                 else:
                     challenger = self._worker(version, old)
             same_trial = (
@@ -211,10 +261,12 @@ class Service:
             used = set(X.columns)
             extra = [c for c in frame.columns if c not in used]
             frame = pd.concat([X, frame[extra]], axis=1) if extra else X
+        # the arm is the service's to draw: by the caller's key where it sends one (the same
+        # key, the same arm), else at random, never by an id the caller chose
         canary = (
             state.challenger is not None
             and state.mode == "canary"
-            and in_share(f"{self.name}:{key or request_id}", state.share)
+            and in_share(f"{self.name}:{key or uuid.uuid4().hex}", state.share)
         )
         return state, X, frame, warnings, request_id, canary
 
@@ -257,7 +309,10 @@ class Service:
         assert state.champion is not None
         t0 = time.perf_counter()
         try:
-            out, error = state.champion.raw(X), None
+            out, error = state.champion.raw(X, self.timeout), None
+        except Overloaded:
+            self.metrics.shed.labels(self.name, "batch").inc()
+            raise
         except Exception as err:
             out, error = None, err
         seconds = time.perf_counter() - t0
@@ -266,8 +321,9 @@ class Service:
     async def predict_async(
         self, frame: pd.DataFrame, *, key: str | None = None, request_id: str | None = None
     ) -> Answer:
-        """``predict`` for an event loop: the loop waits for the model's batch queue without a
-        thread of its own in between (each hand-over between threads costs a request time)."""
+        """``predict`` for an event loop: the model predicts on its batch thread, never on the
+        loop (a hung model must not stop health checks and other requests), and the loop waits
+        for it at most the request timeout."""
         import asyncio
 
         state, X, frame, warnings, request_id, canary = self._route(frame, key, request_id)
@@ -280,37 +336,55 @@ class Service:
             if answer is not None:
                 return answer
         assert state.champion is not None
-        batcher = state.champion.batcher
-        # A lone request is predicted right here: handing it to the batch thread and back costs
-        # two thread switches (~2 ms at one request in flight). Requests that arrived together
-        # (each counted before the loop lets the next one run) go through the batch queue.
-        self._arrived += 1
+        future = self._submit(state.champion, X)
+        t0 = time.perf_counter()
+        out: np.ndarray | None = None
+        error: Exception | None = None
         try:
-            await asyncio.sleep(0)
-            alone = self._arrived == 1 and batcher.idle
-            t0 = time.perf_counter()
-            try:
-                if alone:
-                    out, error = batcher.predict(X), None
-                else:
-                    out, error = await asyncio.wrap_future(batcher.submit(X)), None
-            except Exception as err:
-                out, error = None, err
-            seconds = time.perf_counter() - t0
-        finally:
-            self._arrived -= 1
+            out = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:  # the wait is cancelled, and so is the queued request
+            error = TimedOut(state.champion.version, self.timeout)
+        except Exception as err:
+            error = err
+        seconds = time.perf_counter() - t0
         return self._answered(state, X, frame, request_id, warnings, out, seconds, error)
+
+    @property
+    def queue_bytes(self) -> int:
+        """Bytes each queue holds at most (the spec's ``deploy.max_queue_mb``)."""
+        return int(self.config.deploy.max_queue_mb * 1024 * 1024)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a prediction may take (the spec's ``deploy.request_timeout_ms``)."""
+        return self.config.deploy.request_timeout_ms / 1000
+
+    def _submit(self, slot: Slot, X: pd.DataFrame) -> Any:
+        """``X`` queued for ``slot``'s model; a full queue sheds the request (counted)."""
+        try:
+            return slot.batcher.submit(X)
+        except Overloaded:
+            self.metrics.shed.labels(self.name, "batch").inc()
+            raise
 
     def _try_challenger(
         self, state: State, frame: pd.DataFrame, request_id: str, warnings: list[str]
     ) -> Answer | None:
+        """The canary's answer, or None for the champion to answer: the request does not fit
+        the challenger's own data contract (the caller's fault, no evidence against it), or it
+        failed, timed out or was shed (evidence: counted, judged)."""
         slot, guard = state.challenger, state.guard
         assert slot is not None and guard is not None
+        try:
+            X, _ = validated(slot, frame, self.config.max_rows)
+        except BadRequest:
+            return None
         t0 = time.perf_counter()
         try:
-            X = frame[slot.features]
-            out = slot.raw(X)
+            out = slot.raw(X, self.timeout)
         except Exception as err:  # the caller gets the champion's answer instead
+            if isinstance(err, Overloaded):
+                self.metrics.shed.labels(self.name, "canary").inc()
             seconds = time.perf_counter() - t0
             self._observe(slot, CHALLENGER, request_id, frame, None, seconds, err)
             guard.challenger(False, seconds * 1000)
@@ -331,19 +405,34 @@ class Service:
         worker = state.challenger
         if not isinstance(worker, ShadowWorker) or not worker.alive:
             return
+        if worker.features and not set(worker.features) <= set(frame.columns):
+            return  # the request lacks a column the challenger reads: the caller's, not its fault
+        shadow_id, size = uuid.uuid4().hex, table_bytes(frame)
         with self._shadow_lock:
-            if len(self._shadow_pending) >= self.config.shadow_queue:
+            full = self._shadow_bytes + size > self.queue_bytes
+            if full or len(self._shadow_pending) >= self.config.shadow_queue:
                 self.metrics.shadow_dropped.labels(self.name).inc()
+                self.metrics.shed.labels(self.name, "shadow").inc()
                 return
-            self._shadow_pending[request_id] = (state, frame, champion, time.perf_counter())
-        if not worker.submit(request_id, frame):
-            with self._shadow_lock:
-                self._shadow_pending.pop(request_id, None)
+            self._shadow_pending[shadow_id] = (state, frame, champion, request_id, size)
+            self._shadow_bytes += size
+        if not worker.submit(shadow_id, frame):
+            self._shadow_done(shadow_id)
+
+    def _shadow_done(
+        self, shadow_id: str
+    ) -> tuple[State, pd.DataFrame, list[Any], str, int] | None:
+        """A mirrored request's record, taken off the pending ones (None if it is not there)."""
+        with self._shadow_lock:
+            pending = self._shadow_pending.pop(shadow_id, None)
+            if pending is not None:
+                self._shadow_bytes -= pending[4]
+        return pending
 
     def _shadow_result(
         self,
         version: str,
-        request_id: str,
+        shadow_id: str,
         out: np.ndarray | None,
         error: str | None,
         seconds: float,
@@ -351,11 +440,10 @@ class Service:
     ) -> None:
         """``seconds`` is the time of the worker's call that answered the request, shared by
         the requests it answered together; ``timed`` marks the one request that counts it."""
-        with self._shadow_lock:
-            pending = self._shadow_pending.pop(request_id, None)
+        pending = self._shadow_done(shadow_id)
         if pending is None:
             return
-        state, frame, champion, _ = pending
+        state, frame, champion, request_id, _ = pending
         worker, guard = state.challenger, state.guard
         if worker is None or guard is None or worker.version != version:
             return
@@ -413,12 +501,14 @@ class Service:
         verdict = guard.verdict()
         if verdict is None:
             return
-        with self._rollback_lock:
+        with self._rollback_lock, self._refresh_lock:
             if self.state.challenger is not slot:
                 return
             current = self.state
+            self._rolled_back.add(slot.version)
             self.state = State(current.champion, None, None, 0.0, None)
             self._gauges(current, self.state)
+            retire(current, self.state)  # a shadow's process ends with its trial
         threading.Thread(
             target=self._record_rollback, args=(slot.version, verdict), daemon=True
         ).start()

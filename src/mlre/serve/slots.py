@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlre.errors import MlreError
-from mlre.serve.batching import Batcher, warm_up
+from mlre.serve.batching import MAX_QUEUE_BYTES, Batcher, warm_up
 from mlre.serve.guard import TrialGuard
 from mlre.spec import Task
 from mlre.values import plain
@@ -37,11 +37,11 @@ class Slot:
     batcher: Batcher = field(compare=False, repr=False)
 
     @classmethod
-    def load(cls, version: str, model: Any, sha256: str) -> Slot:
-        """A slot for ``model``, warmed up and batching."""
+    def load(cls, version: str, model: Any, sha256: str, max_bytes: int = MAX_QUEUE_BYTES) -> Slot:
+        """A slot for ``model``, warmed up and batching (``max_bytes`` queued at most)."""
         warm_up(model)  # before it serves: its first callers would pay for it
         slot = cls.__new__(cls)
-        batcher = Batcher(lambda X: _raw(model, X), name=f"v{version}")
+        batcher = Batcher(lambda X: _raw(model, X), name=f"v{version}", max_bytes=max_bytes)
         cls.__init__(slot, version, model, sha256, time.time(), batcher)
         return slot
 
@@ -57,9 +57,12 @@ class Slot:
     def features(self) -> list[str]:
         return [c.name for c in self.model.contract.features]
 
-    def raw(self, X: pd.DataFrame) -> np.ndarray:
-        """Probabilities (classification) or values (regression), batched with other requests."""
-        return self.batcher(X)
+    def raw(self, X: pd.DataFrame, timeout: float | None = None) -> np.ndarray:
+        """Probabilities (classification) or values (regression), batched with other requests
+        (``TimedOut`` after ``timeout`` seconds, when given)."""
+        if timeout is None:
+            return self.batcher(X)
+        return self.batcher.predict_within(X, timeout, self.version)
 
     def close(self) -> None:
         """Stop batching (a request still holding the slot is answered directly)."""
@@ -95,7 +98,13 @@ class Answer:
     warnings: list[str]
 
 
-def load_slot(name: str, version: str | None, old: State, problems: dict[str, str]) -> Slot | None:
+def load_slot(
+    name: str,
+    version: str | None,
+    old: State,
+    problems: dict[str, str],
+    max_bytes: int = MAX_QUEUE_BYTES,
+) -> Slot | None:
     """The slot of ``version`` of model ``name``: the one ``old`` already holds, else loaded from
     the registry; None (and the reason in ``problems``) for a version that cannot be served."""
     if version is None:
@@ -113,7 +122,7 @@ def load_slot(name: str, version: str | None, old: State, problems: dict[str, st
         problems[version] = str(err)
         log.error("%s version %s is not served: %s", name, version, err)
         return None
-    return Slot.load(version, loaded.model, loaded.sha256)
+    return Slot.load(version, loaded.model, loaded.sha256, max_bytes)
 
 
 def retire(old: State, new: State) -> None:

@@ -24,13 +24,10 @@ def validated(slot: Slot, frame: pd.DataFrame, max_rows: int) -> tuple[pd.DataFr
         )
     # a small request's values are taken out of the table once, for both checks
     values = frame.to_numpy(dtype=object) if len(frame) <= SMALL_ROWS else None
-    nested = nested_column(frame, values)
-    if nested is not None:
-        raise BadRequest(
-            f"column {nested!r} holds a nested value (an object or a list), not a cell value",
-            status=422,
-            column=str(nested),
-        )
+    bad = bad_cell(frame, values)
+    if bad is not None:
+        column, reason = bad
+        raise BadRequest(f"column {column!r} holds {reason}", status=422, column=str(column))
     violations = slot.model.contract.validate_frame(frame, values=values)
     blocking = [v for v in violations if v.blocking]
     if blocking:
@@ -42,18 +39,33 @@ def validated(slot: Slot, frame: pd.DataFrame, max_rows: int) -> tuple[pd.DataFr
     return X, [v.message for v in violations]
 
 
-def nested_column(frame: pd.DataFrame, values: np.ndarray | None = None) -> Any:
-    """The first column holding a JSON object or list as a value, or None; ``values``: all of
-    the table's values as objects when the caller has them (a small request), else the object
-    columns are read (no other column can hold one)."""
+#: The largest magnitude of an integer cell (a 64-bit integer's).
+INT64_MAX = 2**63 - 1
+
+
+def bad_cell(frame: pd.DataFrame, values: np.ndarray | None = None) -> tuple[Any, str] | None:
+    """The first column holding a value no model column can: a JSON object or list, an
+    infinite number, an integer beyond 64 bits; with what it holds (None when all are cells).
+    ``values``: all of the table's values as objects when the caller has them (a small
+    request), else the object columns are read cell by cell and the float columns at once."""
     if values is not None:
         objects = list(range(frame.shape[1]))
     else:
+        for j, dtype in enumerate(frame.dtypes):
+            if dtype.kind == "f" and np.isinf(frame.iloc[:, j].to_numpy()).any():
+                return frame.columns[j], "an infinite number"
         objects = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.dtype(object)]
         if not objects:
             return None
         values = frame.iloc[:, objects].to_numpy(dtype=object)
     for j in range(values.shape[1]):
-        if any(isinstance(v, (dict, list)) for v in values[:, j]):
-            return frame.columns[objects[j]]
+        for v in values[:, j]:
+            if isinstance(v, (dict, list)):
+                return frame.columns[
+                    objects[j]
+                ], "a nested value (an object or a list), not a cell value"
+            if isinstance(v, float) and (v == np.inf or v == -np.inf):
+                return frame.columns[objects[j]], "an infinite number"
+            if isinstance(v, int) and not -INT64_MAX <= v <= INT64_MAX:
+                return frame.columns[objects[j]], "an integer beyond the range of 64 bits"
     return None

@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,10 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_hash(path: str | Path, expected_sha256: str) -> None:
-    """Refuse (``TamperedModelError``) a model file whose sha256 is not ``expected_sha256``."""
-    actual = sha256_file(path)
+def check_hash(path: str | Path, expected_sha256: str, actual: str | None = None) -> None:
+    """Refuse (``TamperedModelError``) a model file whose sha256 is not ``expected_sha256``
+    (``actual``: its hash, where the caller has it)."""
+    actual = actual or sha256_file(path)
     if actual != expected_sha256:
         raise TamperedModelError(
             f"the model file {path} does not match the hash recorded at training "
@@ -55,12 +57,29 @@ def check_hash(path: str | Path, expected_sha256: str) -> None:
         )
 
 
+@contextmanager
+def checked_copy(path: str | Path, expected_sha256: str) -> Iterator[Path]:
+    """A private copy of ``path`` (a folder only this process's user can open), made and hashed
+    in one read, refused unless its sha256 is ``expected_sha256``: what is then unpickled is
+    the very bytes that were hashed, whatever happens to ``path`` in between."""
+    with tempfile.TemporaryDirectory(prefix="mlre-checked-") as folder:
+        copy = Path(folder) / Path(path).name
+        digest = hashlib.sha256()
+        with Path(path).open("rb") as src, copy.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+        check_hash(path, expected_sha256, digest.hexdigest())
+        yield copy
+
+
 def verified_load(path: str | Path, expected_sha256: str) -> Any:
-    """Unpickle the model at ``path`` only if its sha256 is ``expected_sha256``."""
+    """Unpickle the model at ``path`` only if its sha256 is ``expected_sha256`` (from the bytes
+    that were hashed)."""
     import joblib
 
-    check_hash(path, expected_sha256)
-    return joblib.load(path)
+    with checked_copy(path, expected_sha256) as copy:
+        return joblib.load(copy)
 
 
 def _prediction_frame(model: Any, X: pd.DataFrame) -> pd.DataFrame:
@@ -235,8 +254,7 @@ def load_hashed_model(run_id: str, artifact_path: str, expected_sha256: str) -> 
             f"run {run_id} has no {artifact_path}: {str(err).splitlines()[0]}",
             hint="the run may predate it, or its artifacts were removed",
         ) from None
-    check_hash(local, expected_sha256)
-    with open(local, "rb") as f:
+    with checked_copy(local, expected_sha256) as copy, open(copy, "rb") as f:
         shell = pickle.load(f)
         return shell.from_parts([pickle.load(f) for _ in range(shell.parts_count)])
 
@@ -293,6 +311,12 @@ def load_model(uri: str) -> LoadedModel:
     files = list(local.rglob(MODEL_FILE))
     if not files:
         raise InputError(f"{uri} is not an mlre model", hint="it has no model.joblib artifact")
+    if expected is None and uri.startswith("models:/"):
+        # a registered version without its hash tag is refused: the artifact's own record
+        # of its hash could have been written with it
+        raise TamperedModelError(
+            f"{uri} has no {SHA_TAG} tag", hint="re-register the model with `mlre run`"
+        )
     if expected is None:
         import yaml
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Security
 from pydantic import ConfigDict, Field, RootModel, StrictStr, field_validator, model_validator
 
 from mlre.serve.refusals import Refused
@@ -13,7 +13,9 @@ from mlre.serve.routes.common import (
     Actor,
     JsonBody,
     ServiceDep,
+    api_key_header,
     json_body,
+    key_name,
     request_body,
     run_sync,
 )
@@ -58,6 +60,10 @@ class Feedback(JsonBody):
         return label
 
 
+#: At most this many labels in one ``/feedback`` request (413 beyond).
+MAX_FEEDBACK = 1_000
+
+
 class FeedbackBody(RootModel[Annotated[list[Feedback], Field(min_length=1)]]):
     """One label (an object) or several (a list of them)."""
 
@@ -82,19 +88,28 @@ _FEEDBACK_SCHEMA = Feedback.model_json_schema()
 async def feedback(
     service: ServiceDep, _: Actor, body: Annotated[FeedbackBody, json_body(FeedbackBody)]
 ) -> dict[str, Any]:
-    """Attach true labels to logged requests: ``{"request_id": ..., "label": ...}`` or a list."""
+    """Attach true labels to logged requests: ``{"request_id": ..., "label": ...}`` or a list
+    (at most ``MAX_FEEDBACK``), written off the event loop in one transaction."""
     items = body.root
-    unknown = [
-        i.request_id for i in items if not service.predictions.add_feedback(i.request_id, i.label)
-    ]
+    if len(items) > MAX_FEEDBACK:
+        raise Refused(413, f"{len(items):,} labels in one request; the limit is {MAX_FEEDBACK:,}")
+    labels = [(i.request_id, i.label) for i in items]
+    unknown = await run_sync(service.predictions.add_feedback_many, labels)
     if len(unknown) == len(items):
         raise Refused(404, f"no logged request has id {unknown[0]!r}")
     return {"accepted": len(items) - len(unknown), "unknown": unknown}
 
 
 @router.get("/admin/deployment", tags=["operations"])
-def deployment(service: ServiceDep) -> dict[str, Any]:
-    return _deployment(service)
+def deployment(
+    service: ServiceDep, given: Annotated[str | None, Security(api_key_header)] = None
+) -> dict[str, Any]:
+    """What serves now. Why a version is not served (paths, tampering) only with the API key;
+    without it, which versions are not served."""
+    out = _deployment(service)
+    if key_name(service, given) is None:
+        out["not_served"] = {version: "not served" for version in out["not_served"]}
+    return out
 
 
 @router.post("/admin/reload", tags=["operations"])
@@ -143,7 +158,7 @@ async def admin_promote(
         predictions=service.predictions,
         audit=service.audit,
     )
-    service.refresh()
+    await run_sync(service.refresh)  # loads the new version or starts its shadow process
     return {"promoted": outcome.to_dict(), **_deployment(service)}
 
 

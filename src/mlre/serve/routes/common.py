@@ -7,12 +7,13 @@ import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from fastapi import Depends, Header, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
+from mlre.serve.asgi import content_type
 from mlre.serve.protocol import BadRequest, parse_json
 from mlre.serve.refusals import Refused
 from mlre.serve.service import Service
@@ -36,20 +37,44 @@ api_key_header = APIKeyHeader(
 )
 
 
+def key_name(service: Service, given: str | None) -> str | None:
+    """The name of the API key ``given`` is, or None. Every key is compared, each in constant
+    time: how much of a guess matches, or which key it nearly is, must not show in the time
+    of the answer."""
+    found = None
+    for name, key in service.config.keys().items():
+        if hmac.compare_digest((given or "").encode("utf-8"), key.encode("utf-8")):
+            found = name
+    return found
+
+
 async def require_key(
     service: ServiceDep,
+    request: Request,
     given: Annotated[str | None, Security(api_key_header)],
-    x_actor: Annotated[str | None, Header(description="who acts, for the audit log")] = None,
 ) -> str:
-    """The actor of a state change, once its API key checks out (403 when the service has no
-    key, 401 for a missing or wrong one)."""
-    expected = service.config.api_key
-    if not expected:
+    """The actor of a state change: the name of its API key, once it checks out (403 when the
+    service has no key, 401 for a missing or wrong one). A body must be JSON (415 otherwise:
+    no form a browser can post from another site changes anything)."""
+    if request.headers.get("content-type") and content_type(request.headers) != "application/json":
+        raise Refused(415, "state changes take a JSON body (Content-Type: application/json)")
+    if not service.config.keys():
         raise Refused(403, "this service was started without an API key: state changes are off")
-    # constant time: how much of a guess matches must not show in the time of the answer
-    if not hmac.compare_digest((given or "").encode("utf-8"), expected.encode("utf-8")):
+    name = key_name(service, given)
+    if name is None:
         raise Refused(401, "a valid API key is needed (header X-API-Key)")
-    return x_actor or "api-key"
+    return name
+
+
+def check_predict_key(service: Service, headers: Headers) -> None:
+    """With ``require_key_for_predict``, a prediction needs a valid key too (401)."""
+    if (
+        service.config.require_key_for_predict
+        and key_name(service, headers.get(API_KEY_HEADER)) is None
+    ):
+        raise Refused(
+            401, "this service answers predictions only with a valid API key (header X-API-Key)"
+        )
 
 
 #: The actor of a state change; declaring it makes a route need the API key.

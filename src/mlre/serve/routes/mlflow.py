@@ -12,7 +12,7 @@ from mlre.serve import protocol
 from mlre.serve.asgi import content_type
 from mlre.serve.protocol import BadRequest
 from mlre.serve.refusals import Refused
-from mlre.serve.routes.common import ServiceDep, answer_headers, predict_frame
+from mlre.serve.routes.common import ServiceDep, answer_headers, check_predict_key, predict_frame
 from mlre.serve.service import Service
 
 router = APIRouter(tags=["mlflow"])
@@ -26,6 +26,7 @@ async def invocations(request: Request, service: ServiceDep) -> Response:
 async def answer_invocations(service: Service, body: bytes, headers: Headers) -> JSONResponse:
     """The MLflow answer to a JSON (``dataframe_split``, ``dataframe_records``, ``instances``,
     ``inputs``) or CSV body."""
+    check_predict_key(service, headers)
     ctype = content_type(headers)
     if ctype == "text/csv":
         frame = _csv(body)
@@ -45,6 +46,9 @@ def _csv(body: bytes) -> Any:
 
     import pandas as pd
 
+    header = body.split(b"\n", 1)[0]
+    if header.count(b",") >= protocol.MAX_COLUMNS:
+        raise BadRequest(f"the CSV names more than {protocol.MAX_COLUMNS:,} columns", status=413)
     try:
         frame = pd.read_csv(io.BytesIO(body))
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
 from mlre.serve import protocol
-from mlre.serve.routes.common import ServiceDep, answer_headers, predict_frame
+from mlre.serve.routes.common import ServiceDep, answer_headers, check_predict_key, predict_frame
 from mlre.serve.service import Service
 
 router = APIRouter(tags=["plain"])
@@ -21,6 +21,7 @@ async def predict(request: Request, service: ServiceDep) -> Response:
 
 async def answer_predict(service: Service, body: bytes, headers: Headers) -> JSONResponse:
     """The answer to a body of JSON records (``[{"age": 39, ...}]``)."""
+    check_predict_key(service, headers)
     frame = protocol.records_frame(protocol.parse_json(body))
     answer = await predict_frame(service, headers, frame)
     return JSONResponse(

@@ -10,7 +10,13 @@ from starlette.datastructures import Headers
 
 from mlre.serve import protocol
 from mlre.serve.protocol import BadRequest
-from mlre.serve.routes.common import ServedModel, ServiceDep, answer_headers, predict_frame
+from mlre.serve.routes.common import (
+    ServedModel,
+    ServiceDep,
+    answer_headers,
+    check_predict_key,
+    predict_frame,
+)
 from mlre.serve.service import Service
 from mlre.serve.slots import NotReady, Slot
 from mlre.version import __version__
@@ -74,6 +80,7 @@ async def infer(_: ServedModel, request: Request, service: ServiceDep) -> Respon
 
 async def answer_infer(service: Service, body: bytes, headers: Headers) -> JSONResponse:
     """The v2 inference answer to a request's body (JSON, or JSON and binary tensors)."""
+    check_predict_key(service, headers)
     header = headers.get("inference-header-content-length")
     if header is not None and not header.isdigit():
         raise BadRequest("Inference-Header-Content-Length must be a number of bytes")
