@@ -4,6 +4,7 @@ the gate of a full promotion, metrics and the prediction log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -303,3 +304,46 @@ def test_a_serving_app_keeps_its_start_up_heap_out_of_garbage_collections(regist
         assert frozen_while_started(create_app(_service(registry.folder))) == 0
     finally:
         gc.unfreeze()
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux)."""
+    from pathlib import Path
+
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid or fields[0] == "Z":
+                continue
+            with contextlib.suppress(OSError):  # multiprocessing's own helper lives on
+                if b"resource_tracker" in (entry / "cmdline").read_bytes():
+                    continue
+            out.append(int(entry.name))
+    return out
+
+
+def test_three_automatic_rollbacks_leave_no_shadow_process_behind(served):
+    import os
+
+    reg, service, url = served
+    before = set(_children(os.getpid()))
+    for attempt in range(3):
+        promote(NAME, "2", "shadow", reason=f"test: broken, attempt {attempt}")
+        assert _wait(lambda: service.state.challenger is not None)
+        for i in range(30):
+            httpx.post(f"{url}/predict", json=records(reg.rows, i))
+            if read_release(NAME).challenger is None:
+                break
+        assert _wait(lambda: read_release(NAME).challenger is None), "rolled back"
+        assert service.state.challenger is None
+    # each rollback closed its shadow's worker process; none outlives its trial
+    assert _wait(lambda: set(_children(os.getpid())) <= before, timeout=30), (
+        set(_children(os.getpid())) - before
+    )
+    rollbacks = [r for r in AuditLog().records(NAME) if r.action == "rollback"]
+    assert len([r for r in rollbacks if r.actor == "mlre-serve"]) >= 3

@@ -97,9 +97,11 @@ class Service:
         # request id, sent twice, must not pair one answer with another request)
         self._shadow_pending: dict[str, tuple[State, pd.DataFrame, list[Any], str, int]] = {}
         self._shadow_bytes = 0
-        # challengers this service rolled back, until the registry shows the rollback (the
-        # poller must not bring one back in between)
-        self._rolled_back: set[str] = set()
+        # trials (version, when the trial began) this service rolled back: the poller must not
+        # bring one back before the registry shows the rollback (a new trial of the same
+        # version begins at another time, and is served)
+        self._rolled_back: set[tuple[str, float | None]] = set()
+        self._since: float | None = None  # when the challenger's trial began
         self._moved: set[str] = set()  # versions an alias names out of band, not served
         self._shadow_lock = threading.Lock()
 
@@ -174,13 +176,14 @@ class Service:
             mode = release.mode
             version = release.challenger
             if version is None:
-                self._rolled_back.clear()  # recorded: a later promotion of it is a new trial
+                self._rolled_back.clear()  # recorded
             if (
                 version
                 and version != release.serving
                 and version not in self.problems
-                and version not in self._rolled_back
+                and (version, release.since) not in self._rolled_back
             ):
+                self._since = release.since
                 # a canary answers callers, in this process; a shadow runs in its own
                 if mode == "canary":
                     challenger = load_slot(self.name, version, old, self.problems, self.queue_bytes)
@@ -505,7 +508,7 @@ class Service:
             if self.state.challenger is not slot:
                 return
             current = self.state
-            self._rolled_back.add(slot.version)
+            self._rolled_back.add((slot.version, self._since))
             self.state = State(current.champion, None, None, 0.0, None)
             self._gauges(current, self.state)
             retire(current, self.state)  # a shadow's process ends with its trial
