@@ -347,3 +347,28 @@ def test_three_automatic_rollbacks_leave_no_shadow_process_behind(served):
     )
     rollbacks = [r for r in AuditLog().records(NAME) if r.action == "rollback"]
     assert len([r for r in rollbacks if r.actor == "mlre-serve"]) >= 3
+
+
+def test_one_caller_cannot_roll_a_canary_back_alone(served):
+    from mlre.serve.service import in_share
+
+    reg, service, url = served
+    promote(NAME, "2", "canary", share=0.9, reason="test: broken, steered")
+    assert _wait(lambda: service.state.mode == "canary")
+    steer = next(f"k{i}" for i in range(1000) if in_share(f"{NAME}:k{i}", 0.9))
+    # one caller, one key that falls on the broken canary, 40 requests: each is answered (by
+    # the champion, the canary failing), and the key counts as evidence once
+    for i in range(40):
+        r = httpx.post(
+            f"{url}/predict", json=records(reg.rows, i), headers={"x-request-key": steer}
+        )
+        assert r.status_code == 200 and r.json()["role"] == "champion"
+    time.sleep(0.5)
+    assert read_release(NAME).challenger == "2", "one caller rolled the trial back"
+    # many callers: the evidence is real, the canary goes
+    for i in range(200):
+        httpx.post(f"{url}/predict", json=records(reg.rows, i), headers={"x-request-key": f"u{i}"})
+        if read_release(NAME).challenger is None:
+            break
+    assert _wait(lambda: read_release(NAME).challenger is None)
+    assert "error rate" in AuditLog().records(NAME)[-1].reason

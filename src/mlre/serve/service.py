@@ -102,6 +102,9 @@ class Service:
         # version begins at another time, and is served)
         self._rolled_back: set[tuple[str, float | None]] = set()
         self._since: float | None = None  # when the challenger's trial began
+        # per caller's key, the canary requests counted as evidence on the trial now on
+        self._key_evidence: dict[str, int] = {}
+        self._evidence_of: Any = None
         self._moved: set[str] = set()  # versions an alias names out of band, not served
         self._shadow_lock = threading.Lock()
 
@@ -306,7 +309,7 @@ class Service:
         it to a challenger in shadow."""
         state, X, frame, warnings, request_id, canary = self._route(frame, key, request_id)
         if canary:
-            answer = self._try_challenger(state, frame, request_id, warnings)
+            answer = self._try_challenger(state, frame, request_id, warnings, key)
             if answer is not None:
                 return answer
         assert state.champion is not None
@@ -334,7 +337,7 @@ class Service:
             from starlette.concurrency import run_in_threadpool
 
             answer = await run_in_threadpool(
-                self._try_challenger, state, frame, request_id, warnings
+                self._try_challenger, state, frame, request_id, warnings, key
             )
             if answer is not None:
                 return answer
@@ -371,17 +374,24 @@ class Service:
             raise
 
     def _try_challenger(
-        self, state: State, frame: pd.DataFrame, request_id: str, warnings: list[str]
+        self,
+        state: State,
+        frame: pd.DataFrame,
+        request_id: str,
+        warnings: list[str],
+        key: str | None = None,
     ) -> Answer | None:
         """The canary's answer, or None for the champion to answer: the request does not fit
         the challenger's own data contract (the caller's fault, no evidence against it), or it
-        failed, timed out or was shed (evidence: counted, judged)."""
+        failed, timed out or was shed (evidence: counted, judged). A caller's key counts as
+        evidence a few times a trial at most (``_counts``)."""
         slot, guard = state.challenger, state.guard
         assert slot is not None and guard is not None
         try:
             X, _ = validated(slot, frame, self.config.max_rows)
         except BadRequest:
             return None
+        counted = self._counts(state, key)
         t0 = time.perf_counter()
         try:
             out = slot.raw(X, self.timeout)
@@ -390,15 +400,33 @@ class Service:
                 self.metrics.shed.labels(self.name, "canary").inc()
             seconds = time.perf_counter() - t0
             self._observe(slot, CHALLENGER, request_id, frame, None, seconds, err)
-            guard.challenger(False, seconds * 1000)
-            self._judge(state)
+            if counted:
+                guard.challenger(False, seconds * 1000)
+                self._judge(state)
             return None
         seconds = time.perf_counter() - t0
         self._observe(slot, CHALLENGER, request_id, X, out, seconds, None)
-        guard.challenger(True, seconds * 1000)
-        guard.answers("challenger", slot.answers(out))
-        self._judge(state)
+        if counted:
+            guard.challenger(True, seconds * 1000)
+            guard.answers("challenger", slot.answers(out))
+            self._judge(state)
         return Answer(request_id, CHALLENGER, slot, out, warnings)
+
+    def _counts(self, state: State, key: str | None) -> bool:
+        """Whether a canary request with the caller's ``key`` counts as evidence on the trial:
+        each key at most a tenth of the requests a verdict needs, so that no one caller (who
+        chose a key that falls in the canary's share) can roll a healthy challenger back, or
+        vouch for a bad one, alone. Requests without a key draw their arm at random."""
+        if key is None:
+            return True
+        with self._shadow_lock:
+            if self._evidence_of is not state.guard or len(self._key_evidence) > MAX_KEYS:
+                self._evidence_of, self._key_evidence = state.guard, {}
+            seen = self._key_evidence.get(key, 0)
+            if seen >= max(1, self.config.deploy.rollback.min_requests // 10):
+                return False
+            self._key_evidence[key] = seen + 1
+            return True
 
     def _mirror(
         self, state: State, frame: pd.DataFrame, request_id: str, champion: list[Any]
@@ -542,6 +570,10 @@ class Service:
         record = rollback(self.name, actor=actor, reason=reason, audit=self.audit)
         self.refresh()
         return record
+
+
+#: Keys remembered per trial before the count starts again (a bound on memory).
+MAX_KEYS = 50_000
 
 
 def in_share(key: str, share: float) -> bool:
