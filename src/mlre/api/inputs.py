@@ -193,11 +193,14 @@ def _task_of(df: pd.DataFrame, spec: Spec) -> Task | None:
 
 def _by_metric(metric: str | None, y: pd.Series) -> Task | None:
     """The task a metric named without a task implies: a regression metric on a numeric target
-    (a count with few values is still a quantity when the user judges it by RMSE)."""
+    of more than two values (a count with few values is still a quantity when the user judges
+    it by RMSE; two values are a yes or no, and RMSE on them is refused as a metric that does
+    not fit)."""
     if metric is None or metric not in METRICS:
         return None
     tasks, _ = METRICS[metric]
-    if tasks == {"regression"} and pd.api.types.is_numeric_dtype(y.dtype):
+    numeric = pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
+    if tasks == {"regression"} and numeric and y.nunique() > 2:
         return "regression"
     return None
 
