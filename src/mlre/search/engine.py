@@ -365,13 +365,14 @@ class Search:
         return np.eye(len(kept))[pick], kept[pick].loss
 
     def _cost(self, t: TrialResult) -> float:
-        """Seconds a candidate took to fit and predict, with the first layer it reads (a second
-        layer's cost includes what it stands on)."""
-        own = t.fit_seconds + t.predict_seconds
+        """What a candidate costs to fit and serve, by its family's standing cost (not its
+        measured seconds: the same seed must choose the same model on a busy machine), with
+        the first layer a second layer stands on."""
+        own = FAMILIES[t.family].cost
         if t.phase != STACKING:
             return own
         by_id = {u.id: u for u in self.trials}
-        return own + sum(by_id[i].fit_seconds + by_id[i].predict_seconds for i in self.level_one)
+        return own + sum(FAMILIES[by_id[i].family].cost for i in self.level_one)
 
     # ------------------------------------------------------------------ phases
 
