@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -154,6 +155,7 @@ async def phase(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, 
     statuses: dict[str, int] = {}
     hostile: dict[str, int] = {}
     memory: list[float] = []
+    health: list[float] = []
     stop = time.monotonic() + args.seconds
     interval = args.clients / args.rate
 
@@ -193,6 +195,14 @@ async def phase(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, 
         await client.post(f"{url}/admin/rollback", headers=key, json={"reason": "bench"},
                           timeout=60)  # fmt: skip
 
+    async def prober(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get(f"{url}/v2/health/live", timeout=10)
+            health.append(time.monotonic() - t0)
+            await asyncio.sleep(0.05)
+
     async def sampler() -> None:
         while time.monotonic() < stop:
             memory.append(rss_mb(pid))
@@ -200,18 +210,16 @@ async def phase(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, 
 
     limits = httpx.Limits(max_connections=args.clients + args.attackers + 4)
     async with httpx.AsyncClient(limits=limits) as client:
-        tasks = [legit(k, client) for k in range(args.clients)] + [sampler()]
+        tasks = [legit(k, client) for k in range(args.clients)] + [sampler(), prober(client)]
         if attack:
             tasks += [attacker(k, client) for k in range(args.attackers)] + [operator(client)]
         await asyncio.gather(*tasks)
-    ordered = sorted(latencies)
+    ordered, probes = sorted(latencies), sorted(health)
 
-    def q(p: float) -> float:
-        return (
-            1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-            if ordered
-            else float("nan")
-        )
+    def q(p: float, values: list[float] = ordered) -> float:
+        if not values:
+            return float("nan")
+        return 1000 * values[min(len(values) - 1, int(p * len(values)))]
 
     return {
         "phase": "attack" if attack else "clean",
@@ -220,6 +228,7 @@ async def phase(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, 
         "legit_500": statuses.get("500", 0),
         "p50_ms": q(0.5),
         "p99_ms": q(0.99),
+        "health_p99_ms": q(0.99, probes),
         "hostile": hostile,
         "rss_start_mb": memory[0] if memory else float("nan"),
         "rss_peak_mb": max(memory) if memory else float("nan"),
@@ -255,13 +264,15 @@ def main() -> None:
     wrong = [r for r in actions if r.action == "rollback" and r.actor == "mlre-serve"]
     rows_out = [clean, attacked, after | {"phase": "clean, after"}]
     print(
-        "| phase | legitimate requests | lost | 500s | p50 (ms) | p99 (ms) | RSS start / peak / end (MB) |"
+        "| phase | legitimate requests | lost | 500s | p50 (ms) | p99 (ms) | health p99 (ms) "
+        "| RSS start / peak / end (MB) |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows_out:
         print(
             f"| {r['phase']} | {r['sent']} | {r['lost']} | {r['legit_500']} | {r['p50_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['rss_start_mb']:.0f} / {r['rss_peak_mb']:.0f} / {r['rss_end_mb']:.0f} |"
+            f"{r['p99_ms']:.1f} | {r['health_p99_ms']:.1f} | "
+            f"{r['rss_start_mb']:.0f} / {r['rss_peak_mb']:.0f} / {r['rss_end_mb']:.0f} |"
         )
     hostile = attacked["hostile"]
     print(f"\nattackers' answers by status: {dict(sorted(hostile.items()))}")
@@ -274,6 +285,10 @@ def main() -> None:
             hostile.get("500", 0) + sum(r["legit_500"] for r in rows_out) == 0,
         ),
         ("attack p99 within 2x the clean p99", attacked["p99_ms"] <= 2 * clean["p99_ms"]),
+        (
+            "/v2/health/live p99 under 200 ms in every phase (probed every 50 ms)",
+            all(r["health_p99_ms"] < 200 for r in rows_out),
+        ),
         (
             "memory does not grow (end of the last phase within 10% of the first's)",
             after["rss_end_mb"] <= 1.1 * clean["rss_end_mb"],
