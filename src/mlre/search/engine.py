@@ -502,7 +502,13 @@ class Search:
         selection gave them some."""
         kept = self._kept()
         if not kept:
-            raise RuntimeError("no trial finished")
+            failed = next((t for t in self.trials if t.error), None)
+            raise InputError(
+                "no model could be fitted on this table"
+                + (f": {failed.family} failed with {failed.error}" if failed else ""),
+                hint="check the audit's findings on the features; a larger --time-budget helps "
+                "only when trials were cut",
+            )
         weights, loss = self._select(kept, validated=True)
         oof = blend_of(kept, weights)
         chosen = {t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0}

@@ -271,6 +271,13 @@ def prepare(
     if enc.classes is not None:  # classification
         check_classes(y_train, y_hold, enc.classes)
     plan = feature_plan(contract, spec)
+    if not plan.columns:
+        left = ", ".join(f"{c} ({why})" for c, why in plan.ignored.items()) or "none"
+        raise InputError(
+            f"no column can feed a model: every feature was left out ({left})",
+            hint="a column of free text or identifiers alone is not a feature yet; add columns "
+            "with numbers, categories or dates",
+        )
     rows = _search_sample(y_train, task, search_rows, spec.seed)
     X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
     groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
