@@ -106,6 +106,29 @@ def registry_in(folder: Path):
         yield build_registry(folder)
 
 
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux), leaving out zombies and
+    multiprocessing's resource tracker (a helper that lives as long as its parent)."""
+    import contextlib
+
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) != pid or fields[0] == "Z":
+            continue
+        with contextlib.suppress(OSError):
+            if b"resource_tracker" in (entry / "cmdline").read_bytes():
+                continue
+        out.append(int(entry.name))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from mlre.cli import app
 from mlre.serve.predlog import PredictionLog
 from mlre.track.audit_log import AuditLog
 from mlre.track.releases import read_release
-from serve_helpers import NAME, records, registry_in, start_cli_server
+from serve_helpers import NAME, children, records, registry_in, start_cli_server
 
 runner = CliRunner()
 
@@ -29,20 +29,6 @@ runner = CliRunner()
 def registry(tmp_path_factory: pytest.TempPathFactory):
     with registry_in(tmp_path_factory.mktemp("reliability")) as registry:
         yield registry
-
-
-def _children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` (Linux)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
 
 
 def _cli(*args: str):
@@ -79,7 +65,7 @@ def test_release_commands_and_a_kill_under_load_leave_everything_consistent(regi
         shadow = _cli("promote", NAME, "--version", "4", "--shadow", "--reason", "try it")
         assert shadow.exit_code == 0, shadow.output
         time.sleep(1.5)  # the service follows the alias and mirrors traffic
-        workers_of_server = _children(proc.pid)
+        workers_of_server = children(proc.pid)
         assert workers_of_server, "the shadow runs in a worker process"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -4,7 +4,6 @@ the gate of a full promotion, metrics and the prediction log."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 
@@ -19,7 +18,16 @@ from mlre.serve.service import ServeConfig, Service
 from mlre.spec import DeployPolicy, RollbackPolicy
 from mlre.track.audit_log import AuditLog
 from mlre.track.releases import read_release
-from serve_helpers import KEY, NAME, BrokenModel, build_registry, records, server_thread, variant
+from serve_helpers import (
+    KEY,
+    NAME,
+    BrokenModel,
+    build_registry,
+    children,
+    records,
+    server_thread,
+    variant,
+)
 
 POLICY = DeployPolicy(
     rollback=RollbackPolicy(
@@ -306,32 +314,11 @@ def test_a_serving_app_keeps_its_start_up_heap_out_of_garbage_collections(regist
         gc.unfreeze()
 
 
-def _children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` (Linux)."""
-    from pathlib import Path
-
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) != pid or fields[0] == "Z":
-                continue
-            with contextlib.suppress(OSError):  # multiprocessing's own helper lives on
-                if b"resource_tracker" in (entry / "cmdline").read_bytes():
-                    continue
-            out.append(int(entry.name))
-    return out
-
-
 def test_three_automatic_rollbacks_leave_no_shadow_process_behind(served):
     import os
 
     reg, service, url = served
-    before = set(_children(os.getpid()))
+    before = set(children(os.getpid()))
     for attempt in range(3):
         promote(NAME, "2", "shadow", reason=f"test: broken, attempt {attempt}")
         assert _wait(lambda: service.state.challenger is not None)
@@ -342,8 +329,8 @@ def test_three_automatic_rollbacks_leave_no_shadow_process_behind(served):
         assert _wait(lambda: read_release(NAME).challenger is None), "rolled back"
         assert service.state.challenger is None
     # each rollback closed its shadow's worker process; none outlives its trial
-    assert _wait(lambda: set(_children(os.getpid())) <= before, timeout=30), (
-        set(_children(os.getpid())) - before
+    assert _wait(lambda: set(children(os.getpid())) <= before, timeout=30), (
+        set(children(os.getpid())) - before
     )
     rollbacks = [r for r in AuditLog().records(NAME) if r.action == "rollback"]
     assert len([r for r in rollbacks if r.actor == "mlre-serve"]) >= 3

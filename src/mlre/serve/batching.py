@@ -72,7 +72,6 @@ class Batcher:
         )
         self._thread = threading.Thread(target=self._work, name=f"mlre-batch-{name}", daemon=True)
         self._closed = False
-        self._busy = False
         self._queued = 0  # bytes waiting
         self._count = threading.Lock()
         self._thread.start()
@@ -102,11 +101,6 @@ class Batcher:
             future.cancel()
             raise TimedOut(version, seconds) from None
 
-    @property
-    def idle(self) -> bool:
-        """True when nothing is queued or being predicted: a caller may predict directly."""
-        return not self._busy and self._queue.empty() and not self._closed
-
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         """Predict ``frame`` through the batch queue, waiting for the answer."""
         return self.submit(frame).result()
@@ -126,12 +120,10 @@ class Batcher:
             first = self._queue.get()
             if first is None:
                 return
-            self._busy = True
             batch, stop = take_batch(self._queue.get_nowait, first, self.max_rows, 0)
             # callers that gave up (timed out) are not predicted for
             live = [item for item in batch if item[1].set_running_or_notify_cancel()]
             results = predict_each(self.predict, [frame for frame, _, _ in live]) if live else []
-            self._busy = False
             with self._count:
                 self._queued -= sum(size for _, _, size in batch)
             for (_, future, _), (out, error, _, _) in zip(live, results, strict=True):
