@@ -16,7 +16,8 @@ or ``$MLRE_DATASETS``; the ``causal`` ones are skipped) and every fold seed 0..f
 2. Runs each system in its own child process and its own virtualenv, with the same time budget:
    mlre as a user calls it (``mlre.run(train, ..., track=False)``: the training table alone, no
    test table handed in; the project's venv), FLAML (``bench/.venv-flaml``),
-   AutoGluon ``presets="medium_quality"`` (``bench/.venv-autogluon``) and LightGBM with default
+   AutoGluon ``presets="medium_quality"`` (``bench/.venv-autogluon``; ``autogluon_best`` is the
+   same install with ``presets="best_quality"``) and LightGBM with default
    parameters (the project's venv; it has no budget). The peer venvs are created on first use
    from ``bench/requirements-<system>.txt``; a system that cannot be installed is reported as
    unavailable, with the reason, and the others go on.
@@ -63,9 +64,15 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work" / "automl"
 
-SYSTEMS = ("mlre", "flaml", "autogluon", "lightgbm")
-#: Systems that run in a virtualenv of their own, made from bench/requirements-<name>.txt.
-PEER_SYSTEMS = ("flaml", "autogluon")
+SYSTEMS = (
+    "mlre", "mlre_holidays", "flaml", "flaml_time", "autogluon", "autogluon_best", "lightgbm",
+)  # fmt: skip
+#: Systems that run in a virtualenv of their own, made from bench/requirements-<venv>.txt.
+PEER_SYSTEMS = ("flaml", "flaml_time", "autogluon", "autogluon_best")
+#: The virtualenv a peer system runs in, where it is not the system's own name.
+PEER_VENV = {"autogluon_best": "autogluon", "flaml_time": "flaml"}
+#: AutoGluon's preset for each of its entries.
+AUTOGLUON_PRESET = {"autogluon": "medium_quality", "autogluon_best": "best_quality"}
 #: The line a child prints (last) with its own facts, as JSON.
 RESULT_MARK = "BENCH_RESULT "
 #: Split of the outer holdout every system is scored on.
@@ -104,10 +111,16 @@ def _child_mlre(args: argparse.Namespace, facts: dict[str, Any]) -> tuple[list, 
     # as a user calls it: the training table alone (mlre keeps its own holdout, scores on it and
     # then refits on every row); the test rows are seen only by the parent's scoring. force:
     # error findings of the audit would otherwise stop the run (they are recorded below).
+    settings: dict[str, Any] = {}
+    if args.time_column:  # rows are events in time: say so, as a user of such a table would
+        settings["time_column"] = args.time_column
+    if args.child == "mlre_holidays":
+        settings["calendar"] = {"country": args.country}
     res = mlre.run(
         train, target=args.target, time_budget=args.budget, metric=args.metric,
-        track=False, seed=args.seed, force=True, report=False,
+        track=False, seed=args.seed, force=True, report=False, **settings,
     )  # fmt: skip
+    facts["settings"] = settings
     facts["fit_s"] = time.perf_counter() - t
     facts["train_rows"] = len(train)
     facts["own_holdout"] = res.holdout.get(args.metric)
@@ -142,6 +155,7 @@ def _child_flaml(args: argparse.Namespace, facts: dict[str, Any]) -> tuple[list,
     automl.fit(
         X_train=train, y_train=y, task="regression" if args.task == "regression" else "classification",
         metric=args.metric, time_budget=args.budget, seed=args.seed, verbose=0, log_file_name="",
+        **({"split_type": "time"} if args.child == "flaml_time" else {}),
     )  # fmt: skip
     facts["fit_s"] = time.perf_counter() - t
     facts["best_estimator"] = automl.best_estimator
@@ -166,7 +180,7 @@ def _child_autogluon(args: argparse.Namespace, facts: dict[str, Any]) -> tuple[l
     predictor = TabularPredictor(
         label=args.target, problem_type=args.task, eval_metric=metric,
         path=str(Path(args.workdir) / "ag_models"), verbosity=0,
-    ).fit(train, presets="medium_quality", time_limit=args.budget)  # fmt: skip
+    ).fit(train, presets=AUTOGLUON_PRESET[args.child], time_limit=args.budget)  # fmt: skip
     facts["fit_s"] = time.perf_counter() - t
     board = predictor.leaderboard(silent=True)
     facts["models"] = len(board)
@@ -224,6 +238,9 @@ CHILD_VERSIONS = {
     ),
     "lightgbm": ("lightgbm", "pandas", "numpy"),
 }  # fmt: skip
+CHILD_VERSIONS["autogluon_best"] = CHILD_VERSIONS["autogluon"]
+CHILD_VERSIONS["flaml_time"] = CHILD_VERSIONS["flaml"]
+CHILD_VERSIONS["mlre_holidays"] = CHILD_VERSIONS["mlre"]
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -233,8 +250,9 @@ def child_main(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
     runner = {
-        "mlre": _child_mlre, "flaml": _child_flaml, "autogluon": _child_autogluon,
-        "lightgbm": _child_lightgbm,
+        "mlre": _child_mlre, "mlre_holidays": _child_mlre, "flaml": _child_flaml,
+        "flaml_time": _child_flaml, "autogluon": _child_autogluon,
+        "autogluon_best": _child_autogluon, "lightgbm": _child_lightgbm,
     }[args.child]  # fmt: skip
     facts: dict[str, Any] = {"_t": t0}
     classes, pred = runner(args, facts)
@@ -509,7 +527,8 @@ def environments(systems: list[str]) -> dict[str, Env]:
     out = {}
     for system in systems:
         if system in PEER_SYSTEMS:
-            out[system] = peer_env_for(system)
+            out[system] = peer_env_for(PEER_VENV.get(system, system))
+            out[system].system = system
         else:
             out[system] = Env(system, project_python, venv=".venv")
         if out[system].python is None:
@@ -566,10 +585,15 @@ class Split:
     positive: str | None  # binary: the positive class
     rows: int
     features: int
+    time_column: str | None = None  # a forward split: the time column the rows are ordered by
 
 
-def make_split(meta: dict[str, Any], seed: int, cache: dict[str, Any]) -> Split:
-    """Read (once per data set), split with ``seed`` and write the Parquet files."""
+def make_split(
+    meta: dict[str, Any], seed: int, cache: dict[str, Any], forward: bool = False
+) -> Split:
+    """Read (once per data set), split with ``seed`` and write the Parquet files; ``forward``:
+    the earliest 80% of rows by the table's ``time_column`` train, the latest 20% test (the seed
+    plays no part)."""
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
@@ -583,15 +607,24 @@ def make_split(meta: dict[str, Any], seed: int, cache: dict[str, Any]) -> Split:
         cache[name] = df[df[target].notna()].reset_index(drop=True)
     df = cache[name]
     stratify = df[target] if task != "regression" else None
-    try:
-        train, test = train_test_split(
-            df, test_size=TEST_FRACTION, random_state=seed, stratify=stratify
-        )
-    except ValueError:  # a class with a single row cannot be stratified: split plainly
-        train, test = train_test_split(df, test_size=TEST_FRACTION, random_state=seed)
+    time_column = meta.get("time_column") if forward else None
+    if forward:
+        if not time_column:
+            raise ValueError(f"{name} has no time_column in its meta.json: no forward split")
+        order = pd.to_datetime(df[time_column], errors="coerce").argsort(kind="stable")
+        ordered = df.iloc[order.to_numpy()].reset_index(drop=True)
+        cut = len(ordered) - round(TEST_FRACTION * len(ordered))
+        train, test = ordered.iloc[:cut], ordered.iloc[cut:]
+    else:
+        try:
+            train, test = train_test_split(
+                df, test_size=TEST_FRACTION, random_state=seed, stratify=stratify
+            )
+        except ValueError:  # a class with a single row cannot be stratified: split plainly
+            train, test = train_test_split(df, test_size=TEST_FRACTION, random_state=seed)
     folder = WORK_DIR / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"{name}_s{seed}"
+    stem = folder / (f"{name}_forward" if forward else f"{name}_s{seed}")
     paths = [Path(f"{stem}_{part}.parquet") for part in ("train", "test_X", "test_y")]
     train.reset_index(drop=True).to_parquet(paths[0], index=False)
     test.drop(columns=[target]).reset_index(drop=True).to_parquet(paths[1], index=False)
@@ -608,7 +641,7 @@ def make_split(meta: dict[str, Any], seed: int, cache: dict[str, Any]) -> Split:
     return Split(
         dataset=name, seed=seed, train=paths[0], test_x=paths[1], test_y=paths[2], target=target,
         task=task, metric=meta["metric"], y_test=test[target].tolist(), labels=labels,
-        positive=positive, rows=len(df), features=df.shape[1] - 1,
+        positive=positive, rows=len(df), features=df.shape[1] - 1, time_column=time_column,
     )  # fmt: skip
 
 
@@ -679,7 +712,9 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_one(split: Split, system: str, env: Env, budget: float, quiet_wait: float) -> Result:
+def run_one(
+    split: Split, system: str, env: Env, budget: float, quiet_wait: float, country: str = "US"
+) -> Result:
     """Run ``system`` on ``split`` in a child, then score its predictions here."""
     res = Result(split.dataset, split.seed, system, split.metric, "ok")
     if env.python is None:
@@ -695,8 +730,10 @@ def run_one(split: Split, system: str, env: Env, budget: float, quiet_wait: floa
         "--metric", split.metric, "--budget", str(budget), "--seed", str(split.seed),
         "--out", str(out), "--workdir", str(scratch),
     ]  # fmt: skip
-    if system == "mlre":
-        argv += ["--test-y", str(split.test_y)]
+    if system.startswith("mlre"):
+        argv += ["--test-y", str(split.test_y), "--country", country]
+        if split.time_column:
+            argv += ["--time-column", split.time_column]
     wait_for_quiet(quiet_wait)
     log_path = WORK_DIR / "logs" / f"{split.dataset}_s{split.seed}_{system}.log"
     child = run_child(
@@ -950,7 +987,8 @@ def save(
 ) -> tuple[Path, Path]:  # fmt: skip
     """Write the results (so far) as JSON and Markdown; returns both paths."""
     stamp = info["date"].replace(" UTC", "").replace(":", "").replace(" ", "_").replace("-", "")
-    base = WORK_DIR / f"{name}_{stamp}_b{args.budget:g}_f{args.folds}"
+    kind = "_forward" if getattr(args, "forward", False) else ""
+    base = WORK_DIR / f"{name}{kind}_{stamp}_b{args.budget:g}_f{args.folds}"
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     rows = summary(results, systems, args.budget)
     payload = {
@@ -1001,6 +1039,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=30.0,
                    help="seconds to wait, before each run, for other processes to go quiet")  # fmt: skip
     p.add_argument("--setup-only", action="store_true", help="create the peer venvs and stop")
+    p.add_argument("--forward", action="store_true",
+                   help="tables with a time_column only, split forward in time (the earliest "
+                        "80%% train, the latest 20%% test; one fold); mlre is told the time "
+                        "column")  # fmt: skip
+    p.add_argument("--country", default="US",
+                   help="the country of public holidays mlre_holidays is given")  # fmt: skip
     p.add_argument("--merge", nargs="+", metavar="JSON",
                    help="combine saved results files (later ones win for the same data set, "
                         "fold and system) into one table, and run nothing")  # fmt: skip
@@ -1015,6 +1059,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--metric",
         "--out",
         "--workdir",
+        "--time-column",
     ):
         p.add_argument(name, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -1068,12 +1113,16 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args)
     if args.merge:
         return merge(args.merge)
+    if args.forward:
+        args.folds = 1  # a forward split has one future
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     bad = [s for s in systems if s not in SYSTEMS]
     if bad:
         raise SystemExit(f"unknown system(s) {bad}; choose from {', '.join(SYSTEMS)}")
     metas = all_metas(data_root(args.data_dir))
     names = [s.strip() for s in args.datasets.split(",")] if args.datasets else list(metas)
+    if args.forward and not args.datasets:
+        names = [n for n in names if metas[n].get("time_column")]
     missing = [n for n in names if n not in metas]
     if missing:
         raise SystemExit(f"unknown or causal data set(s) {missing}; known: {', '.join(metas)}")
@@ -1095,12 +1144,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in range(args.folds):
                 try:
-                    split = make_split(metas[name], seed, cache)
+                    split = make_split(metas[name], seed, cache, forward=args.forward)
                 except Exception as err:  # an unreadable table must not end the whole run
                     print(f"  {name:<20} fold {seed} SKIPPED: cannot read or split: {err}")
                     continue
                 for system in systems:
-                    r = run_one(split, system, envs[system], args.budget, args.quiet_wait)
+                    r = run_one(split, system, envs[system], args.budget, args.quiet_wait,
+                                args.country)  # fmt: skip
                     results.append(r)
                     wall = f"{r.wall_s:6.1f} s" if r.wall_s is not None else "       "
                     rss = f"{r.peak_rss_mb:7,.0f} MB" if r.peak_rss_mb is not None else ""

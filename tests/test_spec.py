@@ -60,18 +60,20 @@ def test_every_spec_key_is_read_somewhere(path: str):
     assert readers, f"spec key {path!r} is read nowhere in src/mlre"
 
 
-def test_limits_mlre_does_not_enforce_are_refused_by_the_cli(tmp_path: Path, monkeypatch):
+def test_a_time_setting_the_data_cannot_honour_stops_the_cli_with_nothing_stored(
+    tmp_path: Path, monkeypatch
+):
     from typer.testing import CliRunner
 
     from mlre.cli import app
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "mlre.yaml").write_text("target: y\nconstraints:\n  max_model_mb: 20\n")
+    (tmp_path / "mlre.yaml").write_text("target: y\ngap: 3\n")
     (tmp_path / "data.csv").write_text("x,y\n1,0\n2,1\n")
     before = (tmp_path / "mlre.yaml").read_text()
     done = CliRunner().invoke(app, ["run", "data.csv", "--target", "y"])
     assert done.exit_code == 2, done.output
-    assert "does not yet enforce a size limit" in done.output
+    assert "it needs time_column" in done.output
     assert "Traceback" not in done.output
     assert (tmp_path / "mlre.yaml").read_text() == before and not (tmp_path / "mlruns").exists()
 
@@ -82,8 +84,12 @@ def test_limits_mlre_does_not_enforce_are_refused_by_the_cli(tmp_path: Path, mon
         ({"targt": "y"}, ["unknown key 'targt'", "did you mean 'target'"]),
         ({"time_budgt": 3}, ["did you mean 'time_budget'"]),
         ({"constraints": {"interpretible": True}}, ["constraints.interpretible", "interpretable"]),
-        ({"constraints": {"max_latency_ms": 5}}, ["does not yet enforce a latency limit"]),
-        ({"constraints": {"max_model_mb": 50}}, ["does not yet enforce a size limit"]),
+        ({"constraints": {"max_latency_ms": 0}}, ["max_latency_ms", "greater than 0"]),
+        ({"constraints": {"max_model_mb": -1}}, ["max_model_mb", "greater than 0"]),
+        ({"calendar": {"country": "Narnia"}}, ["no public holidays are known", "Narnia"]),
+        ({"calendar": {"country": "US", "subdivision": "ZZ"}}, ["US has no subdivision 'ZZ'"]),
+        ({"gap": 7}, ["needs time_column"]),
+        ({"gap": -1, "time_column": "t"}, ["gap"]),
         ({"metric": "auc"}, ["unknown metric 'auc'", "roc_auc"]),
         ({"metric": "rmse", "task": "binary"}, ["does not fit a binary task"]),
         ({"time_budget": 0}, ["time_budget", "greater than 0"]),

@@ -69,13 +69,6 @@ class FairnessConstraint(_Strict):
         return v
 
 
-#: Limits mlre does not enforce yet: refused with this reason rather than accepted and ignored.
-NOT_ENFORCED = {
-    "max_latency_ms": "mlre does not yet enforce a latency limit on the chosen model",
-    "max_model_mb": "mlre does not yet enforce a size limit on the chosen model",
-}
-
-
 class Constraints(_Strict):
     """Limits the chosen model must respect; enforced by the search and the release gates."""
 
@@ -87,14 +80,53 @@ class Constraints(_Strict):
         description="a fairness gate, e.g. {metric: demographic_parity_difference, "
         "max_difference: 0.1}",
     )
+    max_latency_ms: float | None = Field(
+        None,
+        gt=0,
+        description="the served model's median milliseconds for one row (the compiled path, "
+        "measured on holdout rows): the ensemble keeps only members that fit; a run where no "
+        "candidate fits fails naming the fastest",
+    )
+    max_model_mb: float | None = Field(
+        None,
+        gt=0,
+        description="the served model's size in MB (pickled): the ensemble keeps only members "
+        "that fit; a run where no candidate fits fails naming the smallest",
+    )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_unenforced(cls, values: Any) -> Any:
-        for key in values if isinstance(values, dict) else ():
-            if key in NOT_ENFORCED:
-                raise ValueError(f"{NOT_ENFORCED[key]}; remove {key!r} rather than rely on it")
-        return values
+
+class Calendar(_Strict):
+    """What dates mean where the data comes from."""
+
+    country: str | None = Field(
+        None,
+        description="ISO country code (US, GB, DE, ...): date features gain that country's "
+        "public holidays",
+    )
+    subdivision: str | None = Field(
+        None, description="a state or region of the country (e.g. CA), for its own holidays"
+    )
+
+    @model_validator(mode="after")
+    def _known_country(self) -> Calendar:
+        if self.country is None:
+            if self.subdivision is not None:
+                raise ValueError("calendar.subdivision needs calendar.country")
+            return self
+        import holidays
+
+        supported = holidays.list_supported_countries()
+        code = self.country.upper()
+        if code not in supported:
+            hint = did_you_mean(code, supported) or "use an ISO 3166 code such as US, GB or DE"
+            raise ValueError(f"no public holidays are known for country {self.country!r}; {hint}")
+        self.__dict__["country"] = code
+        if self.subdivision is not None and self.subdivision not in supported[code]:
+            raise ValueError(
+                f"{code} has no subdivision {self.subdivision!r}; known: "
+                + ", ".join(supported[code][:30])
+            )
+        return self
 
 
 class RollbackPolicy(_Strict):
@@ -214,8 +246,18 @@ class Spec(_Strict):
     )
     time_column: str | None = Field(
         None,
-        description="A time column makes the holdout time-ordered (train on the past, test on "
-        "the future).",
+        description="Rows are events in time: every split goes forward (the holdout is the "
+        "latest rows, the search validates each block on the rows before it) and the column "
+        "becomes calendar features.",
+    )
+    gap: int = Field(
+        0,
+        ge=0,
+        description="With a time column: rows left out between each training window and the "
+        "rows validated after it (labels that arrive late).",
+    )
+    calendar: Calendar = Field(
+        default_factory=Calendar, description="What dates mean: the country of public holidays."
     )
     group_column: str | None = Field(
         None,
@@ -279,6 +321,12 @@ class Spec(_Strict):
     def _metric_fits_task(self) -> Spec:
         if self.metric and self.task:
             check_metric_fits(self.metric, self.task)
+        return self
+
+    @model_validator(mode="after")
+    def _gap_needs_time(self) -> Spec:
+        if self.gap and self.time_column is None:
+            raise ValueError("gap skips rows between past and future: it needs time_column")
         return self
 
     @property

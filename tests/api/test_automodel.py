@@ -28,6 +28,7 @@ CANNOT_APPLY_CLASSIFIER = {
         "10 rows of 3 classes cannot keep the stratified outer holdout mlre scores on; the "
         "search refuses them rather than report a score from no data"
     ),
+    "check_classifier_data_not_an_array": SECOND_FIT,
 }
 
 

@@ -99,7 +99,12 @@ def test_trees_style_expands_dates_into_calendar_parts(compas):
     assert out["compas_screening_date__month"].iloc[0] == first.month
     assert out["compas_screening_date__day"].iloc[0] == first.day
     assert out["compas_screening_date__day_of_week"].iloc[0] == first.day_of_week
-    assert out["compas_screening_date__days"].iloc[0] == (first - pd.Timestamp("1970-01-01")).days
+    # days since the earliest training date: the trend, not the raw timestamp
+    start = pd.to_datetime(df["compas_screening_date"]).min()
+    assert out["compas_screening_date__days"].iloc[0] == (first - start).days
+    assert out["compas_screening_date__days"].min() == 0
+    assert out["compas_screening_date__weekend"].iloc[0] == float(first.day_of_week >= 5)
+    assert out["compas_screening_date__quarter"].iloc[0] == first.quarter
     # an hour part only for columns that carry a time of day
     assert "c_jail_in__hour" in out.columns
     assert "compas_screening_date__hour" not in out.columns

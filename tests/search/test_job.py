@@ -11,7 +11,8 @@ from helpers import audit, dataset
 from mlre.evaluate.metrics import get_metric
 from mlre.features import FeaturePlan
 from mlre.search.engine import run_search
-from mlre.search.job import encode_target, folds_for, refit_on_all
+from mlre.search.folds import folds_for
+from mlre.search.job import encode_target, refit_on_all
 from mlre.search.trial import TrialData
 
 ADULT = "income-per-year"
@@ -56,7 +57,7 @@ def test_no_refit_when_time_is_short():
 
 
 def test_fold_count_keeps_every_worker_busy():
-    from mlre.search.job import fold_count
+    from mlre.search.folds import fold_count
 
     # one worker: 5 folds on small data, 3 on medium
     assert (fold_count(1_000, 1), fold_count(30_000, 1)) == (5, 3)

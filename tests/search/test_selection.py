@@ -14,7 +14,7 @@ from mlre.models import FAMILIES
 from mlre.models.families.base import MAX_ROUNDS
 from mlre.models.target import LogTarget, skewed_positive
 from mlre.search.engine import CONVERGING, PATIENCE, SLOWER, run_search
-from mlre.search.job import folds_for
+from mlre.search.folds import folds_for
 from mlre.search.schedule import out_of_fold, run_trial, validated_rows
 from mlre.search.trial import TrialData
 

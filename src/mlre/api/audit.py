@@ -102,6 +102,7 @@ def audit_inputs(
         test=inputs.test.frame if inputs.test else None,
         seed=spec.seed,
         declared_ids=tuple(spec.id_columns),
+        time_column=spec.time_column,
         model_sample=model_sample,
     )
     findings = run_checks(ctx, progress=step)

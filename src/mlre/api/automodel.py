@@ -7,6 +7,7 @@ that say what input they take), so they work in pipelines, ``cross_val_score`` a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from mlre.api.run import RunResult, run
-from mlre.spec import Spec, Task
+from mlre.spec import Spec, Task, build_spec, load_spec
 
 
 class SearchEstimator(BaseEstimator):
@@ -34,6 +35,13 @@ class SearchEstimator(BaseEstimator):
         force: bool = False,
         track: bool = False,
         refit: bool = True,
+        time_column: str | None = None,
+        gap: int | None = None,
+        group_column: str | None = None,
+        id_columns: list[str] | None = None,
+        sensitive: list[str] | None = None,
+        constraints: dict[str, Any] | None = None,
+        spec: Spec | dict[str, Any] | str | Path | None = None,
     ) -> None:
         self.time_budget = time_budget
         self.metric = metric
@@ -43,6 +51,13 @@ class SearchEstimator(BaseEstimator):
         self.families = families
         self.force = force
         self.track = track
+        self.time_column = time_column
+        self.gap = gap
+        self.group_column = group_column
+        self.id_columns = id_columns
+        self.sensitive = sensitive
+        self.constraints = constraints
+        self.spec = spec
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -77,7 +92,7 @@ class SearchEstimator(BaseEstimator):
         frame[name] = target
         self.result_: RunResult = run(
             frame,
-            spec=Spec(),
+            spec=self._spec(),
             target=name,
             time_budget=self.time_budget,
             metric=self.metric,
@@ -89,11 +104,38 @@ class SearchEstimator(BaseEstimator):
             force=self.force,
             track=self.track,
             report=False,
+            **self._settings(),
         )
         self.model_ = self.result_.model
         if self.model_.task != "regression":
             self._learn_classes(target)
         return self
+
+    def _spec(self) -> Spec:
+        """The whole spec the run starts from: ``spec`` as given (a Spec, a dict of its keys or
+        the path of an mlre.yaml), or the defaults; never a spec file found by chance in the
+        working directory. The estimator's own parameters are applied on top."""
+        if self.spec is None:
+            return Spec()
+        if isinstance(self.spec, Spec):
+            return self.spec
+        if isinstance(self.spec, dict):
+            return build_spec(dict(self.spec), "the spec given to the estimator")
+        return load_spec(self.spec)
+
+    def _settings(self) -> dict[str, Any]:
+        """The estimator's parameters that shape a run, where set (the spec's otherwise)."""
+        values: dict[str, Any] = {
+            "time_column": self.time_column,
+            "gap": self.gap,
+            "group_column": self.group_column,
+            "id_columns": None if self.id_columns is None else list(self.id_columns),
+            "sensitive": None if self.sensitive is None else list(self.sensitive),
+        }
+        if self.constraints is not None:
+            base = self._spec().constraints.model_dump(exclude_unset=True)
+            values["constraints"] = {**base, **dict(self.constraints)}
+        return {k: v for k, v in values.items() if v is not None}
 
     def _learn_classes(self, target: np.ndarray) -> None:
         """``classes_`` as scikit-learn has them (the sorted labels of ``y``, its dtype), and
@@ -157,6 +199,12 @@ class AutoModel(SearchEstimator):
     is given up for the score (``result_.scored_model`` is the one scored). Nothing is written to
     disk unless ``track=True``. The task is detected from ``y`` unless ``task`` is given;
     ``AutoClassifier`` and ``AutoRegressor`` fix it and add ``score``.
+
+    Every setting of ``mlre.yaml`` that shapes a run can be given: ``time_column`` (a column of
+    ``X`` dating each row: every split goes forward in time) with ``gap``, ``group_column``,
+    ``id_columns``, ``sensitive``, ``constraints`` (e.g. ``{"max_latency_ms": 1}``), or a whole
+    ``spec`` (a ``Spec``, a dict of its keys, or the path of an mlre.yaml). The estimator's own
+    parameters are applied on top of ``spec``.
     """
 
     def __init__(
@@ -170,8 +218,18 @@ class AutoModel(SearchEstimator):
         force: bool = False,
         track: bool = False,
         refit: bool = True,
+        time_column: str | None = None,
+        gap: int | None = None,
+        group_column: str | None = None,
+        id_columns: list[str] | None = None,
+        sensitive: list[str] | None = None,
+        constraints: dict[str, Any] | None = None,
+        spec: Spec | dict[str, Any] | str | Path | None = None,
     ) -> None:
-        super().__init__(time_budget, metric, seed, holdout, families, force, track, refit)
+        super().__init__(
+            time_budget, metric, seed, holdout, families, force, track, refit, time_column, gap,
+            group_column, id_columns, sensitive, constraints, spec,
+        )  # fmt: skip
         self.task = task
 
     def _task(self, y: np.ndarray) -> Task | None:

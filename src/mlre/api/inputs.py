@@ -163,7 +163,59 @@ def _prepare(table: Table, spec: Spec) -> pd.DataFrame:
         value = getattr(spec, key)
         if value is not None:
             _require_columns(df, [value], key.replace("_", " "))
+    if spec.time_column is not None:
+        check_time_column(df[spec.time_column])
+        if spec.gap:
+            _check_gap(spec, df)
     return df
+
+
+def _check_gap(spec: Spec, df: pd.DataFrame) -> None:
+    """Refuse a gap that leaves too few rows to train on before the holdout (before anything
+    is recorded; the split checks it again with ties of time)."""
+    from mlre.data.split import MIN_TRAIN_ROWS, holdout_size
+
+    labelled = int(df[spec.target].notna().sum()) if spec.target in df.columns else len(df)
+    before = labelled - holdout_size(labelled, spec.holdout)
+    if before - spec.gap < MIN_TRAIN_ROWS:
+        raise InputError(
+            f"a gap of {spec.gap:,} row(s) before the latest {labelled - before:,} leaves "
+            f"{max(0, before - spec.gap):,} row(s) to train on",
+            hint=f"use a gap under {max(0, before - MIN_TRAIN_ROWS):,} rows, or more data",
+        )
+
+
+#: A time column with more than this share of values that are not dates is refused outright
+#: (fewer are reported by the audit as rows that cannot be placed in time).
+MAX_UNPARSABLE_TIMES = 0.2
+
+
+def check_time_column(values: pd.Series) -> None:
+    """Refuse a time column that does not hold dates: numbers, or text of which more than
+    ``MAX_UNPARSABLE_TIMES`` cannot be read as a date."""
+    from mlre.data.split import parse_times
+
+    name = values.name
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        raise InputError(
+            f"time column {name!r} holds numbers, not dates",
+            hint="give dates or timestamps (e.g. 2024-03-01 or 2024-03-01T12:00); a year or a "
+            "period number is a numeric feature, not a time column",
+        )
+    present = values.notna() & (values.astype(str).str.strip() != "")
+    if not present.any():
+        raise InputError(f"time column {name!r} is empty in every row")
+    times = parse_times(values[present])
+    bad = times.isna()
+    if bad.mean() > MAX_UNPARSABLE_TIMES:
+        examples = ", ".join(repr(v) for v in values[present][bad.to_numpy()].astype(str)[:3])
+        raise InputError(
+            f"time column {name!r} is not a date column: {bad.mean():.0%} of its values cannot "
+            f"be read as dates (e.g. {examples})",
+            hint="name a column of dates or timestamps, or fix how they are written",
+        )
 
 
 def _task_of(df: pd.DataFrame, spec: Spec) -> Task | None:

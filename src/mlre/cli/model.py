@@ -79,6 +79,21 @@ SensitiveOpt = Annotated[
 ExcludeSensitiveOpt = Annotated[
     bool, typer.Option(help="Keep the sensitive columns out of the model's features.")
 ]
+TimeColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Rows are events in time, dated by this column: every split goes forward (the "
+        "spec's `time_column`)."
+    ),
+]
+GapOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="With --time-column: rows left out between each training window and the rows "
+        "validated after it, for labels that arrive late (the spec's `gap`).",
+    ),
+]
 #: leaderboard columns that are not the metric
 BOARD_COLUMNS = {
     "trial",
@@ -126,6 +141,8 @@ def run(
     seeds: SeedsOpt = 1,
     sensitive: SensitiveOpt = None,
     exclude_sensitive: ExcludeSensitiveOpt = False,
+    time_column: TimeColumnOpt = None,
+    gap: GapOpt = None,
     ray: RayOpt = None,
 ) -> None:
     """Find the best honest model within the time budget; track, register and report it."""
@@ -149,6 +166,8 @@ def run(
         **({"refit": refit} if refit is not None else {}),
         **({"sensitive": split(sensitive)} if sensitive else {}),
         **({"exclude_sensitive": True} if exclude_sensitive else {}),
+        **({"time_column": time_column} if time_column else {}),
+        **({"gap": gap} if gap is not None else {}),
         **({"ray": ray} if ray else {}),
     }
     if seeds > 1:
@@ -185,6 +204,12 @@ def _render_run(result: Any) -> None:
         f"(search estimate {result.search_score:.4f}{_expected(result.search_interval)}; "
         f"naive baseline {better:.4f})"
     )
+    shuffled = s["scheme"].get("shuffled")
+    if shuffled:
+        out.print(
+            f"forward in time the best configuration scored {shuffled['forward']:.4f}; shuffled "
+            f"folds would have said {shuffled['shuffled']:.4f} (noise ±{shuffled['noise']:.4f})"
+        )
     for f in result.findings.of("error"):  # e.g. the audit's, when --force went past them
         out.print(f"[red]! error: {escape(f.message)}[/]")
     for f in result.findings.of("warning"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,11 +21,35 @@ from mlre.spec import Task
 
 @dataclass
 class Holdout:
-    """Row positions of the training part and of the outer holdout, and how they were chosen."""
+    """Row positions of the training part and of the outer holdout, and how they were chosen.
+
+    A time-ordered split gives both in time order, and ``skipped``: the rows of the gap between
+    them (in neither part; a refit on every labelled row learns from them too)."""
 
     train: np.ndarray
     test: np.ndarray
     method: str
+    skipped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+
+
+def parse_times(values: pd.Series) -> pd.Series:
+    """A column's values as timestamps (NaT where missing or unreadable), in one time zone."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        out = values
+    else:
+        out = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
+def _time_cut(times: np.ndarray, cut: int) -> int:
+    """``cut`` moved back to where the time changes, so that rows of one timestamp stay on
+    one side (the later one) of a split; ``cut`` itself when every earlier row shares it."""
+    start = cut
+    while start > 0 and times[start - 1] == times[start]:
+        start -= 1
+    return start if start > 0 else cut
 
 
 def holdout_size(n: int, fraction: float) -> int:
@@ -42,17 +66,25 @@ def outer_holdout(
     seed: int,
     time_column: str | None = None,
     group_column: str | None = None,
+    gap: int = 0,
 ) -> Holdout:
-    """Split off the holdout: latest rows with a time column, whole groups with a group column,
-    stratified by class for classification, random otherwise."""
+    """Split off the holdout: latest rows with a time column (after ``gap`` rows left out),
+    whole groups with a group column, stratified by class for classification, random
+    otherwise."""
     n = len(df)
     positions = np.arange(n)
     n_test = holdout_size(n, fraction)
     if time_column is not None:
-        order = np.argsort(
-            pd.to_datetime(df[time_column], errors="coerce").to_numpy(), kind="stable"
-        )
-        return Holdout(np.sort(order[: n - n_test]), np.sort(order[n - n_test :]), "time-ordered")
+        times = parse_times(df[time_column]).to_numpy()
+        order = np.argsort(times, kind="stable")
+        cut = _time_cut(times[order], n - n_test)
+        if cut - gap < MIN_TRAIN_ROWS:
+            raise InputError(
+                f"a gap of {gap:,} row(s) before the latest {n - cut:,} leaves "
+                f"{max(0, cut - gap):,} row(s) to train on",
+                hint=f"use a gap under {max(0, cut - MIN_TRAIN_ROWS):,} rows, or more data",
+            )
+        return Holdout(order[: cut - gap], order[cut:], "time-ordered", order[cut - gap : cut])
     if group_column is not None:
         groups = df[group_column].astype(str).to_numpy()
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
@@ -160,6 +192,48 @@ def repeated_folds(
     for r in range(repeats):
         out += cv_folds(y, task=task, k=k, seed=seed + 1000 * r)
     return out
+
+
+def time_folds(
+    times: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: Task,
+    k: int,
+    gap: int = 0,
+    last_share: float | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window folds over rows in time order: the rows split into ``k + 1`` blocks,
+    each of the last ``k`` validated by a model of every row before it, less the ``gap`` rows
+    just before the block. ``last_share``: one fold instead, validating the latest share.
+    A block starts where the time changes (one timestamp is never on both sides); a fold with
+    too few rows to train on, or (binary) a validation block of one class, is left out."""
+    n = len(times)
+    if last_share is not None:
+        starts = [n - max(1, round(n * last_share))]
+        ends = [n]
+    else:
+        size = n // (k + 1)
+        starts = [n - size * (k - i) for i in range(k)]
+        ends = [*starts[1:], n]
+    folds = []
+    for start, end in zip(starts, ends, strict=True):
+        start = _time_cut(times, start)
+        train_end = start - gap
+        if train_end < 2 or end <= start:
+            continue
+        valid = np.arange(start, end)
+        if task == "binary" and len(np.unique(y[valid])) < 2:
+            continue
+        folds.append((np.arange(train_end), valid))
+    if not folds:
+        raise InputError(
+            f"no forward fold can be cut from {n:,} training rows with a gap of {gap:,}: each "
+            "needs earlier rows to train on"
+            + (" and both classes among the rows it validates" if task == "binary" else ""),
+            hint="use a smaller gap, or more data",
+        )
+    return folds
 
 
 def validation_split(

@@ -35,16 +35,25 @@ class FeaturePlan:
     datetime: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     ignored: dict[str, str] = field(default_factory=dict)
+    # the country (and region) whose public holidays the date columns are read against
+    country: str | None = None
+    subdivision: str | None = None
 
     @classmethod
     def from_contract(
-        cls, contract: DataContract, exclude: list[str] | tuple[str, ...] = ()
+        cls,
+        contract: DataContract,
+        exclude: list[str] | tuple[str, ...] = (),
+        dates: list[str] | tuple[str, ...] = (),
     ) -> FeaturePlan:
-        """Features by role; identifiers, free text, constants and excluded columns are left out."""
+        """Features by role; identifiers, free text, constants and excluded columns are left out.
+        ``dates``: columns read as dates whatever their detected role (the time column)."""
         plan = cls()
         for col in contract.features:
             if col.name in exclude:
                 plan.ignored[col.name] = "excluded by the spec"
+            elif col.name in dates:
+                plan.datetime.append(col.name)
             elif col.role is Role.IDENTIFIER:
                 plan.ignored[col.name] = "identifier"
             elif col.role is Role.TEXT:
@@ -69,12 +78,14 @@ def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
     """A fitted-on-demand transformer from a raw table to model inputs (pandas out)."""
     coerce = ColumnCoercer(plan.numeric, plan.boolean, plan.datetime, plan.categorical)
     plain = [*plan.numeric, *plan.boolean]
+    # plans stored before calendars were known have no country
+    calendar = plan.__dict__.get("country"), plan.__dict__.get("subdivision")
     parts = []
     if style == "trees":
         if plain:
             parts.append(("num", "passthrough", plain))
         if plan.datetime:
-            parts.append(("date", DatetimeFeatures(), plan.datetime))
+            parts.append(("date", DatetimeFeatures(*calendar), plan.datetime))
         if plan.categorical:
             parts.append(("cat", CategoryEncoder(), plan.categorical))
     else:
@@ -82,7 +93,8 @@ def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
         if plain:
             parts.append(("num", numeric(), plain))
         if plan.datetime:
-            parts.append(("date", make_pipeline(DatetimeFeatures(), numeric()), plan.datetime))
+            dates = make_pipeline(DatetimeFeatures(*calendar), numeric())
+            parts.append(("date", dates, plan.datetime))
         if plan.categorical:
             onehot = OneHotEncoder(
                 handle_unknown="infrequent_if_exist",

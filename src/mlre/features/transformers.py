@@ -120,33 +120,115 @@ def _to_flag(s: pd.Series) -> pd.Series:
 
 
 class DatetimeFeatures(TransformerMixin, BaseEstimator):
-    """Expand each date column into calendar parts and a day count the models can use."""
+    """Expand each date column into what an engineer would make of it: calendar parts (year,
+    quarter, month, week of year, day of month, of week and of year, weekend, hour when the
+    column has times), the days since the earliest training date and, for a ``country``, its
+    public holidays (the day itself, and the days to the next and since the last one).
 
-    PARTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour")
+    The raw timestamp never enters as a number of its own: days since the start carry the
+    trend, the parts carry the seasons."""
+
+    PARTS = (
+        "year", "quarter", "month", "week_of_year", "day", "day_of_week", "day_of_year",
+        "weekend", "hour",
+    )  # fmt: skip
+    #: The parts of models fitted before weeks, quarters and weekends were made.
+    FIRST_PARTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour")
+    #: Days to or from a holiday further than this read as this.
+    HOLIDAY_HORIZON = 30
+
+    def __init__(self, country: str | None = None, subdivision: str | None = None):
+        self.country = country
+        self.subdivision = subdivision
 
     def fit(self, X: pd.DataFrame, y=None) -> DatetimeFeatures:
         self.columns_ = list(X.columns)
         self.with_time_ = {
             c: bool((pd.to_datetime(X[c]).dt.hour.fillna(0) != 0).any()) for c in X.columns
         }
+        self.parts_ = self.PARTS
+        starts = {c: pd.to_datetime(X[c]).min() for c in X.columns}
+        self.start_ = {
+            c: (v if pd.notna(v) else pd.Timestamp("1970-01-01")) for c, v in starts.items()
+        }
         return self
+
+    def _parts(self) -> tuple[str, ...]:
+        return self.__dict__.get("parts_", self.FIRST_PARTS)
+
+    def _holiday_days(self, years: range) -> np.ndarray:
+        """The holidays of ``years`` as sorted day numbers (days since 1970), looked up once per
+        span of years (a served row must not wait for the calendar)."""
+        cache = self.__dict__.setdefault("holiday_cache_", {})
+        key = (years.start, years.stop)
+        if key not in cache:
+            import holidays
+
+            assert self.country is not None
+            found = holidays.country_holidays(
+                self.country, subdiv=self.subdivision, years=list(years)
+            )
+            days = [np.datetime64(d, "D").astype(np.int64) for d in found]
+            cache[key] = np.asarray(sorted(days), dtype=np.int64)
+        return cache[key]
+
+    def _holidays(self, s: pd.Series) -> dict[str, np.ndarray]:
+        """Whether each date is a holiday, and the days to the next and since the last one."""
+        day = s.dt.floor("D").to_numpy().astype("datetime64[D]").astype(np.int64).astype(float)
+        day[s.isna().to_numpy()] = np.nan
+        years = s.dt.year.dropna()
+        horizon = float(self.HOLIDAY_HORIZON)
+        if years.empty:
+            nan = np.full(len(s), np.nan)
+            return {"holiday": nan, "to_holiday": nan, "from_holiday": nan}
+        marks = self._holiday_days(range(int(years.min()) - 1, int(years.max()) + 2))
+        finite = np.isfinite(day)
+        out = {k: np.full(len(s), np.nan) for k in ("holiday", "to_holiday", "from_holiday")}
+        if len(marks) == 0:
+            for k in out:
+                out[k][finite] = 0.0 if k == "holiday" else horizon
+            return out
+        d = day[finite].astype(np.int64)
+        nxt = np.searchsorted(marks, d, side="left")
+        prev = np.searchsorted(marks, d, side="right") - 1
+        to_next = np.where(nxt < len(marks), marks[np.minimum(nxt, len(marks) - 1)] - d, horizon)
+        since = np.where(prev >= 0, d - marks[np.maximum(prev, 0)], horizon)
+        out["holiday"][finite] = (to_next == 0).astype(float)
+        out["to_holiday"][finite] = np.minimum(to_next, horizon)
+        out["from_holiday"][finite] = np.minimum(since, horizon)
+        return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         out = {}
+        starts = self.__dict__.get("start_", {})
         for c in self.columns_:
             s = pd.to_datetime(X[c])
-            out[f"{c}__days"] = (s - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0
-            for part in self.PARTS:
+            start = starts.get(c, pd.Timestamp("1970-01-01"))
+            out[f"{c}__days"] = (s - start).dt.total_seconds() / 86400.0
+            for part in self._parts():
                 if part == "hour" and not self.with_time_[c]:
                     continue
-                out[f"{c}__{part}"] = getattr(s.dt, part).astype("float64")
+                out[f"{c}__{part}"] = self._part(s, part)
+            if self.__dict__.get("country"):
+                for name, values in self._holidays(s).items():
+                    out[f"{c}__{name}"] = values
         return pd.DataFrame(out, index=X.index)
+
+    @staticmethod
+    def _part(s: pd.Series, part: str) -> pd.Series:
+        if part == "week_of_year":
+            return s.dt.isocalendar().week.astype("float64")
+        if part == "weekend":
+            return (s.dt.day_of_week >= 5).astype("float64").where(s.notna())
+        return getattr(s.dt, part).astype("float64")
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         names = []
+        holiday = ("holiday", "to_holiday", "from_holiday") if self.__dict__.get("country") else ()
         for c in self.columns_:
             names.append(f"{c}__days")
-            names += [f"{c}__{p}" for p in self.PARTS if p != "hour" or self.with_time_[c]]
+            names += [f"{c}__{p}" for p in self._parts() if p != "hour" or self.with_time_[c]]
+            names += [f"{c}__{h}" for h in holiday]
         return np.asarray(names, dtype=object)
 
 

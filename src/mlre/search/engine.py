@@ -33,6 +33,7 @@ from mlre.models.target import TRANSFORMS, skewed_positive
 from mlre.search.clock import share_of_time_left
 from mlre.search.ensemble import caruana, cheapest_within, validated_caruana
 from mlre.search.executor import Executor, LocalExecutor
+from mlre.search.limits import Limits
 from mlre.search.result import OnTrial, SearchResult
 from mlre.search.schedule import Launch, run_trials, validated_rows
 from mlre.search.spill import Spilled, loaded, release_memory
@@ -84,9 +85,11 @@ class Search:
         refit_rows: int = 0,
         executor: Executor | None = None,
         stack: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         self.data = data
-        self.may_stack = stack
+        self.limits = limits  # the served model's latency and size, when the spec bounds them
+        self.may_stack = stack and limits is None
         self.refit_rows = refit_rows
         self.scored_rows = validated_rows(data)  # the rows with out-of-fold predictions
         # a positive, long-tailed regression target is also tried on the log scale
@@ -445,9 +448,9 @@ class Search:
 
     def _stalled(self) -> bool:
         """Whether tuning has stopped paying: the last ``PATIENCE`` trials improved the best
-        out-of-fold loss by less than a quarter of the standard error of the best trial's
-        fold losses. Further trials would then select on the folds' noise (on small tables a
-        long search's best estimate drifts above what the holdout gives)."""
+        out-of-fold loss by less than a quarter of the standard error of the best trial's fold
+        losses. Further trials would select on the folds' noise (on small tables a long
+        search's best estimate drifts above what the holdout gives)."""
         tuned = [t for t in self.trials if t.phase == "tuning" and t.status != "cut"]
         if len(tuned) < PATIENCE:
             return False
@@ -509,7 +512,8 @@ class Search:
                 hint="check the audit's findings on the features; a larger --time-budget helps "
                 "only when trials were cut",
             )
-        weights, loss = self._select(kept, validated=True)
+        limits, select = self.limits, lambda k: self._select(k, validated=True)
+        weights, loss = limits.select_within(kept, select) if limits else select(kept)
         oof = blend_of(kept, weights)
         chosen = {t.id: float(w) for t, w in zip(kept, weights, strict=True) if w > 0}
         stacked = any(t.phase == STACKING and t.id in chosen for t in kept)
@@ -552,6 +556,7 @@ def run_search(
     refit_rows: int = 0,
     executor: Executor | None = None,
     stack: bool = True,
+    limits: Limits | None = None,
 ) -> tuple[SearchResult, MlreModel]:
     """Search for ``budget_seconds`` and return the result and the final model; the search
     stops early enough for the final model to predict ``predict_rows`` holdout rows, and to be
@@ -569,6 +574,7 @@ def run_search(
         refit_rows=refit_rows,
         executor=executor,
         stack=stack,
+        limits=limits,
     )
     try:
         search.portfolio()

@@ -3,6 +3,7 @@ and score the final model on the holdout it never saw."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,9 @@ from mlre.data.contract import DataContract
 from mlre.data.split import (
     check_classes,
     check_enough_rows,
-    cv_folds,
     outer_holdout,
-    repeated_folds,
+    parse_times,
+    time_folds,
     validation_split,
 )
 from mlre.errors import InputError
@@ -30,20 +31,18 @@ from mlre.models.final import MlreModel
 from mlre.search.clock import share_of_time_left
 from mlre.search.engine import run_search
 from mlre.search.executor import Executor
+from mlre.search.folds import folds_for
+from mlre.search.limits import Limits, trim_to_fit
+from mlre.search.notes import gap_findings, worker_findings
 from mlre.search.refit import StoredModel
 from mlre.search.result import OnTrial, SearchResult
 from mlre.search.schedule import validated_rows
 from mlre.search.spill import release_memory
-from mlre.search.trial import TrialData, TrialResult, fit_fold
+from mlre.search.trial import TrialData, fit_fold
 from mlre.spec import METRICS, Spec, Task
 
 log = logging.getLogger(__name__)
 
-#: Above this many training rows the search uses one validation split instead of k folds.
-LARGE = 50_000
-#: Up to this many training rows the search's cross-validation is repeated this many times.
-SMALL = 2_000
-REPEATS = 2
 #: The search fits at most this many rows; the chosen models are refitted on all when time allows.
 SEARCH_ROWS = 100_000
 
@@ -111,37 +110,6 @@ class JobResult:
     search_interval: tuple[float, float] | None = None
 
 
-def fold_count(n: int, workers: int) -> int:
-    """Folds for ``n`` rows: about 5 up to 20,000 rows and 3 above, rounded to a multiple of the
-    workers so that no batch of parallel fits leaves a core idle (4 on two cores: 5 folds
-    would take three rounds of fits, the last one on a single core)."""
-    base = 5 if n <= 20_000 else 3
-    if workers <= 1 or base % workers == 0:
-        return base
-    multiples = [m for m in range(workers, 11, workers) if m >= 3]
-    if not multiples:
-        return base
-    return min(multiples, key=lambda m: (abs(m - base), m))
-
-
-def folds_for(
-    y: np.ndarray, task: Task, seed: int, groups: np.ndarray | None, workers: int | None = None
-) -> tuple[list, str]:
-    """k-fold cross-validation on medium data, repeated on small data (where one round's
-    estimate is noisy enough for a search to fit its folds), one validation split on large."""
-    n = len(y)
-    if n > LARGE and groups is None:
-        return validation_split(y, task=task, fraction=0.2, seed=seed), "validation split (20%)"
-    k = fold_count(n, n_workers() if workers is None else workers)
-    if groups is not None:
-        folds = cv_folds(y, task=task, k=k, seed=seed, groups=groups)
-        return folds, f"{len(folds)}-fold cross-validation by group"
-    repeats = REPEATS if n <= SMALL else 1
-    folds = repeated_folds(y, task=task, k=k, seed=seed, repeats=repeats)
-    k = len(folds) // repeats
-    return folds, (f"{repeats}x" if repeats > 1 else "") + f"{k}-fold cross-validation"
-
-
 def holdout_scores(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Every metric that fits the task, on the holdout."""
     out = {}
@@ -162,7 +130,10 @@ def feature_plan(contract: DataContract, spec: Spec) -> FeaturePlan:
     exclude = [*spec.id_columns, *([spec.group_column] if spec.group_column else [])]
     if spec.exclude_sensitive:
         exclude += spec.sensitive
-    return FeaturePlan.from_contract(contract, exclude=exclude)
+    dates = [spec.time_column] if spec.time_column else []
+    plan = FeaturePlan.from_contract(contract, exclude=exclude, dates=dates)
+    plan.country, plan.subdivision = spec.calendar.country, spec.calendar.subdivision
+    return plan
 
 
 @dataclass
@@ -182,6 +153,11 @@ class Prepared:
     # positions of the holdout among the labelled rows (None: the holdout is a test table)
     hold_rows: np.ndarray | None
     labelled: pd.DataFrame
+    # rows between the training part and a time-ordered holdout, left out of both (``gap``)
+    skipped: pd.DataFrame | None = None
+    y_skipped: np.ndarray | None = None
+    # whether the training part's rows are in time order (every split then goes forward)
+    ordered: bool = False
 
     @property
     def holdout_joins(self) -> bool:
@@ -192,16 +168,23 @@ class Prepared:
     @property
     def every_row_count(self) -> int:
         """How many rows :meth:`every_row` gives."""
-        return len(self.train) + (len(self.hold) if self.holdout_joins else 0)
+        skipped = 0 if self.skipped is None else len(self.skipped)
+        return len(self.train) + skipped + (len(self.hold) if self.holdout_joins else 0)
 
     def every_row(self) -> tuple[pd.DataFrame, np.ndarray]:
-        """The rows a final refit learns from: the training part and a holdout cut from the
-        labelled rows (a given test table stays out), features and encoded target."""
-        X, y = self.train[self.plan.columns], self.y_train
+        """The rows a final refit learns from: the training part, the rows of a time gap and a
+        holdout cut from the labelled rows (a given test table stays out), in that order (time
+        order, when the rows are events in time), features and encoded target."""
+        parts, ys = [self.train[self.plan.columns]], [self.y_train]
+        if self.skipped is not None and self.y_skipped is not None and len(self.skipped):
+            parts.append(self.skipped[self.plan.columns])
+            ys.append(self.y_skipped)
         if self.holdout_joins:
-            X = pd.concat([X, self.hold[self.plan.columns]], ignore_index=True)
-            y = np.concatenate([y, self.y_hold])
-        return X, y
+            parts.append(self.hold[self.plan.columns])
+            ys.append(self.y_hold)
+        if len(parts) == 1:
+            return parts[0], ys[0]
+        return pd.concat(parts, ignore_index=True), np.concatenate(ys)
 
     def level_one(self, scored: MlreModel) -> np.ndarray | None:
         """For a stacked ``scored`` model, the first-layer blend a refit's second layer reads
@@ -231,7 +214,12 @@ def prepare(
     target = spec.target
     assert target is not None
     metric = get_metric(spec.resolved_metric(task))
-    labelled = df[df[target].notna()].reset_index(drop=True)
+    labelled = df[df[target].notna()]
+    if spec.time_column is not None:
+        # rows without a readable time cannot be placed in time: the audit reports them as an
+        # error, and a forced run goes on without them
+        labelled = labelled[parse_times(labelled[spec.time_column]).notna().to_numpy()]
+    labelled = labelled.reset_index(drop=True)
     enc = encode_target(labelled[target], task)
     if test is not None:
         test = test[test[target].notna()].reset_index(drop=True) if target in test.columns else None
@@ -248,6 +236,7 @@ def prepare(
             seed=spec.seed,
             time_column=spec.time_column,
             group_column=spec.group_column,
+            gap=spec.gap,
         )
         train, hold = (
             labelled.iloc[split.train].reset_index(drop=True),
@@ -255,7 +244,11 @@ def prepare(
         )
         y_train, y_hold = enc.y[split.train], enc.y[split.test]
         method = split.method
+        if spec.gap:
+            method += f", {spec.gap:,} row(s) skipped before it"
         hold_rows = np.asarray(split.test)
+        skipped = labelled.iloc[split.skipped].reset_index(drop=True)
+        y_skipped = enc.y[split.skipped]
     else:
         train, hold = labelled, test
         y_train = enc.y
@@ -268,6 +261,10 @@ def prepare(
             )
         method = "the given test table"
         hold_rows = None
+        skipped, y_skipped = None, None
+        if spec.time_column is not None:  # the search's folds still go forward in time
+            order = np.argsort(parse_times(train[spec.time_column]).to_numpy(), kind="stable")
+            train, y_train = train.iloc[order].reset_index(drop=True), y_train[order]
     if enc.classes is not None:  # classification
         check_classes(y_train, y_hold, enc.classes)
     plan = feature_plan(contract, spec)
@@ -281,11 +278,14 @@ def prepare(
     rows = _search_sample(y_train, task, search_rows, spec.seed)
     X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
     groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
-    folds, scheme = folds_for(y_search, task, spec.seed, groups)
+    times = None
+    if spec.time_column is not None:
+        times = parse_times(train[spec.time_column]).to_numpy()[rows]
+    folds, scheme = folds_for(y_search, task, spec.seed, groups, times=times, gap=spec.gap)
     data = TrialData(X_search, y_search, folds, task, enc.n_classes, plan, metric, spec.seed)
     return Prepared(
         train, hold, y_train, y_hold, method, plan, rows, scheme, data, enc.classes, hold_rows,
-        labelled,
+        labelled, skipped, y_skipped, ordered=times is not None,
     )  # fmt: skip
 
 
@@ -314,9 +314,15 @@ def run_job(
     metric, enc_classes, n_classes = data.metric, prep.classes, data.n_classes
     interpretable = spec.constraints.interpretable
     # a search on a sample, or for one readable model, leaves 30% of the time for refitting the
-    # chosen models on every row
-    refit_first = len(rows) < len(train) or interpretable
+    # chosen models on every row; so does one in time order, whose fold models learned from
+    # older rows only (the holdout scores a model of the whole training part, the latest rows
+    # included)
+    refit_first = len(rows) < len(train) or interpretable or prep.ordered
     budget = share_of_time_left(deadline - reserve, 0.7 if refit_first else 1.0)
+    limits = Limits.of(
+        spec.constraints, task=task, classes=enc_classes, contract=contract,
+        metric=metric.name, rows=hold[plan.columns], bags=1 if spec.refit or refit_first else None,
+    )  # fmt: skip
     search, model = run_search(
         data,
         budget,
@@ -329,20 +335,82 @@ def run_job(
         refit_rows=prep.every_row_count if spec.refit else 0,
         executor=executor,
         stack=not refit_first,
+        limits=limits,
     )
     if len(rows) < len(train):
         scheme += f" on a {len(rows):,}-row sample of {len(train):,}"
     # an interpretable model is one readable model, not an average of fold models: refit it
     if refit_first:
         full = TrialData(train[plan.columns], y_train, [], task, n_classes, plan, metric, spec.seed)
-        if refit_on_all(model, search, full, len(rows), deadline - reserve):
+        if refit_on_all(model, search, full, len(rows), deadline - reserve, prep.ordered):
             scheme += ", then refitted on all training rows"
     result = _scored(prep, model, search, scheme, spec.seed)
-    result.findings.extend(_gap_findings(result, metric.name))
+    result.findings.extend(
+        gap_findings(result.search_score, result.holdout_score, result.search_interval, metric.name)
+    )
     result.findings.extend(worker_findings(search.trials))
     if spec.refit:  # the search kept the refit's time back; half the reserve absorbs a slip
         _serve_refit(result, prep, deadline - reserve / 2)
+    if limits is not None:
+        result.findings.extend(_within_limits(result, limits, hold[plan.columns]))
+    if prep.ordered:
+        result.findings.extend(_shuffled_findings(result, prep, deadline - reserve))
     return result
+
+
+def _within_limits(result: JobResult, limits: Limits, rows: pd.DataFrame) -> list[Finding]:
+    """The served model measured against the spec's limits on holdout rows (kept in the
+    scheme), trimmed when the search's estimate was off; a finding says what was trimmed."""
+    latency, size, trimmed = trim_to_fit(result.model, limits, rows)
+    result.scheme["served"] = {"latency_ms_p50": round(latency, 4), "size_mb": round(size, 3)}
+    if not trimmed:
+        return []
+    return [
+        Finding(
+            severity=Severity.WARNING,
+            check="trimmed_to_limits",
+            message=f"the served model was over its limits once measured and {trimmed} "
+            f"({latency:.2f} ms per row, {size:.2f} MB now); the holdout score is the fuller "
+            "model's",
+            evidence=result.scheme["served"],
+            fix="raise the limits, or accept a score measured on a slightly larger model",
+        )
+    ]
+
+
+def _shuffled_findings(result: JobResult, prep: Prepared, deadline: float) -> list[Finding]:
+    """What shuffled folds would have estimated for the best configuration, beside the forward
+    estimate (kept in the scheme); a finding when the two differ beyond their noise."""
+    from mlre.search.forward import shuffled_check
+
+    check = shuffled_check(prep.data, result.search, deadline)
+    metric = prep.data.metric.name
+    if check is None:
+        return [
+            Finding(
+                severity=Severity.INFO,
+                check="shuffled_estimate_skipped",
+                message="no time was left to estimate the best configuration on shuffled folds "
+                "beside the forward estimate",
+                fix="give the run a larger time budget to see how much shuffled folds flatter it",
+            )
+        ]
+    result.scheme["shuffled"] = check
+    if not check["beyond_noise"]:
+        return []
+    verb = "flatter" if check["flattery"] > 0 else "understate"
+    return [
+        Finding(
+            severity=Severity.INFO,
+            check="shuffled_estimate",
+            message=f"random folds would {verb} the {metric} by {abs(check['flattery']):.0%}: "
+            f"{check['shuffled']:.4f} on shuffled folds against {check['forward']:.4f} forward "
+            f"in time ({check['family']}, noise ±{check['noise']:.4f})",
+            evidence=check,
+            fix="trust the forward estimate: the model will always predict rows later than "
+            "those it learned from",
+        )
+    ]
 
 
 def _scored(
@@ -458,32 +526,6 @@ def _refit_skipped(rows: int, needs: float) -> Finding:
     )
 
 
-def worker_findings(trials: list[TrialResult]) -> list[Finding]:
-    """What the run should say about fits whose worker process died."""
-    retried = [t for t in trials if t.retries]
-    lost = [t for t in trials if t.worker_lost]
-    if not retried and not lost:
-        return []
-    saved = [t for t in retried if t not in lost]
-    parts = []
-    if saved:
-        parts.append(f"{len(saved)} trial(s) lost a worker and finished on another")
-    if lost:
-        parts.append(f"{len(lost)} trial(s) lost workers twice and are recorded as failed")
-    return [
-        Finding(
-            severity=Severity.WARNING,
-            check="worker_lost",
-            message="; ".join(parts),
-            evidence={
-                "retried": [t.id for t in saved],
-                "failed": {t.id: t.error for t in lost},
-            },
-            fix="check the cluster's nodes (memory, preemption); the rest of the search is sound",
-        )
-    ]
-
-
 def _search_sample(y: np.ndarray, task: Task, limit: int, seed: int) -> np.ndarray:
     """Positions of at most ``limit`` training rows (stratified for classification)."""
     if len(y) <= limit:
@@ -498,11 +540,17 @@ def _search_sample(y: np.ndarray, task: Task, limit: int, seed: int) -> np.ndarr
 
 
 def refit_on_all(
-    model: MlreModel, search: SearchResult, full: TrialData, searched_rows: int, deadline: float
+    model: MlreModel,
+    search: SearchResult,
+    full: TrialData,
+    searched_rows: int,
+    deadline: float,
+    ordered: bool = False,
 ) -> bool:
     """Refit each ensemble member on every training row, if the projected time fits.
 
-    Boosted trees keep a 10% validation part for early stopping. Returns whether it refitted.
+    Boosted trees keep a 10% validation part for early stopping (the latest rows, when the rows
+    are ``ordered`` in time). Returns whether it refitted.
     """
     from mlre.search.executor import LocalExecutor
 
@@ -514,6 +562,10 @@ def refit_on_all(
         log.info("no time to refit on all %d rows (needs about %.0fs)", len(full.y), projected)
         return False
     full.folds = validation_split(full.y, task=full.task, fraction=0.1, seed=full.seed)
+    if ordered:
+        with contextlib.suppress(InputError):  # the latest rows hold a single class
+            n = len(full.y)
+            full.folds = time_folds(np.arange(n), full.y, task=full.task, k=1, last_share=0.1)
     pool = LocalExecutor(workers)
     try:
         jobs = [
@@ -526,32 +578,3 @@ def refit_on_all(
     for member, (pipe, _, _, _) in zip(model.members, outs, strict=True):
         member.pipelines = [pipe]
     return True
-
-
-def _gap_findings(result: JobResult, metric: str) -> list[Finding]:
-    """A holdout score worse than the search expected, beyond the noise of both sets of rows
-    (or, with no range to judge by, more than 5% worse), means the search overfitted its folds
-    or the holdout differs from the training rows."""
-    _, greater = METRICS[metric]
-    s, h = result.search_score, result.holdout_score
-    worse_by = (s - h) if greater else (h - s)
-    scale = max(abs(s), 1e-9)
-    interval = result.search_interval
-    if interval is not None and all(np.isfinite(interval)):
-        worse = h < interval[0] if greater else h > interval[1]
-        expected = f"; the search expected {interval[0]:.4f} to {interval[1]:.4f}"
-    else:
-        worse, expected = worse_by / scale > 0.05, ""
-    if worse:
-        return [
-            Finding(
-                severity=Severity.WARNING,
-                check="search_holdout_gap",
-                message=f"the holdout {metric} ({h:.4f}) is {100 * worse_by / scale:.1f}% worse than the "
-                f"search estimate ({s:.4f}){expected}",
-                evidence={"search": s, "holdout": h, "expected": interval},
-                fix="the search overfitted its folds or the holdout differs from training; "
-                "trust the holdout number, and check for drift or leakage across the split",
-            )
-        ]
-    return []

@@ -54,10 +54,16 @@ class TrialResult:
     wall_seconds: float = 0.0  # from its start to its last fold, folds in parallel
     oof: np.ndarray | None = None
     pipelines: list[Any] | StoredPipelines | None = None
+    # once served (measured when the spec limits latency or size): ms per row, MB
+    latency_ms: float | None = None
+    size_mb: float | None = None
 
     def row(self, metric: Metric) -> dict[str, Any]:
         """A leaderboard row."""
         ok = self.status == "ok"
+        served = {}
+        if self.latency_ms is not None and self.size_mb is not None:
+            served = {"latency_ms": round(self.latency_ms, 3), "size_mb": round(self.size_mb, 3)}
         return {
             "trial": self.id,
             "family": self.family,
@@ -70,6 +76,7 @@ class TrialResult:
             "params": self.params,
             "error": self.error,
             "retries": self.retries,
+            **served,
         }
 
 

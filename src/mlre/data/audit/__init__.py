@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from mlre.data.audit import columns, shift, target
+from mlre.data.audit import columns, shift, target, time
 from mlre.data.audit.context import AuditContext
 from mlre.findings import Finding, Findings
 
@@ -24,6 +24,8 @@ CHECKS: list[tuple[str, Check]] = [
     ("mixed types", columns.mixed_types),
     ("outliers", columns.outliers),
     ("dates", columns.datetime_problems),
+    ("times", time.unplaceable_times),
+    ("time order", time.time_order),
     ("duplicate rows", columns.duplicate_rows),
     ("duplicate columns", columns.duplicate_columns),
     ("missing target", target.missing_target),

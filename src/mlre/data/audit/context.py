@@ -24,6 +24,8 @@ class AuditContext:
     test: pd.DataFrame | None = None
     seed: int = 0
     declared_ids: tuple[str, ...] = ()
+    #: The column the spec says orders the rows in time, if any.
+    time_column: str | None = None
     #: Rows used by the model-based checks (leakage, label issues) on large tables.
     model_sample: int = 20_000
     notes: dict[str, str] = field(default_factory=dict)

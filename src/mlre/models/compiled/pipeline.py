@@ -55,7 +55,11 @@ class CompiledPipeline:
                     parts.append(("categories", tuple(columns), levels))
                 elif isinstance(fitted, DatetimeFeatures):
                     times = tuple(fitted.with_time_[c] for c in fitted.columns_)
-                    parts.append(("dates", tuple(columns), tuple(fitted.columns_), times))
+                    starts = tuple(sorted(map(str, fitted.__dict__.get("start_", {}).items())))
+                    calendar = (fitted.__dict__.get("country"), fitted.__dict__.get("subdivision"))
+                    parts.append(
+                        ("dates", tuple(columns), tuple(fitted.columns_), times, starts, calendar)
+                    )
                 else:
                     parts.append(("other", id(fitted)))
             recode = None
