@@ -183,6 +183,17 @@ class DeployPolicy(_Strict):
         description="request bytes waiting for a model at most (each queue: batch, shadow, "
         "prediction log); beyond it requests are shed with a 503, never held in memory",
     )
+    client_rate: float | None = Field(
+        200.0,
+        gt=0,
+        description="work a second each client may ask of the service (a client: its valid API "
+        "key's name, else its address): a request is one unit plus one per 16 KiB of body, and "
+        "one refused as malformed (4xx) costs 5 more; beyond its burst a client gets 429 with "
+        "Retry-After before its body is read. null: no limit",
+    )
+    client_burst: float = Field(
+        400.0, gt=0, description="units a client may spend at once before client_rate applies"
+    )
 
 
 class MonitorPolicy(_Strict):

@@ -253,3 +253,42 @@ def test_the_fuzzer_finds_no_input_that_makes_a_500(registry):
 
             call()
     assert not failures, failures[:5]
+
+
+def test_a_client_that_floods_the_service_is_throttled_and_others_are_not(registry):
+    from mlre.spec import DeployPolicy
+
+    service = Service(ServeConfig(
+        model=NAME, api_key=KEY, poll_seconds=0.2,
+        deploy=DeployPolicy(client_rate=2, client_burst=40),
+    ))  # fmt: skip
+    good = records(registry.rows, 0)
+    # about 130 KB: 9 units of body and 5 more once refused; the burst pays for three
+    bomb = json.dumps([good[0] | {f"unknown_{i}": i for i in range(6_000)}]).encode()
+    plain = {"content-type": "application/json"}
+    with server_thread(service) as url:
+        # the flooder comes from 127.0.0.2: column bombs, each refused, back to back
+        flooder = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        statuses = [flooder.post(f"{url}/predict", content=bomb, headers=plain).status_code
+                    for _ in range(8)]  # fmt: skip
+        assert statuses[:3] == [413] * 3 and statuses[3:] == [429] * 5, statuses  # too wide
+        throttled = flooder.post(f"{url}/predict", content=bomb, headers=plain)
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+        assert "too many requests from this client" in throttled.json()["error"]
+        # a wrong key buys no fresh budget; health checks are free
+        guessed = {"x-api-key": "guess", **plain}
+        assert flooder.post(f"{url}/predict", content=bomb, headers=guessed).status_code == 429
+        assert flooder.get(f"{url}/v2/health/live").status_code == 200
+        # another client, from another address, is answered as if nothing happened
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"))
+        assert all(other.post(f"{url}/predict", json=good).status_code == 200 for _ in range(10))
+        # a valid key is a client of its own, whatever its address
+        keyed = flooder.post(f"{url}/predict", json=good, headers={"x-api-key": KEY})
+        assert keyed.status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        [line] = [ln for ln in metrics.splitlines()
+                  if ln.startswith("mlre_throttled_requests_total{")]  # fmt: skip
+        assert float(line.split()[-1]) >= 7
+        # the budget refills: after a pause the flooder is served again
+        time.sleep(3.0)
+        assert flooder.post(f"{url}/predict", json=good).status_code == 200

@@ -13,12 +13,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
-from mlre.serve.asgi import BodyLimit, Handler, PredictFastPath
+from mlre.serve.asgi import BodyLimit, ClientBudget, Handler, PredictFastPath
 from mlre.serve.batching import freeze_heap
 from mlre.serve.refusals import add_error_handlers, answer_error
 from mlre.serve.routes import admin, mlflow, ops, plain, v2
+from mlre.serve.routes.common import key_name
 from mlre.serve.service import Service
 from mlre.version import __version__
 
@@ -59,8 +60,31 @@ def create_app(service: Service, *, start: bool = True, freeze: bool = False) ->
     }
     on_error = partial(answer_error, service)
     limit = service.config.max_body_bytes
-    app.outer = lambda inner: BodyLimit(PredictFastPath(inner, fast, on_error), limit)
+    deploy = service.config.deploy
+
+    def outer(inner: ASGIApp) -> ASGIApp:
+        layers: ASGIApp = BodyLimit(PredictFastPath(inner, fast, on_error), limit)
+        if deploy.client_rate is not None:  # outermost: a throttled body is never read
+            throttled = service.metrics.throttled.labels(service.name).inc
+            identify = partial(_client_of, service)
+            layers = ClientBudget(layers, deploy.client_rate, deploy.client_burst, identify,
+                                  throttled)  # fmt: skip
+        return layers
+
+    app.outer = outer
     return app
+
+
+def _client_of(service: Service, scope: Scope) -> str:
+    """Whose budget a request spends: its valid API key's name, else its address (a key that
+    does not check out names nobody: guessing keys buys no fresh budget)."""
+    for name, value in scope.get("headers") or []:
+        if name == b"x-api-key":
+            key = key_name(service, value.decode("latin-1"))
+            if key is not None:
+                return f"key:{key}"
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
 
 
 def _lifespan(

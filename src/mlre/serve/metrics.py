@@ -58,6 +58,12 @@ class ServiceMetrics:
             ("model", "queue"),
             registry=self.registry,
         )
+        self.throttled = Counter(
+            "mlre_throttled_requests",
+            "Requests refused (429) because their client had spent its budget",
+            ("model",),
+            registry=self.registry,
+        )
         self.log_dropped = Counter(
             "mlre_prediction_log_dropped",
             "Prediction records lost: the log's queue was full or its database kept failing",
