@@ -8,7 +8,8 @@ A linear model of german_credit (the bundled table) is trained and registered tw
 bench/.work/attack/ (v1 champion, v2 the same model: a healthy challenger). `mlre serve` runs in
 a child process on a loopback port. Each phase sends single-row `/predict` requests from
 ``--clients`` legitimate clients at ``--rate`` requests a second in all. The attack phase adds
-``--attackers`` clients sending, as fast as they are answered: the malformed bodies of
+``--attackers`` clients (each from a loopback address of its own, 127.0.0.2 and up; the
+legitimate ones share 127.0.0.1) sending, as fast as they are answered: the malformed bodies of
 tests/serve/test_hostile.py (deep nesting, 5,000-digit integers, NaN ids, bad binary sizes,
 1e400, duplicate and non-string columns, column bombs of 3,000 keys), requests with chosen
 canary keys and with one repeated request id; at a quarter of the phase the challenger is put
@@ -174,17 +175,21 @@ async def phase(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, 
             i += args.clients
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-    async def attacker(k: int, client: httpx.AsyncClient) -> None:
+    async def attacker(k: int) -> None:
+        # each attacker from an address of its own (127.0.0.2, ...), as separate hosts would be
+        transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{2 + k}")
         cases, i = attacks(rows), k
-        while time.monotonic() < stop:
-            path, body, headers = cases[i % len(cases)]
-            try:
-                r = await client.post(f"{url}{path}", content=body, headers=headers, timeout=10)
-                code = str(r.status_code)
-            except httpx.HTTPError as err:
-                code = type(err).__name__
-            hostile[code] = hostile.get(code, 0) + 1
-            i += 1
+        async with httpx.AsyncClient(transport=transport) as client:
+            while time.monotonic() < stop:
+                path, body, headers = cases[i % len(cases)]
+                try:
+                    r = await client.post(f"{url}{path}", content=body, headers=headers,
+                                          timeout=10)  # fmt: skip
+                    code = str(r.status_code)
+                except httpx.HTTPError as err:
+                    code = type(err).__name__
+                hostile[code] = hostile.get(code, 0) + 1
+                i += 1
 
     async def operator(client: httpx.AsyncClient) -> None:
         key = {"x-api-key": KEY}
@@ -212,7 +217,7 @@ async def phase(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, 
     async with httpx.AsyncClient(limits=limits) as client:
         tasks = [legit(k, client) for k in range(args.clients)] + [sampler(), prober(client)]
         if attack:
-            tasks += [attacker(k, client) for k in range(args.attackers)] + [operator(client)]
+            tasks += [attacker(k) for k in range(args.attackers)] + [operator(client)]
         await asyncio.gather(*tasks)
     ordered, probes = sorted(latencies), sorted(health)
 
