@@ -589,11 +589,16 @@ class Split:
 
 
 def make_split(
-    meta: dict[str, Any], seed: int, cache: dict[str, Any], forward: bool = False
+    meta: dict[str, Any],
+    seed: int,
+    cache: dict[str, Any],
+    forward: bool = False,
+    source_test: bool = False,
 ) -> Split:
     """Read (once per data set), split with ``seed`` and write the Parquet files; ``forward``:
     the earliest 80% of rows by the table's ``time_column`` train, the latest 20% test (the seed
-    plays no part)."""
+    plays no part); ``source_test``: the whole table trains and the source's own test split
+    (meta ``test_file``) tests."""
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
@@ -608,7 +613,15 @@ def make_split(
     df = cache[name]
     stratify = df[target] if task != "regression" else None
     time_column = meta.get("time_column") if forward else None
-    if forward:
+    if source_test:
+        if not meta.get("test_file"):
+            raise ValueError(f"{name} has no test_file in its meta.json")
+        train = df
+        test = pd.read_csv(Path(meta["_dir"]) / meta["test_file"],
+                           na_values=meta.get("na_values") or None)  # fmt: skip
+        test = test.drop(columns=[c for c in meta.get("id_columns", []) if c in test.columns])
+        test = test[test[target].notna()].reset_index(drop=True)
+    elif forward:
         if not time_column:
             raise ValueError(f"{name} has no time_column in its meta.json: no forward split")
         order = pd.to_datetime(df[time_column], errors="coerce").argsort(kind="stable")
@@ -624,7 +637,8 @@ def make_split(
             train, test = train_test_split(df, test_size=TEST_FRACTION, random_state=seed)
     folder = WORK_DIR / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / (f"{name}_forward" if forward else f"{name}_s{seed}")
+    kind = "forward" if forward else "source_test" if source_test else f"s{seed}"
+    stem = folder / f"{name}_{kind}"
     paths = [Path(f"{stem}_{part}.parquet") for part in ("train", "test_X", "test_y")]
     train.reset_index(drop=True).to_parquet(paths[0], index=False)
     test.drop(columns=[target]).reset_index(drop=True).to_parquet(paths[1], index=False)
@@ -987,7 +1001,7 @@ def save(
 ) -> tuple[Path, Path]:  # fmt: skip
     """Write the results (so far) as JSON and Markdown; returns both paths."""
     stamp = info["date"].replace(" UTC", "").replace(":", "").replace(" ", "_").replace("-", "")
-    kind = "_forward" if getattr(args, "forward", False) else ""
+    kind = "_forward" if args.forward else "_source_test" if args.source_test else ""
     base = WORK_DIR / f"{name}{kind}_{stamp}_b{args.budget:g}_f{args.folds}"
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     rows = summary(results, systems, args.budget)
@@ -1043,6 +1057,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="tables with a time_column only, split forward in time (the earliest "
                         "80%% train, the latest 20%% test; one fold); mlre is told the time "
                         "column")  # fmt: skip
+    p.add_argument("--source-test", action="store_true",
+                   help="tables with a test_file only: train on the whole data.csv.gz, test on "
+                        "the source's own test split (one fold)")  # fmt: skip
     p.add_argument("--country", default="US",
                    help="the country of public holidays mlre_holidays is given")  # fmt: skip
     p.add_argument("--merge", nargs="+", metavar="JSON",
@@ -1113,8 +1130,8 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args)
     if args.merge:
         return merge(args.merge)
-    if args.forward:
-        args.folds = 1  # a forward split has one future
+    if args.forward or args.source_test:
+        args.folds = 1  # one future, or the source's one test split
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     bad = [s for s in systems if s not in SYSTEMS]
     if bad:
@@ -1123,6 +1140,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.strip() for s in args.datasets.split(",")] if args.datasets else list(metas)
     if args.forward and not args.datasets:
         names = [n for n in names if metas[n].get("time_column")]
+    if args.source_test and not args.datasets:
+        names = [n for n in names if metas[n].get("test_file")]
     missing = [n for n in names if n not in metas]
     if missing:
         raise SystemExit(f"unknown or causal data set(s) {missing}; known: {', '.join(metas)}")
@@ -1144,7 +1163,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in range(args.folds):
                 try:
-                    split = make_split(metas[name], seed, cache, forward=args.forward)
+                    split = make_split(metas[name], seed, cache, forward=args.forward,
+                                       source_test=args.source_test)  # fmt: skip
                 except Exception as err:  # an unreadable table must not end the whole run
                     print(f"  {name:<20} fold {seed} SKIPPED: cannot read or split: {err}")
                     continue

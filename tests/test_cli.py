@@ -250,12 +250,8 @@ def test_tables_too_small_to_learn_from_are_refused(store: Path):
     lone = "".join(f"{i},x\n" for i in range(199)) + "199,z\n"
     (folder / "lone.csv").write_text("a,y\n" + lone)
     (folder / "four.csv").write_text("a,y\n1,1.5\n2,2.5\n3,0.5\n4,7.0\n")
-    words = ["good", "bad", "great", "awful", "fine", "poor", "tasty", "stale"]
-    reviews = "".join(
-        f"{' '.join(words[(i * k) % 8] for k in range(1, 13))} item {i},{i % 2}\n"
-        for i in range(400)
-    )
-    (folder / "reviews.csv").write_text("review,y\n" + reviews)
+    ids = "".join(f"order-{i:05d}-{(i * 7919) % 10007},{i % 2}\n" for i in range(400))
+    (folder / "ids.csv").write_text("order,y\n" + ids)
     cases = [
         ("three.csv", 1, ["only 3 labelled row(s)", "single row"]),  # the audit refuses it
         ("twelve.csv", 1, ["only 12 labelled row(s)", "too few"]),
@@ -263,8 +259,8 @@ def test_tables_too_small_to_learn_from_are_refused(store: Path):
         ("three.csv", 2, ["single labelled row"]),
         ("lone.csv", 2, ["'z'", "single labelled row"]),
         ("four.csv", 2, ["only 4 labelled row(s)", "3 training row(s)", "cross-validate"]),
-        # free text alone: nothing a model can read yet, said before any search
-        ("reviews.csv", 2, ["no column can feed a model", "review (free text)"]),
+        # identifiers alone: nothing a model can read, said before any search
+        ("ids.csv", 2, ["no column can feed a model", "order (identifier)"]),
     ]
     for name, code, words in cases:
         forced = ["--force"] if code == 2 else []

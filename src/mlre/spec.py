@@ -284,6 +284,11 @@ class Spec(_Strict):
         description="Keep the sensitive columns out of the model (they are still audited).",
     )
     drop: list[str] = Field(default_factory=list, description="Columns to ignore entirely.")
+    roles: dict[str, Literal["text", "category", "id", "ignore"]] = Field(
+        default_factory=dict,
+        description="What a column is, where the guess is wrong: text (free text, made n-gram "
+        "features), category, id (never a feature) or ignore (left out entirely).",
+    )
     na_values: list[str] = Field(
         default_factory=list,
         description='Extra text tokens to read as missing values, for example "?" or "unknown".',

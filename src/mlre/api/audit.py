@@ -89,7 +89,7 @@ def audit_inputs(
     ``whole_file``: exact statistics of the file ``inputs`` sample, for the profiles."""
     spec, df = inputs.spec, inputs.df
     step("profiling columns")
-    profiles = profile_frame(df, spec.id_columns)
+    profiles = profile_frame(df, spec.id_columns, spec.roles)
     if whole_file is not None:
         from mlre.data.audit.stream import apply_whole_file
 

@@ -133,7 +133,7 @@ def contract_of(inputs: Inputs, profiles: dict[str, ColumnProfile] | None = None
     """The data contract of loaded inputs, from their column profiles (no audit checks)."""
     spec = inputs.spec
     if profiles is None:
-        profiles = profile_frame(inputs.df, spec.id_columns)
+        profiles = profile_frame(inputs.df, spec.id_columns, spec.roles)
     return build_contract(
         inputs.df, profiles, target=spec.target, task=inputs.task, data_sha256=inputs.table.sha256
     )
@@ -153,8 +153,10 @@ def _prepare(table: Table, spec: Spec) -> pd.DataFrame:
     """Apply the spec to a loaded table: drop ignored columns, check every named column exists."""
     df = table.frame
     _require_columns(df, spec.drop, "dropped column")
-    if spec.drop:
-        df = df.drop(columns=spec.drop)
+    _require_columns(df, list(spec.roles), "column named in roles")
+    ignored = [c for c, role in spec.roles.items() if role == "ignore"]
+    if spec.drop or ignored:
+        df = df.drop(columns=[*spec.drop, *ignored])
     if spec.target is not None:
         _require_columns(df, [spec.target], "target")
     _require_columns(df, spec.id_columns, "id column")

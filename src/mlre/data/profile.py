@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -125,9 +126,20 @@ def profile_column(s: pd.Series, name: str, declared_id: bool = False) -> Column
     return ColumnProfile(**prof)
 
 
+#: The roles a spec's ``roles:`` may give a column, and what each means.
+DECLARED_ROLES = {"text": Role.TEXT, "category": Role.CATEGORICAL, "id": Role.IDENTIFIER}
+
+
 def profile_frame(
-    df: pd.DataFrame, id_columns: tuple[str, ...] | list[str] = ()
+    df: pd.DataFrame,
+    id_columns: tuple[str, ...] | list[str] = (),
+    roles: Mapping[str, str] | None = None,
 ) -> dict[str, ColumnProfile]:
-    """Profile every column of a table."""
+    """Profile every column of a table; ``roles`` (column -> text, category or id) overrides
+    the inferred role of the columns it names."""
     ids = set(id_columns)
-    return {c: profile_column(df[c], c, c in ids) for c in df.columns}
+    out = {c: profile_column(df[c], c, c in ids) for c in df.columns}
+    for column, role in (roles or {}).items():
+        if column in out and role in DECLARED_ROLES:
+            out[column] = out[column].model_copy(update={"role": DECLARED_ROLES[role]})
+    return out

@@ -1,5 +1,6 @@
 """Preprocessing per model family: native categories for boosted trees, one-hot and scaling for
-linear models, neighbours and neural nets. Identifiers and free text are not features."""
+linear models, neighbours and neural nets; free text as a text model's out-of-fold predictions
+and latent topics for all of them (``features/text.py``). Identifiers are not features."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlre.data.contract import DataContract
 from mlre.data.roles import Role
+from mlre.features.text import TextFeatures
 from mlre.features.transformers import (
     CategoryEncoder,
     ColumnCoercer,
@@ -34,6 +36,7 @@ class FeaturePlan:
     boolean: list[str] = field(default_factory=list)
     datetime: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
     ignored: dict[str, str] = field(default_factory=dict)
     # the country (and region) whose public holidays the date columns are read against
     country: str | None = None
@@ -57,7 +60,7 @@ class FeaturePlan:
             elif col.role is Role.IDENTIFIER:
                 plan.ignored[col.name] = "identifier"
             elif col.role is Role.TEXT:
-                plan.ignored[col.name] = "free text"
+                plan.text.append(col.name)
             elif col.role is Role.NUMERIC:
                 plan.numeric.append(col.name)
             elif col.role is Role.BOOLEAN:
@@ -71,12 +74,20 @@ class FeaturePlan:
     @property
     def columns(self) -> list[str]:
         """Every input column the model reads."""
-        return [*self.numeric, *self.boolean, *self.datetime, *self.categorical]
+        return [*self.numeric, *self.boolean, *self.datetime, *self.categorical, *self.texts]
+
+    @property
+    def texts(self) -> list[str]:
+        """The free-text columns (none in plans stored before text was a feature)."""
+        return list(self.__dict__.get("text", []))
 
 
 def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
     """A fitted-on-demand transformer from a raw table to model inputs (pandas out)."""
-    coerce = ColumnCoercer(plan.numeric, plan.boolean, plan.datetime, plan.categorical)
+    # texts are coerced as categories are (strings, missing NaN), then made features of their own
+    coerce = ColumnCoercer(
+        plan.numeric, plan.boolean, plan.datetime, [*plan.categorical, *plan.texts]
+    )
     plain = [*plan.numeric, *plan.boolean]
     # plans stored before calendars were known have no country
     calendar = plan.__dict__.get("country"), plan.__dict__.get("subdivision")
@@ -111,6 +122,8 @@ def make_preprocessor(plan: FeaturePlan, style: Style) -> Pipeline:
                     plan.categorical,
                 )
             )
+    if plan.texts:
+        parts.append(("text", TextFeatures(), plan.texts))
     columns = ColumnStack(parts)
     return Pipeline([("coerce", coerce), ("columns", columns)]).set_output(transform="pandas")
 

@@ -332,27 +332,47 @@ class ColumnStack(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None): 
         self.parts = parts
 
     def fit(self, X: pd.DataFrame, y=None) -> ColumnStack:
+        self._fit(X, y)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y=None, **_: Any) -> pd.DataFrame:
+        """Fit, and the training rows' output: a part whose training output differs from its
+        output on new rows (``OWN_TRAINING_OUTPUT``: out-of-fold predictions of a text model)
+        gives that one."""
+        return self._stack(X, self._fit(X, y))
+
+    def _fit(self, X: pd.DataFrame, y: Any) -> dict[str, pd.DataFrame]:
         from sklearn.base import clone
 
         self.parts_ = []
         names: list[str] = []
+        training: dict[str, pd.DataFrame] = {}
         for name, transformer, columns in self.parts:
             columns = list(columns)
             if isinstance(transformer, str) and transformer == "passthrough":
                 self.parts_.append((name, None, columns))
                 names += columns
                 continue
-            fitted = clone(transformer).set_output(transform="pandas").fit(X[columns], y)
+            fitted = clone(transformer).set_output(transform="pandas")
+            if getattr(fitted, "OWN_TRAINING_OUTPUT", False):
+                training[name] = fitted.fit_transform(X[columns], y)
+            else:
+                fitted.fit(X[columns], y)
             self.parts_.append((name, fitted, columns))
             names += [str(n) for n in fitted.get_feature_names_out(columns)]
         self.feature_names_out_ = np.asarray(names, dtype=object)
-        return self
+        return training
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self._stack(X, {})
+
+    def _stack(self, X: pd.DataFrame, given: dict[str, pd.DataFrame]) -> pd.DataFrame:
         twins = self.array_parts() if len(X) <= SMALL_ROWS else [None] * len(self.parts_)
         frames = []
-        for (_, fitted, columns), twin in zip(self.parts_, twins, strict=True):
-            if twin is not None:  # a few rows: the part's own steps, on numpy arrays
+        for (name, fitted, columns), twin in zip(self.parts_, twins, strict=True):
+            if name in given:
+                part = given[name]
+            elif twin is not None:  # a few rows: the part's own steps, on numpy arrays
                 part = pd.DataFrame(twin.transform(X[columns].to_numpy()), index=X.index)
             else:
                 part = X[columns] if fitted is None else fitted.transform(X[columns])

@@ -174,6 +174,13 @@ def _performance_markdown(data: dict[str, Any]) -> list[str]:
         )
     if scheme.get("model"):
         out += ["", f"The registered model is {scheme['model']}."]
+    for column, terms in (scheme.get("text_terms") or {}).items():
+        up = ", ".join(f"`{t}`" for t, _ in terms.get("up", [])[:10]) or "none"
+        down = ", ".join(f"`{t}`" for t, _ in terms.get("down", [])[:10]) or "none"
+        towards = terms.get("towards")
+        way = f"towards {towards!r}" if towards is not None else "up"
+        out += ["", f"In the text of **{column}**, the words that push a prediction {way}: "
+                    f"{up}; the other way: {down}."]  # fmt: skip
     return out
 
 

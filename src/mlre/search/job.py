@@ -25,6 +25,7 @@ from mlre.errors import InputError
 from mlre.evaluate.diagnostics import expected_range
 from mlre.evaluate.metrics import get_metric, naive_prediction
 from mlre.features.pipeline import FeaturePlan
+from mlre.features.text import pipeline_terms
 from mlre.findings import Finding, Severity
 from mlre.models.families import n_workers
 from mlre.models.final import MlreModel
@@ -272,8 +273,8 @@ def prepare(
         left = ", ".join(f"{c} ({why})" for c, why in plan.ignored.items()) or "none"
         raise InputError(
             f"no column can feed a model: every feature was left out ({left})",
-            hint="a column of free text or identifiers alone is not a feature yet; add columns "
-            "with numbers, categories or dates",
+            hint="identifiers are never features; add columns of numbers, categories, dates or "
+            "text, or declare what a column is (id_columns, drop)",
         )
     rows = _search_sample(y_train, task, search_rows, spec.seed)
     X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
@@ -345,6 +346,12 @@ def run_job(
         if refit_on_all(model, search, full, len(rows), deadline - reserve, prep.ordered):
             scheme += ", then refitted on all training rows"
     result = _scored(prep, model, search, scheme, spec.seed)
+    if plan.texts:  # what the text says, while the scored model's pipelines are at hand
+        terms = pipeline_terms([p for m in model.members for p in m.pipelines])
+        for found in terms.values():  # the class as a person names it, not its code
+            if found["towards"] is not None and prep.classes is not None:
+                found["towards"] = str(prep.classes[found["towards"]])
+        result.scheme["text_terms"] = terms
     result.findings.extend(
         gap_findings(result.search_score, result.holdout_score, result.search_interval, metric.name)
     )

@@ -120,11 +120,11 @@ def fit_family(
     prep = make_preprocessor(plan, family.style)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        X_tr = prep.fit_transform(X_train)
-        X_va = None if X_valid is None else prep.transform(X_valid)
-        est = family.build(task, params, seed)
         y_tr, y_va = forward(y_train, transform), forward(y_valid, transform)
         assert y_tr is not None
+        X_tr = prep.fit_transform(X_train, y_tr)  # a text part learns from the target
+        X_va = None if X_valid is None else prep.transform(X_valid)
+        est = family.build(task, params, seed)
         family.fit(est, X_tr, y_tr, X_va, y_va, deadline)
     if transform == "log1p":
         est = LogTarget(est)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from mlre.data.audit import columns, shift, target, time
+from mlre.data.audit import columns, shift, target, text, time
 from mlre.data.audit.context import AuditContext
 from mlre.findings import Finding, Findings
 
@@ -26,6 +26,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("dates", columns.datetime_problems),
     ("times", time.unplaceable_times),
     ("time order", time.time_order),
+    ("text", text.text_columns),
     ("duplicate rows", columns.duplicate_rows),
     ("duplicate columns", columns.duplicate_columns),
     ("missing target", target.missing_target),
