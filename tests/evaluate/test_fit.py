@@ -109,3 +109,19 @@ def test_a_learning_curve_fits_nothing_it_cannot_finish():
         seconds_per_row=1.0,
     )
     assert d.data["sizes"] == [] and d.data["verdict"] == "unknown" and d.findings == []
+
+
+def test_a_learning_curve_in_time_order_grows_back_from_the_holdout():
+    seen: list[np.ndarray] = []
+
+    def fit_predict(rows: np.ndarray) -> np.ndarray:
+        seen.append(np.sort(rows))
+        p = np.linspace(0, 1, 10)
+        return np.column_stack([1 - p, p])
+
+    y = np.array([0, 1] * 5)
+    learning_curve(fit_predict, 800, y, AUC, latest_first=True)
+    # each part is the latest rows before the holdout: it ends at the last training row
+    assert [len(r) for r in seen] == [100, 200, 400, 800]
+    for rows in seen:
+        assert rows[-1] == 799 and np.array_equal(rows, np.arange(800 - len(rows), 800))

@@ -148,8 +148,11 @@ def learning_curve(
     deadline: float = float("inf"),
     seed: int = 0,
     seconds_per_row: float | None = None,
+    latest_first: bool = False,
 ) -> Diagnostic:
-    """Holdout score of one configuration trained on growing random parts of the training rows.
+    """Holdout score of one configuration trained on growing random parts of the training rows
+    (``latest_first``, for rows in time order: growing windows of the latest rows, reaching back
+    from the holdout).
 
     ``fit_predict(rows)`` fits on the training rows at positions ``rows`` and returns predictions
     for the holdout. Each part contains the smaller ones, so the curve shows the effect of adding
@@ -157,7 +160,8 @@ def learning_curve(
     first (``seconds_per_row``, a fit's known cost, keeps even the first from overrunning); a
     part the model cannot be fitted on (e.g. one class only) is skipped.
     """
-    order = np.random.default_rng(seed).permutation(n_train)
+    rng = np.random.default_rng(seed)
+    order = np.arange(n_train)[::-1] if latest_first else rng.permutation(n_train)
     sizes: list[int] = []
     scores: list[float] = []
     last_pred = None

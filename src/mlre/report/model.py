@@ -52,10 +52,16 @@ def learning_curve_diagnostic(
     rng = np.random.default_rng(seed)
     seconds_per_row = _fit_cost(job, lead)
 
+    # rows in time order: windows of the latest rows, each stopped early on its own latest tenth
+    ordered = str(job.scheme.get("holdout", "")).startswith("time-ordered")
+
     def fit_predict(rows: np.ndarray) -> np.ndarray:
-        shuffled = rng.permutation(rows)
         cut = max(1, len(rows) // 10)  # early stopping, as in the final refit
-        valid, train = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+        if ordered:
+            valid, train = rows[-cut:], rows[:-cut]
+        else:
+            shuffled = rng.permutation(rows)
+            valid, train = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
         pipe, _ = fit_pipeline(lead.family, lead.params, data, train, valid, seed, deadline)
         return member_predict(pipe, ev.X_hold, task, n_classes)
 
@@ -67,6 +73,7 @@ def learning_curve_diagnostic(
         deadline=deadline,
         seed=seed,
         seconds_per_row=seconds_per_row,
+        latest_first=ordered,
     )
     d.data["family"] = lead.family
     return d
