@@ -60,3 +60,16 @@ def folds_for(
     folds = repeated_folds(y, task=task, k=k, seed=seed, repeats=repeats)
     k = len(folds) // repeats
     return folds, (f"{repeats}x" if repeats > 1 else "") + f"{k}-fold cross-validation"
+
+
+def search_sample(y: np.ndarray, task: Task, limit: int, seed: int) -> np.ndarray:
+    """Positions of at most ``limit`` training rows (stratified for classification)."""
+    if len(y) <= limit:
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if task != "regression" and np.bincount(y).min() >= 2 else None
+    picked, _ = train_test_split(
+        np.arange(len(y)), train_size=limit, random_state=seed, stratify=stratify
+    )
+    return np.sort(picked)

@@ -32,7 +32,7 @@ from mlre.models.final import MlreModel
 from mlre.search.clock import share_of_time_left
 from mlre.search.engine import run_search
 from mlre.search.executor import Executor
-from mlre.search.folds import folds_for
+from mlre.search.folds import folds_for, search_sample
 from mlre.search.limits import Limits, trim_to_fit
 from mlre.search.notes import gap_findings, worker_findings
 from mlre.search.refit import StoredModel
@@ -251,32 +251,12 @@ def prepare(
         skipped = labelled.iloc[split.skipped].reset_index(drop=True)
         y_skipped = enc.y[split.skipped]
     else:
-        train, hold = labelled, test
-        y_train = enc.y
-        y_hold = encode_target(test[target], task, enc.classes).y
-        if task != "regression" and (y_hold < 0).any():
-            unseen = sorted({str(v) for v in test[target][y_hold < 0]})[:5]
-            raise InputError(
-                f"the test data has label(s) never seen in training: {', '.join(unseen)}",
-                hint="a model cannot predict a class it never saw",
-            )
-        method = "the given test table"
-        hold_rows = None
-        skipped, y_skipped = None, None
-        if spec.time_column is not None:  # the search's folds still go forward in time
-            order = np.argsort(parse_times(train[spec.time_column]).to_numpy(), kind="stable")
-            train, y_train = train.iloc[order].reset_index(drop=True), y_train[order]
+        train, hold, y_train, y_hold = _given_test(labelled, enc, test, spec, task)
+        method, hold_rows, skipped, y_skipped = "the given test table", None, None, None
     if enc.classes is not None:  # classification
         check_classes(y_train, y_hold, enc.classes)
-    plan = feature_plan(contract, spec)
-    if not plan.columns:
-        left = ", ".join(f"{c} ({why})" for c, why in plan.ignored.items()) or "none"
-        raise InputError(
-            f"no column can feed a model: every feature was left out ({left})",
-            hint="identifiers are never features; add columns of numbers, categories, dates or "
-            "text, or declare what a column is (id_columns, drop)",
-        )
-    rows = _search_sample(y_train, task, search_rows, spec.seed)
+    plan = _usable_plan(contract, spec)
+    rows = search_sample(y_train, task, search_rows, spec.seed)
     X_search, y_search = train[plan.columns].iloc[rows].reset_index(drop=True), y_train[rows]
     groups = train[spec.group_column].astype(str).to_numpy()[rows] if spec.group_column else None
     times = None
@@ -288,6 +268,40 @@ def prepare(
         train, hold, y_train, y_hold, method, plan, rows, scheme, data, enc.classes, hold_rows,
         labelled, skipped, y_skipped, ordered=times is not None,
     )  # fmt: skip
+
+
+def _given_test(
+    labelled: pd.DataFrame, enc: Target, test: pd.DataFrame, spec: Spec, task: Task
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """The training part and holdout when the user gave a test table: every labelled row
+    trains (in time order with a time column: the search's folds still go forward)."""
+    target = spec.target
+    assert target is not None
+    train, y_train = labelled, enc.y
+    y_hold = encode_target(test[target], task, enc.classes).y
+    if task != "regression" and (y_hold < 0).any():
+        unseen = sorted({str(v) for v in test[target][y_hold < 0]})[:5]
+        raise InputError(
+            f"the test data has label(s) never seen in training: {', '.join(unseen)}",
+            hint="a model cannot predict a class it never saw",
+        )
+    if spec.time_column is not None:
+        order = np.argsort(parse_times(train[spec.time_column]).to_numpy(), kind="stable")
+        train, y_train = train.iloc[order].reset_index(drop=True), y_train[order]
+    return train, test, y_train, y_hold
+
+
+def _usable_plan(contract: DataContract, spec: Spec) -> FeaturePlan:
+    """The run's feature plan; an InputError naming every column when none can feed a model."""
+    plan = feature_plan(contract, spec)
+    if not plan.columns:
+        left = ", ".join(f"{c} ({why})" for c, why in plan.ignored.items()) or "none"
+        raise InputError(
+            f"no column can feed a model: every feature was left out ({left})",
+            hint="identifiers are never features; add columns of numbers, categories, dates or "
+            "text, or declare what a column is (id_columns, drop)",
+        )
+    return plan
 
 
 def run_job(
@@ -531,19 +545,6 @@ def _refit_skipped(rows: int, needs: float) -> Finding:
         evidence={"rows": rows, "seconds_needed": round(needs, 1)},
         fix="give a larger time budget, or set refit: false to choose this knowingly",
     )
-
-
-def _search_sample(y: np.ndarray, task: Task, limit: int, seed: int) -> np.ndarray:
-    """Positions of at most ``limit`` training rows (stratified for classification)."""
-    if len(y) <= limit:
-        return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-
-    stratify = y if task != "regression" and np.bincount(y).min() >= 2 else None
-    picked, _ = train_test_split(
-        np.arange(len(y)), train_size=limit, random_state=seed, stratify=stratify
-    )
-    return np.sort(picked)
 
 
 def refit_on_all(
