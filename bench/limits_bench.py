@@ -3,7 +3,7 @@
     .venv/bin/python bench/limits_bench.py                       # adult, 60 s, max 1 ms a row
     .venv/bin/python bench/limits_bench.py --budget 30 --max-latency-ms 0.5
 
-Splits the bundled adult table 80/20 (stratified, seed 0), runs mlre as a user calls it on the
+Splits the bundled adult table (examples/data) 80/20 (stratified, seed 0), runs mlre as a user calls it on the
 training part twice (no limit; then `constraints: {max_latency_ms: L}`), and measures each
 registered model the same way on the test rows: the median milliseconds of one row through
 `model.predict_proba` (the compiled path a served model answers with), over 200 rows one at a
@@ -23,7 +23,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK = BENCH_DIR / ".work" / "limits"
-DATA = REPO_DIR / "tests" / "data" / "tables" / "adult" / "data.csv.gz"
+DATA = REPO_DIR / "examples" / "data" / "adult.csv.gz"
 TARGET = "income-per-year"
 
 
