@@ -80,20 +80,19 @@ class TextFeatures(TransformerMixin, BaseEstimator):
 
     def _matrix(self, column: str, texts: list[str], fit: bool) -> sparse.csr_matrix:
         parts = []
-        for name, vec in self.vectorizers_[column]:
+        for _, vec in self.vectorizers_[column]:
             try:
                 parts.append(vec.fit_transform(texts) if fit else vec.transform(texts))
             except ValueError:  # no term survives (e.g. every text empty): no columns
                 if fit:
                     vec.vocabulary_ = {}
                 parts.append(sparse.csr_matrix((len(texts), 0), dtype=np.float32))
-            del name
         return sparse.hstack(parts, format="csr", dtype=np.float32)
 
     def _targets(self, target: np.ndarray) -> np.ndarray:
         """What the linear text model fits: the quantity, or one indicator column per class
         (one column for two classes)."""
-        if self.task == "regression":
+        if self.task_ == "regression":
             return target.astype(np.float64).reshape(-1, 1)
         Y = (target.reshape(-1, 1) == self.classes_.reshape(1, -1)).astype(np.float64)
         return Y[:, 1:] if self.n_classes_ == 2 else Y
@@ -127,8 +126,8 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         self.svd_: dict[str, Any] = {}
         target = None if y is None else np.asarray(y)
         # mlre encodes a quantity as floats and classes as integer codes
-        self.task = "regression" if target is None or target.dtype.kind == "f" else "classes"
-        if target is not None and self.task != "regression":
+        self.task_ = "regression" if target is None or target.dtype.kind == "f" else "classes"
+        if target is not None and self.task_ != "regression":
             self.classes_ = np.unique(target)
             self.n_classes_ = len(self.classes_)
         blocks = []
@@ -154,7 +153,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         return pd.concat(blocks, axis=1) if blocks else pd.DataFrame(index=X.index)
 
     def _learnable(self, target: np.ndarray) -> bool:
-        if self.task == "regression":
+        if self.task_ == "regression":
             return bool(np.isfinite(target).all()) and float(np.std(target)) > 0
         return (
             self.n_classes_ >= 2
@@ -165,7 +164,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         from sklearn.model_selection import KFold, StratifiedKFold
 
         k = INNER_FOLDS
-        if self.task != "regression":
+        if self.task_ != "regression":
             counts = np.bincount(np.searchsorted(self.classes_, target))
             k = max(2, min(k, int(counts.min())))
             splitter: Any = StratifiedKFold(k, shuffle=True, random_state=self.seed)
@@ -214,7 +213,7 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         """The n-grams the column's linear text model weighs most each way (towards its last
         class, for a classifier): what pushes a prediction up, and what pulls it down."""
         model = self.linear_.get(column)
-        towards = None if self.task == "regression" else self.classes_[-1].item()
+        towards = None if self.task_ == "regression" else self.classes_[-1].item()
         if model is None:
             return {"up": [], "down": [], "towards": towards}
         names = [t for _, vec in self.vectorizers_[column] for t in _terms(vec)]
